@@ -1,0 +1,28 @@
+"""The root of every error vdsmlib raises.
+
+::
+
+    VdsmError
+     +-- ParamsError            (vdsmlib.params: bad version, weak password, ...)
+     +-- PreflightError         (vdsmlib.build.preflight: Docker down, disk full, Chromium missing)
+     +-- DockerError            (vdsmlib.docker: engine errors, container exited early)
+     +-- QmpError               (vdsmlib.qemu.qmp: QMP connection and command failures)
+     |    +-- SnapshotError     (savevm failed or did not read back)
+     +-- ReadinessTimeout       (vdsmlib.readiness: a wait strategy ran out of time)
+     +-- WebApiError            (vdsmlib.webapi: DSM Web API failures, with the DSM error code)
+     +-- WizardError            (vdsmlib.wizard: unknown screen, required screen not seen, ...)
+     +-- PatError               (vdsmlib.pat: download failures, size/checksum mismatch)
+     +-- StageError             (vdsmlib.build: a build stage failed; names the stage)
+
+Every message says what failed, with evidence (command, log tail, screenshot path, URL),
+and what to do next. Third-party errors are wrapped with ``raise ... from err``;
+``KeyboardInterrupt`` and ``asyncio.CancelledError`` are never wrapped.
+"""
+
+from __future__ import annotations
+
+__all__ = ["VdsmError"]
+
+
+class VdsmError(Exception):
+    """Base class of all errors raised by vdsmlib."""
