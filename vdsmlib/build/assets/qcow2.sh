@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Convert a raw disk image to qcow2 in place (no-op when it already is qcow2), so that QEMU can
+# snapshot it. Inserted by vdsm-ci's build base in front of the lines that attach the boot and
+# system disks.
+set -eu
+f="$1"
+[ -s "$f" ] || exit 0
+fmt=$(qemu-img info --output=json "$f" | sed -n 's/.*"format": *"\([a-z0-9]*\)".*/\1/p' | head -n1)
+[ "$fmt" = "qcow2" ] && exit 0
+echo "vdsm-ci: converting $(basename "$f") from ${fmt:-unknown} to qcow2"
+qemu-img convert -f "${fmt:-raw}" -O qcow2 "$f" "$f.qcow2.tmp"
+mv -f "$f.qcow2.tmp" "$f"

@@ -1,0 +1,105 @@
+"""The stage graph and the resume decision (pure logic, no Docker).
+
+::
+
+    prepare -> boot -> [start-ready] -> admin -> post-wizard -> services -> [final]
+            -> flatten -> smoke
+
+Brackets are checkpoints: QEMU snapshots inside committed images. The build resumes from the
+newest checkpoint whose fingerprint matches; when the final image matches, nothing runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "CHECKPOINT_AFTER",
+    "STAGES",
+    "Plan",
+    "Status",
+    "make_plan",
+]
+
+Status = Literal["ran", "resumed", "skipped", "failed", "pending"]
+
+#: every stage, in order
+STAGES: tuple[str, ...] = (
+    "prepare",
+    "boot",
+    "admin",
+    "post-wizard",
+    "services",
+    "flatten",
+    "smoke",
+)
+
+#: the checkpoint each stage ends in (the VM is snapshotted and committed there)
+CHECKPOINT_AFTER: Mapping[str, str] = {"boot": "start-ready", "services": "final"}
+
+#: the stages whose work a checkpoint contains
+_COVERED_BY: Mapping[str, tuple[str, ...]] = {
+    "start-ready": ("boot",),
+    "final": ("boot", "admin", "post-wizard", "services"),
+}
+
+
+@dataclass
+class Plan:
+    """What to do for each stage, and where to start the VM from."""
+
+    actions: dict[str, Status] = field(default_factory=dict)
+    #: the checkpoint to restore for the first VM stage that runs, or None for a cold boot
+    resume_from: str | None = None
+    reason: str = ""
+
+    def to_run(self) -> list[str]:
+        return [s for s in STAGES if self.actions.get(s) == "pending"]
+
+
+def make_plan(
+    *,
+    final_image_exists: bool,
+    checkpoints: Mapping[str, bool],
+    no_cache: bool = False,
+    from_checkpoint: str | None = None,
+    stages: Sequence[str] = STAGES,
+) -> Plan:
+    """Decide each stage's action from which artefacts with matching fingerprints exist.
+
+    ``checkpoints`` maps checkpoint name (``start-ready``, ``final``) to whether an image with the
+    current fingerprint exists. ``no_cache`` runs everything; ``from_checkpoint`` forces the
+    restore point (it must exist).
+    """
+    plan = Plan(actions={s: "pending" for s in stages})
+    plan.actions["prepare"] = "ran"  # prepare always checks its inputs; the caller may downgrade
+    if no_cache:
+        plan.reason = "no_cache: every stage runs"
+        return plan
+    if from_checkpoint is not None:
+        if from_checkpoint not in _COVERED_BY:
+            known = ", ".join(_COVERED_BY)
+            raise ValueError(f"unknown checkpoint {from_checkpoint!r} (known: {known})")
+        if not checkpoints.get(from_checkpoint):
+            raise LookupError(f"checkpoint {from_checkpoint!r} with the current fingerprint")
+        return _resume(plan, from_checkpoint, f"from_checkpoint={from_checkpoint}")
+    if final_image_exists:
+        for stage in stages:
+            plan.actions[stage] = "skipped"
+        plan.reason = "the final image matches the current fingerprint: nothing to do"
+        return plan
+    for name in ("final", "start-ready"):
+        if checkpoints.get(name):
+            return _resume(plan, name, f"checkpoint {name} matches the current fingerprint")
+    plan.reason = "no checkpoint matches: cold boot"
+    return plan
+
+
+def _resume(plan: Plan, checkpoint: str, reason: str) -> Plan:
+    for stage in _COVERED_BY[checkpoint]:
+        plan.actions[stage] = "resumed"
+    plan.resume_from = checkpoint
+    plan.reason = reason
+    return plan

@@ -1,0 +1,265 @@
+"""A virtual-dsm compatible container as a context manager that always cleans up.
+
+Example::
+
+    with VmContainer.start(client, "vdsm-ci/checkpoint:sim-start-ready-0123abcd",
+                           env={"KVM": "N"}, labels=owner_labels("stage-container", run_id)) as vm:
+        url = vm.url(5000)           # http://127.0.0.1:<free port>
+        ...
+        vm.wait_exit(60)
+        image = vm.commit("vdsm-ci/checkpoint", "x", labels={...})
+
+Published ports are bound to 127.0.0.1 on ports Docker picks, so a busy 5000 on the host never
+breaks a build. ``close()`` removes the container (unless ``keep``) and may be called any number
+of times; a failed start removes what was created before raising.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
+from docker.models.images import Image
+
+from vdsmlib.docker.engine import DockerError
+
+__all__ = ["ContainerExited", "VmContainer"]
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.25
+
+
+class ContainerExited(DockerError):
+    """The container stopped while something was still expected of it."""
+
+
+class VmContainer:
+    """A running container of a virtual-dsm compatible image."""
+
+    def __init__(self, client: docker.DockerClient, container: Container, *, keep: bool = False):
+        self.client = client
+        self._container = container
+        self.keep = keep
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        client: docker.DockerClient,
+        image: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        ports: Iterable[int] = (5000,),
+        labels: Mapping[str, str] | None = None,
+        binds: Mapping[str, str] | None = None,
+        devices: Iterable[str] = (),
+        cap_add: Iterable[str] = (),
+        name: str | None = None,
+        keep: bool = False,
+    ) -> VmContainer:
+        """Create and start a detached container; ports go to 127.0.0.1 on free host ports."""
+        volumes = {src: {"bind": dst, "mode": "rw"} for src, dst in (binds or {}).items()}
+        try:
+            container = client.containers.run(
+                image,
+                detach=True,
+                environment=dict(env or {}),
+                ports={f"{p}/tcp": ("127.0.0.1", None) for p in ports},
+                labels=dict(labels or {}),
+                volumes=volumes,
+                devices=[f"{d}:{d}" for d in devices],
+                cap_add=list(cap_add) or None,
+                name=name,
+                stop_signal="SIGTERM",
+            )
+        except DockerException as err:
+            raise DockerError(
+                f"could not start a container of {image}: {_one_line(err)}"
+            ) from err
+        vm = cls(client, container, keep=keep)
+        try:
+            vm._container.reload()
+        except BaseException:
+            vm.close()
+            raise
+        log.info("started container %s from %s", vm.short_id, image)
+        return vm
+
+    @classmethod
+    def attach(cls, client: docker.DockerClient, container_id: str) -> VmContainer:
+        """A handle on an existing container (for example one a previous notebook started)."""
+        try:
+            return cls(client, client.containers.get(container_id), keep=True)
+        except NotFound as err:
+            raise ContainerExited(f"container {container_id[:12]} no longer exists") from err
+
+    def __enter__(self) -> VmContainer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the container unless ``keep`` is set. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.keep:
+            log.info("leaving container %s running (keep)", self.short_id)
+            return
+        self.remove()
+
+    def remove(self) -> None:
+        """Force-remove the container (and its anonymous volumes)."""
+        try:
+            self._container.remove(force=True, v=True)
+            log.info("removed container %s", self.short_id)
+        except NotFound:
+            pass
+        except DockerException as err:
+            raise DockerError(f"could not remove container {self.short_id}: {err}") from err
+
+    # -- facts -----------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return str(self._container.id)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def host_port(self, port: int = 5000) -> int:
+        """The loopback port Docker chose for the container's ``port``."""
+        self._container.reload()
+        bindings = (self._container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp")
+        if not bindings:
+            raise DockerError(f"container {self.short_id} publishes no port {port}")
+        return int(bindings[0]["HostPort"])
+
+    def url(self, port: int = 5000) -> str:
+        return f"http://127.0.0.1:{self.host_port(port)}"
+
+    def status(self) -> str:
+        try:
+            self._container.reload()
+        except NotFound:
+            return "removed"
+        return str(self._container.status)
+
+    def exit_code(self) -> int | None:
+        self._container.reload()
+        state = self._container.attrs["State"]
+        return None if state.get("Running") else int(state.get("ExitCode", -1))
+
+    def logs_tail(self, lines: int = 30) -> str:
+        try:
+            raw = self._container.logs(tail=lines)
+        except DockerException:
+            return "(no logs: container gone)"
+        return bytes(raw).decode(errors="replace").rstrip()
+
+    def died(self) -> str | None:
+        """Why the container is no longer running, or None while it runs (a readiness check)."""
+        state = self.status()
+        if state in ("running", "created", "restarting"):
+            return None
+        code = "?" if state == "removed" else self.exit_code()
+        return (
+            f"container {self.short_id} {state} (exit code {code}); last log lines:\n"
+            + self.logs_tail(15)
+        )
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def exec(self, *cmd: str) -> str:
+        """Run a command inside the container; raises on a non-zero exit."""
+        try:
+            result = self._container.exec_run(list(cmd))
+        except DockerException as err:
+            raise DockerError(f"exec {' '.join(cmd)} in {self.short_id}: {err}") from err
+        out = bytes(result.output or b"").decode(errors="replace")
+        if result.exit_code != 0:
+            raise DockerError(
+                f"`{' '.join(cmd)}` in container {self.short_id} exited {result.exit_code}: "
+                f"{out.strip()[-400:]}"
+            )
+        return out
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the container to stop by itself; returns its exit code."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.exit_code()
+            if code is not None:
+                return code
+            time.sleep(_POLL)
+        raise DockerError(
+            f"container {self.short_id} did not stop within {timeout:.0f} s; last log lines:\n"
+            + self.logs_tail(15)
+        )
+
+    def stop(self, timeout: int = 30) -> None:
+        try:
+            self._container.stop(timeout=timeout)
+        except NotFound:
+            pass
+        except DockerException as err:
+            raise DockerError(f"could not stop container {self.short_id}: {err}") from err
+
+    def kill_process(self, pattern: str) -> None:
+        """Kill processes matching ``pattern`` inside the container (fault injection, tests)."""
+        self._container.exec_run(["pkill", "-9", "-f", pattern])
+
+    def commit(
+        self,
+        repository: str,
+        tag: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        changes: Iterable[str] = (),
+    ) -> Image:
+        """Commit the (stopped) container into ``repository:tag`` with extra labels."""
+        all_changes = [*changes, *(f'LABEL "{k}"="{v}"' for k, v in (labels or {}).items())]
+        try:
+            image = self._container.commit(
+                repository=repository, tag=tag, changes=all_changes, pause=True
+            )
+        except (APIError, DockerException) as err:
+            raise DockerError(f"docker commit of {self.short_id} failed: {err}") from err
+        log.info("committed %s as %s:%s", self.short_id, repository, tag)
+        return image
+
+    def copy_from(self, path: str, dest: Path) -> None:
+        """Copy a file or folder out of the container (as a tar stream) into ``dest``."""
+        import io
+        import tarfile
+
+        stream, _ = self._container.get_archive(path)
+        buf = io.BytesIO(b"".join(stream))
+        with tarfile.open(fileobj=buf) as tar:
+            tar.extractall(dest, filter="data")
+
+    def attrs(self) -> dict[str, Any]:
+        self._container.reload()
+        return dict(self._container.attrs)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else err.__class__.__name__

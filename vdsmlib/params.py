@@ -1,0 +1,282 @@
+"""Build parameters: one YAML per target under ``params/``, validated once into :class:`Params`.
+
+A target is a DSM version (``7.2.2``, ``7.3.2``, ...) or the built-in simulator (``sim``). The
+YAML files hold everything that differs between targets: where the base image comes from, the PAT,
+the wizard profile, VM sizing, timeouts, and the desired services. Nothing downstream re-parses
+strings: the pipeline reads typed fields only.
+
+Example::
+
+    params = load_params("sim", overrides={"admin_password": "S3cure-Passw0rd"})
+    params.profile          # 'dsm-7.2.2'
+    params.vm.cpu_model     # 'qemu64'
+
+``papermill -p dsm_version 7.2`` delivers the float ``7.2`` and ``-p build 72806`` an int;
+:func:`coerce_version` turns both back into the strings the files are named by.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vdsmlib.errors import VdsmError
+from vdsmlib.sim.guest import policy
+from vdsmlib.webapi.services import ServicesSpec
+
+__all__ = [
+    "PARAMS_DIR",
+    "AdminSpec",
+    "BaseSpec",
+    "ImageSpec",
+    "Params",
+    "ParamsError",
+    "PatParams",
+    "RunSpec",
+    "Timeouts",
+    "VmSpec",
+    "available_targets",
+    "coerce_version",
+    "load_params",
+]
+
+log = logging.getLogger(__name__)
+
+PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
+
+
+class ParamsError(VdsmError):
+    """The build parameters are invalid (unknown version, weak password, bad value, ...)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseSpec(_Strict):
+    """Where the virtual-dsm compatible image comes from and how to make it snapshot-ready."""
+
+    #: ``sim-build``: the simulator image, built locally; ``registry``: a pinned image to pull.
+    source: Literal["sim-build", "registry"]
+    #: image reference; for ``registry`` it should carry a digest (``repo@sha256:...``).
+    image: str
+    #: the script of the base image that attaches the boot and system disks.
+    patch_file: str = "/run/prepare.sh"
+    #: base name of the disks in /storage (``<base>.boot.img``, ``<base>.system.img``).
+    disk_base: str
+
+
+class PatParams(_Strict):
+    """The DSM install image (.pat) for a real-DSM target."""
+
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+class VmSpec(_Strict):
+    """Guest sizing and the CPU/machine settings that a snapshot is tied to."""
+
+    ram: str = "2G"
+    cpu_cores: int = 2
+    cpu_model: str = "Westmere,-invtsc"
+    machine: str = "q35"
+    disk_size: str = "16G"
+    #: ``auto`` probes KVM by booting a small guest and falls back to TCG.
+    accelerator: Literal["auto", "kvm", "tcg"] = "auto"
+
+    @field_validator("ram", "disk_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]*[MGT]", value):
+            raise ValueError(f"{value!r} is not a size like 512M or 2G")
+        return value
+
+
+class RunSpec(_Strict):
+    """Extra ``docker run`` settings the base image needs (never ``--privileged``)."""
+
+    devices: list[str] = Field(default_factory=list)
+    cap_add: list[str] = Field(default_factory=list)
+
+
+class Timeouts(_Strict):
+    """Seconds to wait for the slow parts; real DSM needs far more than the simulator."""
+
+    boot: float = 1200.0
+    api_ready: float = 300.0
+    savevm: float = 600.0
+    restore: float = 300.0
+
+
+class AdminSpec(_Strict):
+    server_name: str = "vdsm-ci"
+    user: str = "vdsm"
+    password: str = Field(repr=False)
+
+
+class ImageSpec(_Strict):
+    """Naming of the final image: ``<repository>:<version>-<variant>`` and a pinned tag."""
+
+    repository: str = "ghcr.io/vdsm-ci/vdsm-configured"
+
+
+class Params(_Strict):
+    """Every parameter of one build, validated."""
+
+    dsm_version: str
+    #: DSM version string as DSM reports it, e.g. ``7.2.2-72806``.
+    dsm_release: str
+    description: str = ""
+    base: BaseSpec
+    pat: PatParams | None = None
+    profile: str
+    vm: VmSpec = VmSpec()
+    timeouts: Timeouts = Timeouts()
+    admin: AdminSpec
+    services: ServicesSpec = ServicesSpec()
+    #: how NFS is switched on: through the Web API, or clicked through Control Panel like a user.
+    nfs_via: Literal["api", "ui"] = "api"
+    #: extra environment of the base container (simulator knobs, virtual-dsm settings).
+    env: dict[str, str] = Field(default_factory=dict)
+    run: RunSpec = RunSpec()
+    image: ImageSpec = ImageSpec()
+
+    @property
+    def target(self) -> str:
+        """``sim`` for the simulator, ``dsm`` for a real DSM release."""
+        return "sim" if self.base.source == "sim-build" else "dsm"
+
+    def public_dict(self) -> dict[str, Any]:
+        """The parameters with secrets masked, for records and notebook output."""
+        data = self.model_dump(mode="json")
+        data["admin"]["password"] = "***"
+        return data
+
+
+def coerce_version(value: object) -> str:
+    """Turn what papermill delivers for ``-p dsm_version ...`` back into a version string.
+
+    >>> coerce_version(7.2)
+    '7.2'
+    >>> coerce_version("7.2.2")
+    '7.2.2'
+    """
+    if isinstance(value, bool) or value is None:
+        raise ParamsError(f"dsm_version must be a version such as 7.2.2 or 'sim', got {value!r}")
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).strip()
+
+
+def available_targets(params_dir: Path = PARAMS_DIR) -> list[str]:
+    """The targets that have a params file, e.g. ``['7.1.1', '7.2.1', '7.2.2', '7.3.2', 'sim']``."""
+    return sorted(p.stem for p in params_dir.glob("*.yaml"))
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+#: flat override names (papermill parameters) and where they go in the params tree.
+_FLAT_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "admin_user": ("admin", "user"),
+    "admin_password": ("admin", "password"),
+    "server_name": ("admin", "server_name"),
+    "accelerator": ("vm", "accelerator"),
+    "image_repository": ("image", "repository"),
+    "pat_url": ("pat", "url"),
+}
+
+
+def _apply_flat(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None or value == "":
+            continue  # papermill parameters left at their default mean "use the params file"
+        if key in _FLAT_OVERRIDES:
+            path = _FLAT_OVERRIDES[key]
+            node = nested
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = str(value)
+        elif key == "sim_knobs":
+            if not isinstance(value, Mapping):
+                raise ParamsError(
+                    f"sim_knobs must be a mapping such as {{SIM_SCREEN_SEED: '7'}}, got {value!r}"
+                )
+            nested.setdefault("env", {}).update({str(k): str(v) for k, v in value.items()})
+        elif key == "env":
+            nested.setdefault("env", {}).update({str(k): str(v) for k, v in dict(value).items()})
+        else:
+            nested[key] = value
+    return _merge(data, nested)
+
+
+def _check_policy(admin: AdminSpec) -> None:
+    problems = [
+        *(f"server name: {p}" for p in policy.check_server_name(admin.server_name)),
+        *(f"admin user: {p}" for p in policy.check_user_name(admin.user)),
+        *(f"admin password: {p}" for p in policy.check_password(admin.password, admin.user)),
+    ]
+    if problems:
+        raise ParamsError(
+            "DSM would reject the admin account: "
+            + "; ".join(problems)
+            + " (fix admin_user / admin_password / server_name and run again)"
+        )
+
+
+def load_params(
+    dsm_version: object = "sim",
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    params_dir: Path = PARAMS_DIR,
+) -> Params:
+    """Load ``params/<dsm_version>.yaml``, apply overrides, and validate everything.
+
+    ``overrides`` take flat papermill-style names (``admin_password``, ``sim_knobs``, ...) or
+    nested sections (``{"vm": {"ram": "1G"}}``). Raises :class:`ParamsError` with one line that
+    says what to change.
+    """
+    version = coerce_version(dsm_version)
+    path = params_dir / f"{version}.yaml"
+    if not path.is_file():
+        known = ", ".join(available_targets(params_dir)) or "none"
+        raise ParamsError(
+            f"unknown dsm_version {version!r}: no {path.name} in {params_dir} (known: {known}; "
+            "for papermill pass it as a string with -r dsm_version 7.2)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must hold a mapping at the top level")
+    data = _apply_flat(data, overrides or {})
+    data["dsm_version"] = version
+    try:
+        params = Params.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ParamsError(
+            f"{path.name}: {where}: {first['msg']} ({err.error_count()} problem(s) in all)"
+        ) from err
+    _check_policy(params.admin)
+    profile_dir = params_dir / "profiles" / params.profile
+    if not profile_dir.is_dir():
+        raise ParamsError(f"{path.name}: profile {params.profile!r} has no folder {profile_dir}")
+    return params
