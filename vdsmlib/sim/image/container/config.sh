@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Assemble the QEMU command line in QEMU_ARGS. Everything that shapes the virtual hardware is
+# fixed here, so a snapshot taken in one container loads in another (-loadvm via ARGUMENTS).
+set -Eeuo pipefail
+
+# SIM_* knobs go to the guest kernel command line as sim.NAME=VALUE. Values are
+# percent-encoded (space, %, quotes, backslash and non-printables) and decoded by the guest's
+# /init, because the kernel command line splits on spaces.
+simKnobs() {
+    local name value out="" i c hex LC_ALL=C
+    while IFS='=' read -r name value; do
+        [[ "$name" =~ ^SIM_[A-Z0-9_]+$ ]] || continue
+        local enc=""
+        for ((i = 0; i < ${#value}; i++)); do
+            c=${value:i:1}
+            if [[ "$c" =~ [-A-Za-z0-9._,:/+=@] ]]; then
+                enc+=$c
+            else
+                printf -v hex '%%%02X' "'$c"
+                enc+=$hex
+            fi
+        done
+        out+=" sim.$name=$enc"
+    done < <(env | grep -E '^SIM_[A-Z0-9_]+=' | sort)
+    echo "$out"
+}
+
+KERNEL_APPEND="console=ttyS0 quiet loglevel=3 panic=-1$(simKnobs)"
+
+QEMU_ARGS=(
+    -name "VirtualDSM-SIM,process=qemu-vdsm-sim"
+    -nodefaults -no-user-config -display none -vga none
+    -machine "$MACHINE" -m "$RAM_SIZE"
+    -kernel /sim/vmlinuz -initrd /sim/initrd.img -append "$KERNEL_APPEND"
+    -chardev "file,id=console,path=$CONSOLE_LOG" -serial chardev:console
+    -object rng-random,id=rng0,filename=/dev/urandom
+    -device virtio-rng-pci,rng=rng0,bus=pcie.0,addr=0x4
+    -monitor "unix:$PRIVATE_MONITOR,server=on,wait=off"
+    -no-reboot
+)
+
+set -f  # the option strings below are split on spaces like upstream, never globbed
+# shellcheck disable=SC2206
+QEMU_ARGS+=($ACCEL_OPTS $CPU_OPTS $NET_OPTS $DISK_OPTS $DATA_DISK_OPTS)
+[ -n "$QMP" ] && QEMU_ARGS+=(-qmp "$QMP")
+[ -n "$MONITOR" ] && QEMU_ARGS+=(-monitor "$MONITOR")
+# shellcheck disable=SC2206
+[ -n "$ARGUMENTS" ] && QEMU_ARGS+=($ARGUMENTS)
+set +f
+return 0

@@ -1,0 +1,110 @@
+#!/bin/sh
+# Assemble the simulator guest's initramfs (runs in the builder stage of Dockerfile.sim).
+#
+#   mkinitramfs.sh KERNEL_ROOT GUEST_DIR OUT_DIR
+#
+# KERNEL_ROOT is a `dpkg -x` of Debian's linux-image-*-cloud-amd64 package. Writes
+# OUT_DIR/vmlinuz and OUT_DIR/initrd.img (gzip cpio): busybox, the virtio modules, python3.11
+# with the libraries it links and a pruned, precompiled stdlib, the guest package at
+# /opt/sim/guest, and /init.
+set -eu
+
+KROOT=$1
+GUEST=$2
+OUT=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(mktemp -d /tmp/initramfs.XXXXXX)
+PY=python3.11
+PYLIB=/usr/lib/$PY
+
+KVER=$(ls "$KROOT/lib/modules")
+echo "kernel $KVER"
+
+# Merged-/usr layout like Debian, so paths printed by ldd resolve unchanged.
+mkdir -p "$ROOT"/usr/bin "$ROOT"/usr/sbin "$ROOT"/usr/lib "$ROOT"/usr/lib64
+for d in bin sbin lib lib64; do ln -s "usr/$d" "$ROOT/$d"; done
+mkdir -p "$ROOT"/dev "$ROOT"/proc "$ROOT"/sys "$ROOT"/tmp "$ROOT"/run "$ROOT"/etc \
+    "$ROOT"/root "$ROOT"/opt/sim "$ROOT"/var/log
+# The kernel opens /dev/console for init before devtmpfs is mounted.
+mknod -m 600 "$ROOT/dev/console" c 5 1 || echo "mknod /dev/console failed; init redirects later"
+
+# busybox and its applets
+cp /bin/busybox "$ROOT/usr/bin/busybox"
+for applet in $(/bin/busybox --list); do
+    [ -e "$ROOT/usr/bin/$applet" ] || ln -s busybox "$ROOT/usr/bin/$applet"
+done
+
+# virtio modules with their dependencies, resolved by kmod against the package's tree
+depmod -b "$KROOT" "$KVER"
+for mod in virtio_pci virtio_net virtio_blk virtio_rng; do
+    modprobe -d "$KROOT" -S "$KVER" --show-depends "$mod" | while read -r kind path _; do
+        [ "$kind" = insmod ] || continue
+        rel=${path#"$KROOT"/}
+        rel=lib/modules/${rel#*lib/modules/}
+        mkdir -p "$ROOT/usr/$(dirname "$rel")"
+        cp "$path" "$ROOT/usr/$rel"
+    done
+done
+cp "$KROOT/lib/modules/$KVER"/modules.order "$KROOT/lib/modules/$KVER"/modules.builtin* \
+    "$ROOT/usr/lib/modules/$KVER/"
+depmod -b "$ROOT" "$KVER"
+echo "modules: $(cd "$ROOT/usr/lib/modules/$KVER" && find . -name '*.ko*' | sed 's,.*/,,' | tr '\n' ' ')"
+
+# python3.11 and a pruned stdlib. Dropped: tests, GUI, packaging tools, docs, databases,
+# terminal UIs and everything else a headless HTTP application does not import.
+cp "/usr/bin/$PY" "$ROOT/usr/bin/$PY"
+ln -s "$PY" "$ROOT/usr/bin/python3"
+mkdir -p "$ROOT$PYLIB"
+tar -C "$PYLIB" -c \
+    --exclude=./test --exclude=./idlelib --exclude=./tkinter --exclude=./lib2to3 \
+    --exclude=./ensurepip --exclude=./distutils --exclude=./pydoc_data --exclude=./turtledemo \
+    --exclude=./unittest --exclude=./venv --exclude=./sqlite3 --exclude=./curses \
+    --exclude=./dbm --exclude='./config-*' --exclude=./turtle.py --exclude=./pydoc.py \
+    --exclude=./doctest.py --exclude=./sitecustomize.py --exclude=./_pydecimal.py \
+    --exclude=./__phello__ --exclude=./site-packages --exclude=./dist-packages \
+    --exclude=__pycache__ \
+    --exclude='./lib-dynload/_tkinter*' --exclude='./lib-dynload/_curses*' \
+    --exclude='./lib-dynload/_dbm*' --exclude='./lib-dynload/_gdbm*' \
+    --exclude='./lib-dynload/_sqlite3*' --exclude='./lib-dynload/readline*' \
+    --exclude='./lib-dynload/_test*' --exclude='./lib-dynload/_ctypes_test*' \
+    --exclude='./lib-dynload/xxlimited*' --exclude='./lib-dynload/_xxtestfuzz*' \
+    --exclude='./lib-dynload/audioop*' --exclude='./lib-dynload/nis*' \
+    . | tar -C "$ROOT$PYLIB" -x
+
+# shared libraries of python and of the extension modules kept
+libs=$( { ldd "/usr/bin/$PY"; for so in "$ROOT$PYLIB"/lib-dynload/*.so; do ldd "$so"; done; } \
+    | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | sort -u)
+for lib in $libs; do
+    mkdir -p "$ROOT$(dirname "$lib")"
+    cp -L "$lib" "$ROOT$lib"
+done
+
+# Precompile the stdlib to sourceless .pyc files: the guest never reads stdlib sources, and
+# both the initramfs and the guest's first imports get smaller and faster.
+"$PY" -m compileall -q -b -j 0 -s "$ROOT" -p / "$ROOT$PYLIB" >/dev/null
+find "$ROOT$PYLIB" -name '*.py' -delete
+
+# the guest application (sources kept for readable tracebacks; .pyc need no mtime check)
+cp -r "$GUEST" "$ROOT/opt/sim/guest"
+find "$ROOT/opt/sim/guest" -name __pycache__ -prune -exec rm -rf {} +
+"$PY" -m compileall -q --invalidation-mode unchecked-hash -s "$ROOT" -p / "$ROOT/opt/sim/guest" \
+    >/dev/null
+
+# name resolution from files only: http.server looks up its own address at bind time
+printf 'hosts: files\n' > "$ROOT/etc/nsswitch.conf"
+printf '127.0.0.1 localhost\n10.0.2.15 VirtualDSM\n' > "$ROOT/etc/hosts"
+printf 'root:x:0:0:root:/root:/bin/sh\n' > "$ROOT/etc/passwd"
+printf 'root:x:0:\n' > "$ROOT/etc/group"
+
+install -m 755 "$HERE/init" "$ROOT/init"
+
+# smoke-test the pruned python against its own tree before packing
+chroot "$ROOT" /usr/bin/python3 -c 'import http.server, json, socketserver, email.message, hashlib, secrets, random, urllib.parse, asyncio, base64, hmac, uuid, html, mimetypes, gzip, zlib, logging, argparse, dataclasses, ssl'
+PYTHONPATH=/opt/sim chroot "$ROOT" /usr/bin/python3 -c 'import guest'
+
+mkdir -p "$OUT"
+cp "$KROOT/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+(cd "$ROOT" && find . -print0 | sort -z | cpio --null -o -H newc -R 0:0 --quiet) | gzip -6 > "$OUT/initrd.img"
+echo "$KVER" > "$OUT/kernel-version"
+echo "initramfs: $(du -sh "$ROOT" | cut -f1) unpacked, $(du -h "$OUT/initrd.img" | cut -f1) gzip; kernel $(du -h "$OUT/vmlinuz" | cut -f1)"
+rm -rf "$ROOT"
