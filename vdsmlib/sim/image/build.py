@@ -349,4 +349,3 @@ def _tag_latest(image: Any) -> None:
         image.tag(SIM_REPOSITORY, "latest")
     except docker.errors.DockerException as err:
         raise SimImageError(f"cannot tag {image.id} as {SIM_REPOSITORY}:latest: {err}") from err
-

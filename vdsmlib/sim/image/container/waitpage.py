@@ -10,6 +10,7 @@ listens in the guest, so readiness means an HTTP status line, not a connect.
 Only python3-minimal is in the image (no asyncio), hence threads.
 """
 
+import contextlib
 import os
 import socket
 import sys
@@ -97,10 +98,8 @@ def serve_wait_page(client: socket.socket) -> None:
         b"Connection: close\r\n"
         b"Content-Length: " + str(len(PAGE)).encode() + b"\r\n\r\n"
     )
-    try:
+    with contextlib.suppress(OSError):
         client.sendall(response if is_head else response + PAGE)
-    except OSError:
-        pass
 
 
 def pump(source: socket.socket, target: socket.socket) -> None:
@@ -113,10 +112,8 @@ def pump(source: socket.socket, target: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 def proxy(client: socket.socket) -> None:
