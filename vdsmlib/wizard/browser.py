@@ -1,0 +1,444 @@
+"""Debian Chromium through Playwright: one browser per build, one context per stage.
+
+Each stage gets a fresh context that loads the storage state the previous stage saved (so the
+DSM session survives stages and checkpoint restores), records a video and a Playwright trace,
+and on exit saves the storage state, writes ``<evidence>/<stage>.trace.zip`` and
+``<evidence>/<stage>.webm``.
+
+Example::
+
+    async with BrowserSession(evidence_dir) as session:
+        report = await run_stage(session, load_stage_profile("dsm-7.2.2", "admin"),
+                                 values, "http://127.0.0.1:5000/")
+        async with session.stage("explore", "http://127.0.0.1:5000/") as page:
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from vdsmlib.wizard.engine import Wizard
+from vdsmlib.wizard.errors import BrowserError, WizardError
+from vdsmlib.wizard.profile import StageProfile
+from vdsmlib.wizard.report import StageReport
+from vdsmlib.wizard.secrets import MASK, scrub_zip, secret_values
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "BrowserSession",
+    "Credentials",
+    "LoginSelectors",
+    "StageArtifacts",
+    "ensure_playwright_ffmpeg",
+    "login_if_needed",
+    "run_stage",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+# Without the networking flags Debian's Chromium keeps trying to reach Google; as root it
+# needs --no-sandbox.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A DSM account for the login page. The password never shows in repr()."""
+
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(user={self.user!r}, password={MASK!r})"
+
+
+@dataclass(frozen=True)
+class LoginSelectors:
+    """DSM's two-step login page: the user name, Enter, then the password, Enter."""
+
+    user: str = "input[name=username]"
+    password: str = "input[type=password]"
+    error: str = ".login-textfield-error, .v-tooltip-error, .error-msg, .login-error"
+    # Any of these visible means the session is alive (desktop or setup wizard).
+    signed_in: tuple[str, ...] = (
+        "div[elementtiming='desktop-item-title']",
+        "button.welcome-page-btn",
+        "div.welcome-step-title",
+    )
+
+
+@dataclass(frozen=True)
+class StageArtifacts:
+    """Evidence files a stage's browser context left behind (None when not recorded)."""
+
+    video: Path | None
+    trace: Path | None
+    storage_state: Path | None
+
+
+def _browsers_dir() -> Path:
+    env = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    if env == "0":
+        return Path(playwright.__file__).parent / "driver" / "package" / ".local-browsers"
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "ms-playwright"
+
+
+def ensure_playwright_ffmpeg() -> Path | None:
+    """Link Playwright's expected ffmpeg to Debian's; None (one warning) when ffmpeg is missing.
+
+    Playwright records video with its own ffmpeg build, which cannot be downloaded here. It
+    looks for ``<browsers dir>/ffmpeg-<revision>/ffmpeg-linux``; the revision is the ``ffmpeg``
+    entry of the installed package's ``browsers.json``.
+    """
+    system_ffmpeg = shutil.which("ffmpeg")
+    if system_ffmpeg is None:
+        log.warning("ffmpeg not found: no video will be recorded (apt-get install ffmpeg)")
+        return None
+    manifest = Path(playwright.__file__).parent / "driver" / "package" / "browsers.json"
+    try:
+        browsers = json.loads(manifest.read_text(encoding="utf-8"))["browsers"]
+        revision = next(b["revision"] for b in browsers if b.get("name") == "ffmpeg")
+    except (OSError, ValueError, KeyError, StopIteration) as err:
+        log.warning("no ffmpeg revision in %s (%s): no video will be recorded", manifest, err)
+        return None
+    link = _browsers_dir() / f"ffmpeg-{revision}" / "ffmpeg-linux"
+    if link.exists():
+        return link
+    try:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():  # dangling: ffmpeg moved
+            link.unlink()
+        link.symlink_to(system_ffmpeg)
+    except OSError as err:
+        log.warning(
+            "cannot link %s to %s (%s): no video will be recorded", link, system_ffmpeg, err
+        )
+        return None
+    log.info("linked Playwright's ffmpeg %s -> %s", link, system_ffmpeg)
+    return link
+
+
+async def login_if_needed(
+    page: Page,
+    credentials: Credentials,
+    *,
+    selectors: LoginSelectors | None = None,
+    timeout: float = 30.0,
+    poll: float = 0.25,
+) -> bool:
+    """Log in through DSM's two-step login page if it shows; True if it logged in.
+
+    Polls until either the login form or a signed-in marker is visible. Gives up quietly after
+    ``timeout`` (the stage itself then decides what it sees); a login error raises WizardError.
+    """
+    sel = selectors or LoginSelectors()
+    user = page.locator(sel.user).filter(visible=True)
+    password = page.locator(sel.password).filter(visible=True)
+
+    async def visible(selector: str) -> bool:
+        try:
+            return await page.locator(selector).filter(visible=True).count() > 0
+        except PlaywrightError:
+            return False  # navigating
+
+    async def wait_for(selector: str, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not await visible(selector):
+            if await visible(sel.error):
+                text = await page.locator(sel.error).filter(visible=True).first.inner_text()
+                raise WizardError(
+                    f"login as {credentials.user!r} failed at {page.url}: {text.strip()!r}. "
+                    f"Check the admin credentials in the params."
+                )
+            if time.monotonic() > deadline:
+                raise WizardError(
+                    f"login as {credentials.user!r} at {page.url}: {what} within {timeout:g} s"
+                )
+            await asyncio.sleep(poll)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if await visible(sel.user):
+            break
+        for marker in sel.signed_in:
+            if await visible(marker):
+                return False
+        if time.monotonic() > deadline:
+            log.info("no login form and no signed-in marker after %g s at %s", timeout, page.url)
+            return False
+        await asyncio.sleep(poll)
+    log.info("logging in as %s (two-step login page)", credentials.user)
+    try:
+        await user.first.fill(credentials.user)
+        await user.first.press("Enter")
+        await wait_for(sel.password, "the password field did not show")
+        await password.first.fill(credentials.password)
+        await password.first.press("Enter")
+    except PlaywrightError as err:
+        raise WizardError(
+            f"login as {credentials.user!r} at {page.url} failed: {str(err).splitlines()[0]}"
+        ) from err
+    deadline = time.monotonic() + timeout
+    while await visible(sel.password) or await visible(sel.user):
+        if await visible(sel.error):
+            text = await page.locator(sel.error).filter(visible=True).first.inner_text()
+            raise WizardError(
+                f"login as {credentials.user!r} failed at {page.url}: {text.strip()!r}. "
+                f"Check the admin credentials in the params."
+            )
+        if time.monotonic() > deadline:
+            raise WizardError(
+                f"login as {credentials.user!r} at {page.url}: the login form did not go away "
+                f"within {timeout:g} s"
+            )
+        await asyncio.sleep(poll)
+    return True
+
+
+class BrowserSession:
+    """Debian Chromium launched through Playwright (async), with per-stage contexts.
+
+    ``storage_state``: the JSON file stages load and save (default
+    ``<evidence>/storage-state.json``); point it at a file kept with a checkpoint to carry the
+    DSM session across a restore. ``secrets`` are masked in traces (Playwright writes fill()
+    arguments and input values into them). ``VDSM_CHROMIUM`` overrides the executable.
+    """
+
+    def __init__(
+        self,
+        evidence: Path | str,
+        *,
+        storage_state: Path | str | None = None,
+        executable: str | None = None,
+        headless: bool = True,
+        viewport: tuple[int, int] = (1280, 800),
+        record_video: bool = True,
+        trace: bool = True,
+        secrets: Iterable[str] = (),
+        login_selectors: LoginSelectors | None = None,
+    ) -> None:
+        self.evidence = Path(evidence)
+        self.storage_state = (
+            Path(storage_state) if storage_state else self.evidence / "storage-state.json"
+        )
+        self.executable = executable or os.environ.get("VDSM_CHROMIUM") or DEFAULT_CHROMIUM
+        self.headless = headless
+        self.viewport = viewport
+        self.record_video = record_video
+        self.trace = trace
+        self.login_selectors = login_selectors or LoginSelectors()
+        self.artifacts: dict[str, StageArtifacts] = {}
+        self._secrets: set[str] = {s for s in secrets if s}
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._contexts: set[BrowserContext] = set()
+        self._video_ok = False
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Mask these values in the traces written from now on."""
+        self._secrets.update(s for s in secrets if s)
+
+    @property
+    def browser(self) -> Browser:
+        """The running browser (BrowserError before start())."""
+        if self._browser is None:
+            raise BrowserError("the browser session is not started: use `async with` or start()")
+        return self._browser
+
+    async def start(self) -> BrowserSession:
+        """Launch Chromium (idempotent)."""
+        if self._browser is not None:
+            return self
+        if not Path(self.executable).exists():
+            raise BrowserError(
+                f"Chromium not found at {self.executable}: apt-get install chromium "
+                f"(or set VDSM_CHROMIUM to its path)"
+            )
+        self.evidence.mkdir(parents=True, exist_ok=True)
+        self._video_ok = self.record_video and ensure_playwright_ffmpeg() is not None
+        try:
+            self._playwright = await async_playwright().start()
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=self.executable, args=list(CHROMIUM_ARGS), headless=self.headless
+            )
+        except PlaywrightError as err:
+            await self.close()
+            raise BrowserError(
+                f"cannot launch {self.executable}: {str(err).splitlines()[0]}. "
+                f"Check that `{self.executable} --headless --no-sandbox --version` works."
+            ) from err
+        log.info("launched %s (%s)", self.executable, self._browser.version)
+        return self
+
+    async def close(self) -> None:
+        """Close every open context, the browser and Playwright (idempotent)."""
+        for context in list(self._contexts):
+            try:
+                await context.close()
+            except PlaywrightError as err:
+                log.debug("closing a context: %s", err)
+        self._contexts.clear()
+        browser, self._browser = self._browser, None
+        pw, self._playwright = self._playwright, None
+        if browser is not None:
+            try:
+                await browser.close()
+            except PlaywrightError as err:
+                log.debug("closing the browser: %s", err)
+        if pw is not None:
+            await pw.stop()
+
+    async def __aenter__(self) -> BrowserSession:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def stage(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        credentials: Credentials | None = None,
+        login_timeout: float = 30.0,
+    ) -> AsyncIterator[Page]:
+        """A page in a new context for stage ``name``, opened at ``base_url``.
+
+        Loads the saved storage state; with ``credentials``, logs in if DSM shows its login
+        page. On exit (also on error) saves the storage state, the trace and the video; their
+        paths are in ``self.artifacts[name]``.
+        """
+        browser = self.browser
+        video_tmp = self.evidence / f".video-{name}"
+        options: dict[str, object] = {
+            "viewport": {"width": self.viewport[0], "height": self.viewport[1]},
+            "ignore_https_errors": True,
+        }
+        if self.storage_state.is_file():
+            options["storage_state"] = str(self.storage_state)
+            log.info("stage %s: loading storage state %s", name, self.storage_state)
+        if self._video_ok:
+            video_tmp.mkdir(parents=True, exist_ok=True)
+            options["record_video_dir"] = str(video_tmp)
+            options["record_video_size"] = {"width": self.viewport[0], "height": self.viewport[1]}
+        try:
+            context = await browser.new_context(**options)  # type: ignore[arg-type]
+        except PlaywrightError as err:
+            raise BrowserError(f"stage {name}: cannot open a browser context: {err}") from err
+        self._contexts.add(context)
+        trace_path = self.evidence / f"{name}.trace.zip"
+        if self.trace:
+            await context.tracing.start(screenshots=True, snapshots=True, title=name)
+        page = await context.new_page()
+        try:
+            try:
+                await page.goto(base_url, wait_until="domcontentloaded")
+            except PlaywrightError as err:
+                # DSM may not answer yet (booting); stages that expect that reload themselves.
+                log.warning("stage %s: opening %s: %s", name, base_url, str(err).splitlines()[0])
+            if credentials is not None:
+                self.add_secrets([credentials.password])
+                await login_if_needed(
+                    page, credentials, selectors=self.login_selectors, timeout=login_timeout
+                )
+            yield page
+        finally:
+            self.artifacts[name] = await self._finish(name, context, page, trace_path, video_tmp)
+
+    async def _finish(
+        self, name: str, context: BrowserContext, page: Page, trace_path: Path, video_tmp: Path
+    ) -> StageArtifacts:
+        state: Path | None = None
+        trace: Path | None = None
+        video: Path | None = None
+        try:
+            self.storage_state.parent.mkdir(parents=True, exist_ok=True)
+            await context.storage_state(path=str(self.storage_state))
+            state = self.storage_state
+        except PlaywrightError as err:
+            log.warning("stage %s: storage state not saved: %s", name, err)
+        if self.trace:
+            try:
+                await context.tracing.stop(path=str(trace_path))
+                scrub_zip(trace_path, self._secrets)
+                trace = trace_path
+            except PlaywrightError as err:
+                log.warning("stage %s: trace not saved: %s", name, err)
+        recorder = page.video
+        try:
+            await context.close()
+        except PlaywrightError as err:
+            log.warning("stage %s: closing the context: %s", name, err)
+        self._contexts.discard(context)
+        if recorder is not None:
+            try:
+                # Playwright names the file randomly and finishes it when the context closes.
+                raw = Path(await recorder.path())
+                video = self.evidence / f"{name}.webm"
+                raw.replace(video)
+            except (PlaywrightError, OSError) as err:
+                log.warning("stage %s: video not saved: %s", name, err)
+                video = None
+        shutil.rmtree(video_tmp, ignore_errors=True)
+        return StageArtifacts(video=video, trace=trace, storage_state=state)
+
+
+async def run_stage(
+    session: BrowserSession,
+    profile: StageProfile,
+    values: Mapping[str, str],
+    base_url: str,
+    *,
+    credentials: Credentials | None = None,
+) -> StageReport:
+    """Run a whole stage in its own context; the report (also on error) names video and trace."""
+    session.add_secrets(secret_values(values))
+    report: StageReport | None = None
+    try:
+        async with session.stage(profile.stage, base_url, credentials=credentials) as page:
+            wizard = Wizard(page, profile, values, session.evidence, base_url=base_url)
+            report = await wizard.run()
+    except WizardError as err:
+        if err.report is not None:
+            _attach(err.report, session.artifacts.get(profile.stage))
+        raise
+    _attach(report, session.artifacts.get(profile.stage))
+    return report
+
+
+def _attach(report: StageReport, artifacts: StageArtifacts | None) -> None:
+    if artifacts is not None:
+        report.video = artifacts.video
+        report.trace = artifacts.trace
