@@ -1,0 +1,168 @@
+"""Scenario knobs of the simulated DSM, read once from environment variables at startup.
+
+See the package docstring for the meaning of every variable.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "DESKTOP_SCREENS",
+    "EXTRA_DIALOG_ID",
+    "SCREEN_IDS",
+    "WIZARD_SCREENS",
+    "Scenario",
+    "ScenarioError",
+    "order_screens",
+]
+
+#: The post-wizard screens of DSM 7.2.2, in the order DSM usually shows them.
+SCREEN_IDS: tuple[str, ...] = (
+    "update-options",
+    "synology-account",
+    "user-experience",
+    "file-access-promo",
+    "2fa-promo",
+    "amfa-promo",
+    "mfa-warning",
+    "notification-setup",
+    "notification-reminder",
+)
+#: Steps of the welcome wizard itself (full page, no desktop behind them).
+WIZARD_SCREENS = frozenset({"update-options", "synology-account", "user-experience"})
+#: Screens drawn over the desktop.
+DESKTOP_SCREENS = frozenset(SCREEN_IDS) - WIZARD_SCREENS
+#: Identifier of the unexpected dialog of ``SIM_EXTRA_DIALOG``.
+EXTRA_DIALOG_ID = "extra-dialog"
+
+# Screens a seeded scenario may drop (the rest always show).
+_DROPPABLE = ("synology-account", "user-experience", "file-access-promo", "amfa-promo")
+
+
+class ScenarioError(ValueError):
+    """A scenario environment variable has a value the simulator cannot use."""
+
+
+def _int_env(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError as err:
+        raise ScenarioError(f"{name}={raw!r} is not a number") from err
+    if value < 0:
+        raise ScenarioError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def order_screens(screens: list[str], seed: int | None) -> list[str]:
+    """The post-wizard screens in the order they will show.
+
+    Without a seed, ``screens`` as given. With a seed, reproducibly: some optional screens are
+    dropped, the welcome-wizard steps are shuffled among themselves and come first, the desktop
+    screens are shuffled after them, and data-flow pairs stay sensible: ``mfa-warning`` only shows
+    if a 2FA/Adaptive MFA promotion shows and then right after the first of them;
+    ``notification-reminder`` only shows if ``notification-setup`` shows and then right after it.
+    """
+    if seed is None:
+        return list(screens)
+    rng = random.Random(seed)
+    kept = [s for s in screens if not (s in _DROPPABLE and rng.random() < 0.4)]
+    wizard = [s for s in kept if s in WIZARD_SCREENS]
+    rng.shuffle(wizard)
+    followers = {"mfa-warning", "notification-reminder"}
+    desktop = [s for s in kept if s in DESKTOP_SCREENS and s not in followers]
+    rng.shuffle(desktop)
+    ordered = wizard + desktop
+    if "mfa-warning" in kept:
+        promos = [i for i, s in enumerate(ordered) if s in ("2fa-promo", "amfa-promo")]
+        if promos:
+            ordered.insert(promos[0] + 1, "mfa-warning")
+    if "notification-reminder" in kept and "notification-setup" in ordered:
+        ordered.insert(ordered.index("notification-setup") + 1, "notification-reminder")
+    return ordered
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The knobs, parsed."""
+
+    install_delay: float = 0.0
+    screens: tuple[str, ...] = SCREEN_IDS
+    extra_dialog: str = ""
+    transition_ms: int = 0
+    save_ms: int = 0
+    require_synotoken: bool = False
+    dsm_version: str = "DSM 7.2.2-72806"
+    hostname: str = "VirtualDSM"
+
+    @property
+    def build_number(self) -> str:
+        """The build number in ``dsm_version`` (``"72806"``), or ``"0"`` if it has none."""
+        match = re.search(r"-(\d+)", self.dsm_version)
+        return match.group(1) if match else "0"
+
+    @property
+    def product_version(self) -> str:
+        """The dotted version in ``dsm_version`` (``"7.2.2"``)."""
+        match = re.search(r"(\d+(?:\.\d+)+)", self.dsm_version)
+        return match.group(1) if match else "7.2.2"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Scenario:
+        """Parse the ``SIM_*`` variables of ``env``; raise :class:`ScenarioError` on bad ones."""
+        raw_delay = env.get("SIM_INSTALL_DELAY", "").strip() or "0"
+        try:
+            install_delay = float(raw_delay)
+        except ValueError as err:
+            raise ScenarioError(f"SIM_INSTALL_DELAY={raw_delay!r} is not a number") from err
+        if "SIM_SCREENS" in env:
+            screens = [s.strip() for s in env["SIM_SCREENS"].split(",") if s.strip()]
+        else:
+            screens = list(SCREEN_IDS)
+        unknown = [s for s in screens if s not in SCREEN_IDS]
+        if unknown:
+            raise ScenarioError(
+                f"SIM_SCREENS names unknown screens {unknown}; known: {', '.join(SCREEN_IDS)}"
+            )
+        if len(set(screens)) != len(screens):
+            raise ScenarioError(f"SIM_SCREENS names a screen twice: {screens}")
+        seed_raw = env.get("SIM_SCREEN_SEED", "").strip()
+        seed: int | None = None
+        if seed_raw:
+            try:
+                seed = int(seed_raw)
+            except ValueError as err:
+                raise ScenarioError(f"SIM_SCREEN_SEED={seed_raw!r} is not an integer") from err
+        ordered = order_screens(screens, seed)
+        extra = env.get("SIM_EXTRA_DIALOG", "").strip()
+        if extra:
+            # The dialog pops up over the desktop: right after the welcome-wizard steps, or at a
+            # seeded position among the desktop screens.
+            first_desktop = sum(1 for s in ordered if s in WIZARD_SCREENS)
+            position = first_desktop
+            if seed is not None:
+                position = random.Random(seed + 1).randint(first_desktop, len(ordered))
+                # Never split a data-flow pair.
+                while 0 < position < len(ordered) and ordered[position] in (
+                    "mfa-warning",
+                    "notification-reminder",
+                ):
+                    position += 1
+            ordered.insert(position, EXTRA_DIALOG_ID)
+        hostname = env.get("SIM_HOSTNAME", "").strip() or "VirtualDSM"
+        return cls(
+            install_delay=max(0.0, install_delay),
+            screens=tuple(ordered),
+            extra_dialog=extra,
+            transition_ms=_int_env(env, "SIM_TRANSITION_MS", 0),
+            save_ms=_int_env(env, "SIM_SAVE_MS", 0),
+            require_synotoken=env.get("SIM_REQUIRE_SYNOTOKEN", "").strip().lower()
+            in ("1", "true", "yes", "on"),
+            dsm_version=env.get("SIM_DSM_VERSION", "").strip() or "DSM 7.2.2-72806",
+            hostname=hostname,
+        )

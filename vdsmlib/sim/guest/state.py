@@ -1,0 +1,259 @@
+"""Everything the simulated DSM remembers, in process memory only.
+
+Nothing is written to disk on purpose: the simulator relies on QEMU savevm/loadvm to carry this
+state, exactly like a real VM carries DSM's.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .scenario import Scenario
+
+__all__ = ["Account", "Lun", "Session", "Share", "SimState", "Target"]
+
+#: The Btrfs volume Virtual DSM creates by itself.
+VOLUME_PATH = "/volume1"
+VOLUME_TOTAL_BYTES = 14_713_184_256
+VOLUME_SYSTEM_USED_BYTES = 312_475_648
+MAX_SHARES = 256
+MAX_LUNS = 128
+MAX_TARGETS = 128
+
+
+def _uuid() -> str:
+    h = secrets.token_hex(16)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass
+class Account:
+    """The administrator created by the wizard."""
+
+    name: str
+    password: str
+
+
+@dataclass
+class Session:
+    """A login session; its id is the ``id`` cookie / ``_sid``."""
+
+    sid: str
+    user: str
+    synotoken: str
+    created: float = field(default_factory=time.time)
+
+
+@dataclass
+class Share:
+    """A shared folder."""
+
+    name: str
+    vol_path: str
+    desc: str = ""
+    uuid: str = field(default_factory=_uuid)
+    enable_recycle_bin: bool = False
+    recycle_bin_admin_only: bool = False
+    enable_share_cow: bool = True
+    encryption: int = 0
+    quota_value: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "vol_path": self.vol_path,
+            "desc": self.desc,
+            "uuid": self.uuid,
+            "enable_recycle_bin": self.enable_recycle_bin,
+            "recycle_bin_admin_only": self.recycle_bin_admin_only,
+            "enable_share_cow": self.enable_share_cow,
+            "encryption": self.encryption,
+            "quota_value": self.quota_value,
+            "support_snapshot": True,
+            "is_aclmode": True,
+            "hidden": False,
+        }
+
+
+@dataclass
+class Lun:
+    """An iSCSI LUN."""
+
+    name: str
+    size: int
+    lun_type: str
+    location: str
+    uuid: str = field(default_factory=_uuid)
+    lun_id: int = 0
+    description: str = ""
+
+    @property
+    def thick(self) -> bool:
+        return self.lun_type in ("FILE", "BLUN_THICK", "BLOCK")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lun_id": self.lun_id,
+            "name": self.name,
+            "uuid": self.uuid,
+            "type": 263 if not self.thick else 257,
+            "type_str": self.lun_type,
+            "location": self.location,
+            "size": self.size,
+            "allocated_size": self.size if self.thick else 0,
+            "status": "normal",
+            "flashcache_status": "no_cache",
+            "is_action_locked": False,
+            "direct_io_pattern": 0,
+            "description": self.description,
+            "dev_attribs": [],
+        }
+
+
+@dataclass
+class Target:
+    """An iSCSI target; ``mapped`` holds LUN uuids in mapping order."""
+
+    target_id: int
+    name: str
+    iqn: str
+    max_sessions: int = 1
+    auth_type: int = 0
+    mapped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target_id": self.target_id,
+            "name": self.name,
+            "iqn": self.iqn,
+            "status": "online" if self.mapped else "offline",
+            "max_sessions": self.max_sessions,
+            "auth_type": self.auth_type,
+            "mapped_luns": [{"lun_uuid": u, "mapping_index": i} for i, u in enumerate(self.mapped)],
+            "connected_sessions": [],
+            "network_portals": [{"controller_id": 0, "interface_name": "all"}],
+        }
+
+
+class SimState:
+    """The whole memory of the simulated DSM; every access holds :attr:`lock`."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.lock = threading.RLock()
+        self.started = time.monotonic()
+        self.hostname = scenario.hostname
+        self.account: Account | None = None
+        self.screens_done: list[str] = []
+        self.screen_actions: dict[str, str] = {}
+        self.update_option = "important"
+        self.sessions: dict[str, Session] = {}
+        self.nfs: dict[str, Any] = {
+            "enable_nfs": False,
+            "enable_nfs_v4": False,
+            "enabled_minor_ver": 0,
+            "nfs_v4_domain": "",
+            "read_size": 8192,
+            "write_size": 8192,
+            "support_encrypt_share": 1,
+            "support_major_ver": 4,
+            "support_minor_ver": 1,
+            "unix_pri_enable": True,
+        }
+        self.smb: dict[str, Any] = {
+            "enable_samba": True,
+            "workgroup": "WORKGROUP",
+            "disable_shadow_copy": False,
+            "enable_local_master_browser": False,
+            "smb_min_protocol": 1,
+            "smb_max_protocol": 3,
+            "enable_server_signing": 0,
+            "enable_op_lock": True,
+            "enable_smb2_leases": True,
+            "enable_durable_handles": False,
+            "offline_files_support": False,
+            "enable_msdfs": False,
+            "wstransfer": True,
+        }
+        self.shares: dict[str, Share] = {}
+        self.luns: dict[str, Lun] = {}
+        self.targets: dict[int, Target] = {}
+        self.next_target_id = 1
+        self.next_lun_id = 1
+
+    # -- wizard ------------------------------------------------------------------------------
+
+    def install_ready(self) -> bool:
+        """True once the install delay has passed (the welcome button may show)."""
+        return time.monotonic() - self.started >= self.scenario.install_delay
+
+    def pending_screens(self) -> list[str]:
+        with self.lock:
+            return [s for s in self.scenario.screens if s not in self.screens_done]
+
+    def current_screen(self) -> str | None:
+        pending = self.pending_screens()
+        return pending[0] if pending else None
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def new_session(self, user: str) -> Session:
+        with self.lock:
+            session = Session(
+                sid=secrets.token_urlsafe(30), user=user, synotoken=secrets.token_urlsafe(9)
+            )
+            self.sessions[session.sid] = session
+            return session
+
+    def session(self, sid: str | None) -> Session | None:
+        if not sid:
+            return None
+        with self.lock:
+            return self.sessions.get(sid)
+
+    def end_session(self, sid: str | None) -> None:
+        with self.lock:
+            if sid:
+                self.sessions.pop(sid, None)
+
+    def is_admin(self, session: Session | None) -> bool:
+        with self.lock:
+            return (
+                session is not None
+                and self.account is not None
+                and session.user == self.account.name
+            )
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def volume_free_bytes(self) -> int:
+        with self.lock:
+            used = sum(lun.size for lun in self.luns.values() if lun.thick)
+            return VOLUME_TOTAL_BYTES - VOLUME_SYSTEM_USED_BYTES - used
+
+    def public_state(self) -> dict[str, Any]:
+        """A JSON summary for ``GET /sim/state`` (no secrets)."""
+        with self.lock:
+            return {
+                "install_ready": self.install_ready(),
+                "configured": self.account is not None,
+                "hostname": self.hostname,
+                "admin_user": self.account.name if self.account else None,
+                "dsm_version": self.scenario.dsm_version,
+                "screens": list(self.scenario.screens),
+                "screens_done": list(self.screens_done),
+                "screens_pending": self.pending_screens(),
+                "screen_actions": dict(self.screen_actions),
+                "update_option": self.update_option,
+                "enable_nfs": self.nfs["enable_nfs"],
+                "enable_samba": self.smb["enable_samba"],
+                "shares": sorted(self.shares),
+                "luns": sorted(lun.name for lun in self.luns.values()),
+                "targets": sorted(t.name for t in self.targets.values()),
+                "sessions": len(self.sessions),
+                "require_synotoken": self.scenario.require_synotoken,
+            }
