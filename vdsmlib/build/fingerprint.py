@@ -20,9 +20,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VDSMLIB_DIR", "files_digest", "fingerprint", "sources_digest"]
+__all__ = ["ROOT_FILES", "VDSMLIB_DIR", "files_digest", "fingerprint", "sources_digest"]
 
 VDSMLIB_DIR = Path(__file__).resolve().parent.parent
+#: files of the final image recipe
+ROOT_FILES = (
+    VDSMLIB_DIR.parent / "Dockerfile.flatten",
+    VDSMLIB_DIR / "build" / "assets" / "healthcheck.sh",
+    VDSMLIB_DIR / "build" / "flatten.py",
+)
 
 
 def fingerprint(parts: Mapping[str, Any], *, previous: str) -> str:

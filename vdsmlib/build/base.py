@@ -1,0 +1,237 @@
+"""The prepare stage: the upstream image, the PAT, the build base, QEMU version, accelerator.
+
+Where the upstream image comes from is a small registry keyed by ``base.source`` in params
+(``sim-build`` builds the simulator locally, ``registry`` uses a pinned image), so the rest of the
+pipeline never asks which target it builds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from vdsmlib.build.context import StageContext
+from vdsmlib.build.fingerprint import files_digest, fingerprint
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.engine import DockerError
+from vdsmlib.docker.images import build_image, get_image, remove_image
+from vdsmlib.pat import PatSpec, fetch_pat
+from vdsmlib.params import Params
+from vdsmlib.qemu.accel import probe_accelerator
+from vdsmlib.sim.image.build import ensure_sim_image
+
+__all__ = ["ASSETS", "DOCKERFILE", "PreparedBase", "cache_dir", "prepare_base"]
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+ASSETS = Path(__file__).resolve().parent / "assets"
+BASE_REPOSITORY = "vdsm-ci/base"
+
+
+def cache_dir() -> Path:
+    """``$VDSM_CI_CACHE`` or ``~/.cache/vdsm-ci``: PATs and the accelerator probe result."""
+    path = Path(os.environ.get("VDSM_CI_CACHE", Path.home() / ".cache" / "vdsm-ci"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class PreparedBase:
+    upstream_image: str
+    upstream_id: str
+    base_image: str
+    base_id: str
+    prepare_fingerprint: str
+    qemu_version: str
+    accelerator: str
+    accelerator_reason: str
+    built: bool
+    detail: str
+    pat_path: str | None = None
+    pat_sha256: str | None = None
+
+
+# -- upstream image sources (params: base.source) ---------------------------------------------
+
+
+def _sim_build(client: docker.DockerClient, params: Params) -> str:
+    sim = ensure_sim_image(client)
+    return str(sim.ref)
+
+
+def _registry(client: docker.DockerClient, params: Params) -> str:
+    ref = params.base.image
+    if get_image(client, ref) is None:
+        log.info("pulling %s", ref)
+        try:
+            client.images.pull(ref)
+        except DockerException as err:
+            raise DockerError(
+                f"cannot pull {ref}: {str(err).splitlines()[0][:200]} (pull it where a registry "
+                "is reachable and `docker save | docker load` it here)"
+            ) from err
+    if "@sha256:" not in ref:
+        log.warning(
+            "base image %s is not pinned by digest: a new upstream release can change the build "
+            "(pin it: vdsm pin %s)",
+            ref,
+            params.dsm_version,
+        )
+    return ref
+
+
+UPSTREAM_SOURCES: dict[str, Callable[[docker.DockerClient, Params], str]] = {
+    "sim-build": _sim_build,
+    "registry": _registry,
+}
+
+
+# -- the build base -----------------------------------------------------------------------------
+
+
+def _qemu_version(client: docker.DockerClient, image: str) -> str:
+    """``7.2.22``: the QEMU of ``image``, from ``qemu-system-x86_64 --version`` run inside it."""
+    try:
+        out = client.containers.run(
+            image,
+            entrypoint=["qemu-system-x86_64", "--version"],
+            remove=True,
+            labels=L.owner_labels("probe"),
+        )
+    except DockerException as err:
+        raise DockerError(f"cannot run qemu-system-x86_64 --version in {image}: {err}") from err
+    first = bytes(out).decode().splitlines()[0]
+    return first.split("version", 1)[1].split()[0] if "version" in first else first
+
+
+def _restore_config(
+    client: docker.DockerClient, rebased: str, upstream: str, tag: str, labels: dict[str, str]
+) -> str:
+    """Give the rebased image the upstream image's ENV/CMD/WORKDIR back (not its VOLUME)."""
+    config = client.images.get(upstream).attrs["Config"]
+    changes = [f"ENV {k}={json.dumps(v)}" for k, v in (e.split("=", 1) for e in config["Env"] or [])]
+    if config.get("Cmd"):
+        changes.append(f"CMD {json.dumps(config['Cmd'])}")
+    if config.get("WorkingDir"):
+        changes.append(f"WORKDIR {config['WorkingDir']}")
+    if config.get("StopSignal"):
+        changes.append(f"STOPSIGNAL {config['StopSignal']}")
+    changes += [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()]
+    container = client.api.create_container(rebased, labels=L.owner_labels("probe"))
+    try:
+        repo, _, tagname = tag.rpartition(":")
+        result = client.api.commit(container["Id"], repository=repo, tag=tagname, changes=changes)
+    finally:
+        client.api.remove_container(container["Id"], force=True)
+    return str(result["Id"])
+
+
+def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
+    if params.vm.accelerator != "auto":
+        return params.vm.accelerator, f"accelerator={params.vm.accelerator} from params"
+    if not os.path.exists("/dev/kvm"):
+        return "tcg", "/dev/kvm does not exist: using TCG (software emulation, about 10x slower)"
+    sim = ensure_sim_image(client)
+    key = f"{platform.release()}|{sim.qemu_version}"
+    cache = cache_dir() / "accelerator.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        accel, reason = known[key]
+        return str(accel), f"{reason} (probed earlier on this kernel; delete {cache} to re-probe)"
+    result = probe_accelerator(client, str(sim.ref))
+    known[key] = [result.accelerator, result.reason]
+    cache.write_text(json.dumps(known, indent=2))
+    return result.accelerator, result.reason
+
+
+def prepare_base(ctx: StageContext) -> PreparedBase:
+    """Everything before the first VM boots. Idempotent and cached by fingerprint."""
+    client, params, state = ctx.client, ctx.params, ctx.state
+    upstream = UPSTREAM_SOURCES[params.base.source](client, params)
+    upstream_id = str(client.images.get(upstream).id)
+
+    pat_path = pat_sha = None
+    if params.pat is not None:
+        spec = PatSpec(url=params.pat.url, size=params.pat.size, sha256=params.pat.sha256)
+        pat = fetch_pat(spec, cache_dir() / "pat", progress=True)
+        pat_path, pat_sha = str(pat.path), pat.sha256
+
+    fp = fingerprint(
+        {
+            "upstream_id": upstream_id,
+            "patch_file": params.base.patch_file,
+            "dockerfile": files_digest([DOCKERFILE, ASSETS / "qcow2.sh"]),
+        },
+        previous="",
+    )
+    tag = f"{BASE_REPOSITORY}:{params.dsm_version}-{fp[:12]}"
+    built = False
+    existing = get_image(client, tag)
+    if existing is None or existing.labels.get(L.FINGERPRINT) != fp:
+        built = True
+        with tempfile.TemporaryDirectory(prefix="vdsm-ci-base-") as tmp:
+            shutil.copy(DOCKERFILE, Path(tmp) / "Dockerfile")
+            shutil.copy(ASSETS / "qcow2.sh", Path(tmp) / "qcow2.sh")
+            rebased = f"{BASE_REPOSITORY}:rebased-{fp[:12]}"
+            build_image(
+                client,
+                Path(tmp),
+                dockerfile="Dockerfile",
+                tag=rebased,
+                buildargs={"BASE": upstream, "PATCH_FILE": params.base.patch_file},
+            )
+        try:
+            qemu_version = _qemu_version(client, rebased)
+            labels = L.owner_labels(
+                "base",
+                state.run_id,
+                **{L.FINGERPRINT: fp, L.QEMU_VERSION: qemu_version, L.TARGET: params.target},
+            )
+            _restore_config(client, rebased, upstream, tag, labels)
+        finally:
+            remove_image(client, rebased)
+    base = client.images.get(tag)
+    qemu_version = base.labels.get(L.QEMU_VERSION) or _qemu_version(client, tag)
+    accelerator, reason = _probe(client, params)
+    log.info("accelerator: %s (%s)", accelerator, reason)
+
+    state.upstream_image = upstream
+    state.base_image = tag
+    state.qemu_version = qemu_version
+    state.accelerator = accelerator
+    state.accelerator_reason = reason
+    state.pat_path = pat_path
+    ctx.save()
+    detail = (
+        f"{'built' if built else 'reused'} {tag} from {upstream}; QEMU {qemu_version}; "
+        f"{accelerator}: {reason}"
+    )
+    return PreparedBase(
+        upstream_image=upstream,
+        upstream_id=upstream_id,
+        base_image=tag,
+        base_id=str(base.id),
+        prepare_fingerprint=fp,
+        qemu_version=qemu_version,
+        accelerator=accelerator,
+        accelerator_reason=reason,
+        built=built,
+        detail=detail,
+        pat_path=pat_path,
+        pat_sha256=pat_sha,
+    )

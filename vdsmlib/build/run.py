@@ -1,0 +1,290 @@
+"""The build orchestrator: validate, prepare, plan, run the stages, record, clean up.
+
+Example (in a notebook cell, or ``asyncio.run`` elsewhere)::
+
+    record = await Build("sim", {"admin_password": "S3cure-Passw0rd"}).run()
+    record.image        # 'ghcr.io/vdsm-ci/vdsm-configured:sim-72806-tcg-1a2b3c4d'
+
+Stages run through an *executor*, a small registry like papermill's engines: ``inline`` calls
+the stage functions in this process; ``notebook`` executes ``notebooks/<stage>.ipynb`` with
+papermill, leaving one executed notebook per stage as evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+
+from vdsmlib.build.flatten import final_tags
+from vdsmlib.build.context import RunState, StageContext, new_run_id
+from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
+from vdsmlib.build.preflight import preflight
+from vdsmlib.build.record import BuildRecord
+from vdsmlib.build.stages import STAGE_FUNCTIONS, StageOutcome
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.engine import connect
+from vdsmlib.docker.images import clean, find_images
+from vdsmlib.errors import VdsmError
+from vdsmlib.params import Params, load_params
+
+__all__ = ["EXECUTORS", "Build", "StageError"]
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+class StageError(VdsmError):
+    """A build stage failed. ``stage`` names it; the cause is chained."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(f"stage {stage} failed: {message}")
+        self.stage = stage
+
+
+class Executor(Protocol):
+    async def __call__(self, run_dir: Path, stage: str) -> StageOutcome: ...
+
+
+async def inline_executor(run_dir: Path, stage: str) -> StageOutcome:
+    ctx = StageContext(run_dir)
+    outcome = await STAGE_FUNCTIONS[stage](ctx)
+    outcome.write(run_dir, stage)
+    return outcome
+
+
+async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
+    import papermill
+
+    output = run_dir / "notebooks" / f"{stage}.ipynb"
+    output.parent.mkdir(exist_ok=True)
+    try:
+        # papermill runs its own event loop: keep it off ours.
+        await asyncio.to_thread(
+            papermill.execute_notebook,
+            str(NOTEBOOKS / f"{stage}.ipynb"),
+            str(output),
+            parameters={"run_dir": str(run_dir)},
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+    except papermill.PapermillExecutionError as err:
+        raise VdsmError(f"{err.ename}: {err.evalue} (executed notebook: {output})") from err
+    outcome = StageOutcome.read(run_dir, stage)
+    if outcome is None:
+        raise VdsmError(f"{output} ran but recorded no outcome (did it call run_stage?)")
+    return outcome
+
+
+EXECUTORS: dict[str, Executor] = {"inline": inline_executor, "notebook": notebook_executor}
+
+
+class Build:
+    """One build of one target; ``await run()`` returns the :class:`BuildRecord`."""
+
+    def __init__(
+        self,
+        dsm_version: object = "sim",
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        out_dir: Path | str = "out",
+        no_cache: bool = False,
+        from_checkpoint: str | None = None,
+        keep: bool = False,
+        executor: str = "inline",
+        run_id: str | None = None,
+        client: docker.DockerClient | None = None,
+    ):
+        # Validated before anything starts: a weak password never reaches a container.
+        self.params: Params = load_params(dsm_version, overrides)
+        self.overrides = dict(overrides or {})
+        self.no_cache = no_cache
+        self.from_checkpoint = from_checkpoint or None
+        self.keep = keep
+        if executor not in EXECUTORS:
+            raise VdsmError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+        self.executor = EXECUTORS[executor]
+        self.run_id = run_id or new_run_id()
+        self.run_dir = (Path(out_dir) / self.run_id).resolve()
+        self._client = client
+        self.record = BuildRecord(
+            run_id=self.run_id,
+            target=self.params.target,
+            dsm_version=self.params.dsm_version,
+            dsm_release=self.params.dsm_release,
+            admin_user=self.params.admin.user,
+            params=self.params.public_dict(),
+        )
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    async def run(self) -> BuildRecord:
+        started = time.monotonic()
+        preflight(self.params, self.client)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        RunState(
+            run_id=self.run_id,
+            dsm_version=self.params.dsm_version,
+            overrides=self.overrides,
+            keep=self.keep,
+        ).save(self.run_dir)
+        for name in STAGES:
+            self.record.stage(name)
+        self.record.write(self.run_dir)
+        try:
+            await self._run_stage("prepare", forced=True)
+            plan = self._plan()
+            self.record.plan = plan.reason
+            log.info("plan: %s", plan.reason)
+            self._apply_plan(plan)
+            for stage in STAGES[1:]:
+                if plan.actions[stage] == "pending":
+                    await self._run_stage(stage)
+            self._finish_record()
+            self.record.status = "ok"
+        except BaseException as err:
+            self.record.status = "failed"
+            if self.record.error is None:
+                self.record.error = f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            self.record.seconds = round(time.monotonic() - started, 2)
+            self._cleanup()
+            self.record.write(self.run_dir)
+        return self.record
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _run_stage(self, stage: str, *, forced: bool = False) -> None:
+        entry = self.record.stage(stage)
+        log.info("stage %s: starting", stage)
+        started = time.monotonic()
+        try:
+            outcome = await self.executor(self.run_dir, stage)
+        except BaseException as err:
+            entry.status = "failed"
+            entry.seconds = round(time.monotonic() - started, 2)
+            entry.detail = f"{type(err).__name__}: {err}"
+            self.record.error = f"stage {stage}: {entry.detail}"
+            self._collect_evidence(stage, None)
+            if isinstance(err, Exception):
+                raise StageError(stage, str(err)) from err
+            raise
+        entry.seconds = round(time.monotonic() - started, 2)
+        entry.status = outcome.status if forced else "ran"
+        entry.detail = outcome.detail
+        self._collect_evidence(stage, outcome)
+        self.record.write(self.run_dir)
+        log.info("stage %s: %s in %.1f s: %s", stage, entry.status, entry.seconds, entry.detail)
+
+    def _state(self) -> RunState:
+        return RunState.load(self.run_dir)
+
+    def _plan(self) -> Plan:
+        state = self._state()
+        self.record.accelerator = state.accelerator
+        self.record.accelerator_reason = state.accelerator_reason
+        self.record.qemu_version = state.qemu_version
+        self.record.fingerprint = state.fingerprints.get("image")
+        found: dict[str, str] = {}
+        for name in CHECKPOINT_AFTER.values():
+            images = find_images(
+                self.client,
+                {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: state.fingerprints[name]},
+            )
+            if images and images[0].tags:
+                found[name] = images[0].tags[0]
+        finals = find_images(
+            self.client, {L.KIND: "final", L.FINGERPRINT: state.fingerprints["image"]}
+        )
+        final_ok = bool(finals and finals[0].tags)
+        try:
+            plan = make_plan(
+                final_image_exists=final_ok,
+                checkpoints={k: True for k in found},
+                no_cache=self.no_cache,
+                from_checkpoint=self.from_checkpoint,
+            )
+        except LookupError as err:
+            raise VdsmError(
+                f"from_checkpoint: no {err} exists; `vdsm checkpoints` lists what there is"
+            ) from err
+        except ValueError as err:
+            raise VdsmError(f"from_checkpoint: {err}") from err
+        if plan.actions["prepare"] == "skipped":
+            self.record.stage("prepare").status = "skipped"
+        state.checkpoints = {k: v for k, v in found.items()}
+        if plan.resume_from == "start-ready":
+            state.checkpoints.pop("final", None)
+        if final_ok:
+            final = finals[0]
+            state.tags = final_tags(self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT])
+            state.final_image_id = str(final.id)
+            # the moving tag follows the build even when nothing ran
+            repo, _, name = state.tags[1].rpartition(":")
+            final.tag(repo, name)
+        state.save(self.run_dir)
+        return plan
+
+    def _apply_plan(self, plan: Plan) -> None:
+        for stage, action in plan.actions.items():
+            if stage == "prepare":
+                continue
+            if action in ("resumed", "skipped"):
+                entry = self.record.stage(stage)
+                entry.status = action
+                entry.detail = (
+                    f"from checkpoint {plan.resume_from}" if action == "resumed" else plan.reason
+                )
+
+    def _collect_evidence(self, stage: str, outcome: StageOutcome | None) -> None:
+        outcome = outcome or StageOutcome.read(self.run_dir, stage)
+        if outcome is None:
+            # a failed wizard stage still leaves screenshots behind
+            evidence = self.run_dir / "evidence"
+            if evidence.is_dir():
+                for png in sorted(evidence.glob(f"{stage}-*")):
+                    if str(png) not in self.record.screenshots and png.suffix == ".png":
+                        self.record.screenshots.append(str(png))
+            return
+        entry = self.record.stage(stage)
+        entry.evidence = [*outcome.screenshots, *outcome.videos, *outcome.traces]
+        self.record.screenshots += outcome.screenshots
+        self.record.videos += outcome.videos
+        self.record.traces += outcome.traces
+        facts = outcome.facts
+        if stage == "flatten":
+            self.record.sizes = {"before": facts["size_before"], "after": facts["size_after"]}
+        if stage == "smoke":
+            self.record.restore_to_ready_seconds = facts.get("restore_to_login_seconds")
+        notebook = self.run_dir / "notebooks" / f"{stage}.ipynb"
+        if notebook.exists():
+            self.record.notebooks.append(str(notebook))
+
+    def _finish_record(self) -> None:
+        state = self._state()
+        if state.tags:
+            self.record.image = state.tags[0]
+            self.record.tags = state.tags
+            self.record.image_id = state.final_image_id
+
+    def _cleanup(self) -> None:
+        """Remove every container this run started (by label), unless ``keep``."""
+        if self.keep:
+            return
+        try:
+            clean(self.client, run_id=self.run_id, images=False)
+        except Exception as err:  # cleanup must not hide the build's own error
+            log.warning("cleanup of run %s failed: %s", self.run_id, err)

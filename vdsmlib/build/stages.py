@@ -1,0 +1,331 @@
+"""The stage functions. Each takes a :class:`StageContext` and returns a :class:`StageOutcome`.
+
+They are the same whether the orchestrator calls them in-process or a stage notebook calls them
+through :func:`run_stage` in its own kernel: everything they share goes through the run folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vdsmlib.build import base as base_image
+from vdsmlib.build import fingerprints as fps
+from vdsmlib.build.context import StageContext
+from vdsmlib.build.flatten import flatten
+from vdsmlib.build.vm import StageVm
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.container import VmContainer
+from vdsmlib.docker.images import get_image
+from vdsmlib.errors import VdsmError
+from vdsmlib.readiness import DsmApiReady, DsmLoginReady
+from vdsmlib.webapi import services as services_api
+from vdsmlib.webapi.client import DsmClient
+from vdsmlib.wizard import BrowserSession, Wizard, load_stage_profile
+
+__all__ = ["STAGE_FUNCTIONS", "StageOutcome", "run_stage"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageOutcome:
+    """What a stage reports back to the orchestrator (written to ``stages/<name>.json``)."""
+
+    status: str = "ran"  # ran | skipped
+    detail: str = ""
+    screenshots: list[str] = field(default_factory=list)
+    videos: list[str] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, run_dir: Path, stage: str) -> None:
+        folder = run_dir / "stages"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{stage}.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, run_dir: Path, stage: str) -> StageOutcome | None:
+        path = run_dir / "stages" / f"{stage}.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def _wizard_values(ctx: StageContext) -> dict[str, str]:
+    admin = ctx.params.admin
+    return {
+        "server_name": admin.server_name,
+        "admin_user": admin.user,
+        "admin_password": admin.password,
+    }
+
+
+async def _run_wizard(ctx: StageContext, stage: str, url: str, outcome: StageOutcome) -> None:
+    """Run one wizard stage's profile in a browser context that keeps the DSM session."""
+    profile = load_stage_profile(ctx.params.profile, stage)
+    async with (
+        BrowserSession(ctx.evidence_dir, storage_state=ctx.storage_state) as browser,
+        browser.stage(stage, url) as page,
+    ):
+        wizard = Wizard(page, profile, _wizard_values(ctx), browser.evidence)
+        report = await wizard.run()
+    outcome.screenshots += [str(p) for p in report.screenshots]
+    for attr, target in (("video", outcome.videos), ("trace", outcome.traces)):
+        path = getattr(browser, f"last_{attr}", None)
+        if path:
+            target.append(str(path))
+    handled = ", ".join(s.id for s in report.screens) or "none"
+    outcome.detail = (outcome.detail + f" {stage}: screens {handled}.").strip()
+
+
+def _checkpoint_labels(ctx: StageContext, name: str) -> dict[str, str]:
+    state, params = ctx.state, ctx.params
+    return L.owner_labels(
+        "checkpoint",
+        state.run_id,
+        **{
+            L.STAGE: name,
+            L.FINGERPRINT: state.fingerprints[name],
+            L.TARGET: params.target,
+            L.DSM_VERSION: params.dsm_version,
+            L.DSM_RELEASE: params.dsm_release,
+            L.QEMU_VERSION: state.qemu_version or "",
+            L.ACCELERATOR: state.accelerator or "",
+            L.MACHINE: params.vm.machine,
+            L.CPU_MODEL: params.vm.cpu_model,
+        },
+    )
+
+
+def _checkpoint_tag(ctx: StageContext, name: str) -> str:
+    fp = ctx.state.fingerprints[name]
+    return f"{ctx.params.dsm_version}-{ctx.state.accelerator}-{name}-{fp[:12]}"
+
+
+def _start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> StageVm:
+    binds = {ctx.state.pat_path: "/boot.pat"} if ctx.state.pat_path and loadvm is None else None
+    return StageVm.start(
+        ctx.client,
+        image,
+        ctx.params,
+        accelerator=ctx.state.accelerator or "tcg",
+        run_id=ctx.state.run_id,
+        stage=stage,
+        loadvm=loadvm,
+        binds=binds,
+    )
+
+
+# -- stages -----------------------------------------------------------------------------------
+
+
+async def stage_prepare(ctx: StageContext) -> StageOutcome:
+    """Upstream image, PAT, build base, QEMU version, accelerator, fingerprints."""
+    prepared = await asyncio.to_thread(base_image.prepare_base, ctx)
+    state = ctx.state
+    state.fingerprints = fps.compute(ctx.params, prepared)
+    ctx.save()
+    return StageOutcome(
+        status="ran" if prepared.built else "skipped",
+        detail=prepared.detail,
+        facts={"base_image": prepared.base_image, "accelerator": prepared.accelerator},
+    )
+
+
+async def stage_boot(ctx: StageContext) -> StageOutcome:
+    """Cold boot (DSM installs), wait for the welcome screen, checkpoint ``start-ready``."""
+    outcome = StageOutcome()
+    assert ctx.state.base_image, "prepare has not run"
+    with _start_vm(ctx, "boot", ctx.state.base_image, loadvm=None) as vm:
+        seconds = await vm.wait_api(ctx.params.timeouts.boot, progress=True)
+        outcome.facts["boot_to_api_seconds"] = round(seconds, 2)
+        await _run_wizard(ctx, "boot", vm.url, outcome)
+        # The PAT is no longer needed and must not end up in an image.
+        vm.container.exec("sh", "-c", 'rm -f "${STORAGE:-/storage}"/*.pat')
+        cp = await vm.checkpoint(
+            "start-ready",
+            labels=_checkpoint_labels(ctx, "start-ready"),
+            tag=_checkpoint_tag(ctx, "start-ready"),
+            timeout=ctx.params.timeouts.savevm,
+        )
+    ctx.state.checkpoints["start-ready"] = cp.image
+    ctx.save()
+    outcome.facts["start_ready_vm_state_bytes"] = cp.vm_state_size
+    outcome.detail = f"boot to API {seconds:.1f} s; checkpoint {cp.image}"
+    return outcome
+
+
+def _configure_vm(ctx: StageContext, stage: str) -> StageVm:
+    """The VM shared by admin, post-wizard and services: reattach, or restore start-ready."""
+    state = ctx.state
+    if state.container_id:
+        vm = StageVm.attach(ctx.client, state.container_id, ctx.params, state.accelerator or "tcg")
+        if vm.container.died() is None:
+            return vm
+        reason = vm.container.died()
+        vm.container.keep = False
+        vm.close()
+        raise VdsmError(f"the VM of this build is gone: {reason}")
+    image = state.checkpoints.get("start-ready")
+    if not image:
+        raise VdsmError("no start-ready checkpoint to restore: run the boot stage first")
+    vm = _start_vm(ctx, stage, image, loadvm="start-ready")
+    vm.container.keep = True  # later stages (other processes) reattach; the orchestrator reaps
+    state.container_id = vm.container.id
+    ctx.save()
+    return vm
+
+
+async def _configure_stage(ctx: StageContext, stage: str) -> StageOutcome:
+    outcome = StageOutcome()
+    vm = _configure_vm(ctx, stage)
+    seconds = await vm.wait_api(ctx.params.timeouts.restore)
+    outcome.facts["api_ready_seconds"] = round(seconds, 2)
+    await _run_wizard(ctx, stage, vm.url, outcome)
+    return outcome
+
+
+async def stage_admin(ctx: StageContext) -> StageOutcome:
+    """Welcome button and the admin account form."""
+    return await _configure_stage(ctx, "admin")
+
+
+async def stage_post_wizard(ctx: StageContext) -> StageOutcome:
+    """Whatever post-wizard screens DSM shows, until the desktop."""
+    return await _configure_stage(ctx, "post-wizard")
+
+
+async def stage_services(ctx: StageContext) -> StageOutcome:
+    """Desired services through the Web API (NFS optionally through the UI); checkpoint ``final``."""
+    outcome = StageOutcome()
+    vm = _configure_vm(ctx, "services")
+    await vm.wait_api(ctx.params.timeouts.restore)
+    params = ctx.params
+    if params.nfs_via == "ui" and params.services.nfs:
+        await _run_wizard(ctx, "services-ui", vm.url, outcome)
+    client = DsmClient(vm.url)
+    with client.login(params.admin.user, params.admin.password) as session:
+        report = await asyncio.to_thread(services_api.apply, session, params.services)
+        await asyncio.to_thread(services_api.verify, session, params.services)
+    outcome.facts["services_changed"] = list(getattr(report, "changed", []))
+    vm.container.keep = False
+    try:
+        cp = await vm.checkpoint(
+            "final",
+            labels=_checkpoint_labels(ctx, "final"),
+            tag=_checkpoint_tag(ctx, "final"),
+            timeout=params.timeouts.savevm,
+        )
+    finally:
+        vm.close()
+        ctx.state.container_id = None
+        ctx.save()
+    ctx.state.checkpoints["final"] = cp.image
+    ctx.save()
+    outcome.facts["final_vm_state_bytes"] = cp.vm_state_size
+    outcome.detail = (
+        f"services applied ({', '.join(outcome.facts['services_changed']) or 'no changes'}) "
+        f"and verified; checkpoint {cp.image}"
+    )
+    return outcome
+
+
+async def stage_flatten(ctx: StageContext) -> StageOutcome:
+    """Clean base + configured disks -> the final image, tagged."""
+    result = await asyncio.to_thread(flatten, ctx)
+    return StageOutcome(
+        detail=f"{result.image} ({result.size_after / 1e6:.0f} MB, was "
+        f"{result.size_before / 1e6:.0f} MB before flattening)",
+        facts=asdict(result),
+    )
+
+
+async def stage_smoke(ctx: StageContext) -> StageOutcome:
+    """Start the final image fresh: API up, admin login, services as desired, container healthy."""
+    params, state = ctx.params, ctx.state
+    image = state.tags[0] if state.tags else None
+    if image is None or get_image(ctx.client, image) is None:
+        raise VdsmError("no final image to smoke-test: run the flatten stage first")
+    devices = ["/dev/kvm"] if state.accelerator == "kvm" else []
+    started = time.monotonic()
+    with VmContainer.start(
+        ctx.client,
+        image,
+        labels=L.owner_labels("smoke", state.run_id),
+        devices=[*params.run.devices, *devices],
+        cap_add=params.run.cap_add,
+        keep=state.keep,
+    ) as vm:
+        url = vm.url(5000)
+        await (
+            DsmApiReady(url)
+            .with_timeout(params.timeouts.restore)
+            .wait_async(describe=lambda: vm.logs_tail(20), alive=vm.died)
+        )
+        api_seconds = time.monotonic() - started
+        await (
+            DsmLoginReady(url, params.admin.user, params.admin.password)
+            .with_timeout(60)
+            .wait_async(describe=lambda: vm.logs_tail(20), alive=vm.died)
+        )
+        login_seconds = time.monotonic() - started
+        with DsmClient(url).login(params.admin.user, params.admin.password) as session:
+            await asyncio.to_thread(services_api.verify, session, params.services)
+        health = await _wait_healthy(vm, timeout=90)
+        facts = {
+            "restore_to_api_seconds": round(api_seconds, 2),
+            "restore_to_login_seconds": round(login_seconds, 2),
+            "health": health,
+            "url": url if state.keep else None,
+        }
+    return StageOutcome(
+        detail=f"fresh container: API in {api_seconds:.1f} s, admin login in "
+        f"{login_seconds:.1f} s, services verified, health {health}",
+        facts=facts,
+    )
+
+
+async def _wait_healthy(vm: VmContainer, *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    status = "none"
+    while time.monotonic() < deadline:
+        health = vm.attrs().get("State", {}).get("Health") or {}
+        status = str(health.get("Status", "none"))
+        if status in ("healthy", "none"):
+            return status
+        if status == "unhealthy":
+            log_tail = (health.get("Log") or [{}])[-1].get("Output", "")
+            raise VdsmError(f"final image reported unhealthy: {log_tail.strip()[:300]}")
+        await asyncio.sleep(0.5)
+    raise VdsmError(f"final image not healthy within {timeout:.0f} s (last status {status})")
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[StageContext], Awaitable[StageOutcome]]] = {
+    "prepare": stage_prepare,
+    "boot": stage_boot,
+    "admin": stage_admin,
+    "post-wizard": stage_post_wizard,
+    "services": stage_services,
+    "flatten": stage_flatten,
+    "smoke": stage_smoke,
+}
+
+
+async def run_stage(run_dir: str | os.PathLike[str], stage: str) -> StageOutcome:
+    """Run one stage of the build in ``run_dir`` (what each stage notebook calls).
+
+    The outcome is also written to ``<run_dir>/stages/<stage>.json`` for the orchestrator.
+    """
+    if stage not in STAGE_FUNCTIONS:
+        raise VdsmError(f"unknown stage {stage!r} (stages: {', '.join(STAGE_FUNCTIONS)})")
+    ctx = StageContext(Path(run_dir))
+    outcome = await STAGE_FUNCTIONS[stage](ctx)
+    outcome.write(ctx.run_dir, stage)
+    return outcome
+
