@@ -1,0 +1,55 @@
+# vdsm-ci: `make build` builds the configured image (the DSM simulator by default);
+# `make test` runs the whole suite. `make help` lists every target.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DSM_VERSION ?= sim
+PAPERMILL_ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(PY): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(PY)
+
+venv: $(PY) ## create .venv and install the project (editable) with test tools
+
+deps: ## install/start what the machine lacks (Docker, QEMU, Chromium, ffmpeg, debootstrap)
+	@bash tools/ensure-deps.sh
+
+build: deps venv ## build the configured image for DSM_VERSION (default sim) via notebooks/build.ipynb
+	@mkdir -p out
+	$(VENV)/bin/papermill notebooks/build.ipynb out/build-$(DSM_VERSION).ipynb \
+	  -p dsm_version $(DSM_VERSION) $(PAPERMILL_ARGS) --log-output --no-progress-bar \
+	  || { echo "build failed: see out/build-$(DSM_VERSION).ipynb and out/latest/result.json" >&2; exit 1; }
+	@$(PY) -c 'import json; print(json.load(open("out/latest/result.json"))["image"])'
+
+test: deps venv ## the whole suite: unit, simulator, wizard, integration builds, notebooks
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: venv ## fast tests only (no Docker, no browser)
+	$(VENV)/bin/pytest -m "not docker and not browser and not qemu" $(PYTEST_ARGS)
+
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check vdsmlib tests
+	$(VENV)/bin/ruff format --check vdsmlib tests
+	$(VENV)/bin/mypy
+
+bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simulator boot
+	$(PY) benchmarks/build_resume.py
+	$(PY) benchmarks/sim_boot.py
+
+lab: venv ## JupyterLab on the notebooks (installs jupyterlab into .venv)
+	$(PY) -m pip install -q -e '.[lab]'
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean: venv ## remove containers and checkpoint images this project left behind
+	$(VENV)/bin/vdsm clean
+
+.PHONY: help venv deps build test unit lint bench lab clean

@@ -1,0 +1,56 @@
+"""Restore a checkpoint into a running VM to look at a wizard screen by hand.
+
+Example (JupyterLab, see notebooks/explore.ipynb)::
+
+    vm = restore_checkpoint(client, params, "start-ready")
+    vm.url                      # http://127.0.0.1:49153, DSM exactly as at that checkpoint
+    ...
+    vm.close()                  # or leave it running and remove it later with `vdsm clean`
+"""
+
+from __future__ import annotations
+
+import docker
+
+from vdsmlib.build.context import new_run_id
+from vdsmlib.build.vm import StageVm
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.images import find_images
+from vdsmlib.errors import VdsmError
+from vdsmlib.params import Params
+
+__all__ = ["find_checkpoint", "restore_checkpoint"]
+
+
+def find_checkpoint(
+    client: docker.DockerClient, params: Params, name: str, fingerprint: str | None = None
+) -> tuple[str, str]:
+    """The newest checkpoint image ``name`` of this DSM version: ``(image, accelerator)``."""
+    labels = {L.KIND: "checkpoint", L.STAGE: name, L.DSM_VERSION: params.dsm_version}
+    if fingerprint:
+        labels[L.FINGERPRINT] = fingerprint
+    images = [i for i in find_images(client, labels) if i.tags]
+    if not images:
+        raise VdsmError(
+            f"no checkpoint {name!r} for dsm_version {params.dsm_version}: run a build first "
+            "(`make build`, or papermill notebooks/build.ipynb ...); `vdsm checkpoints` lists them"
+        )
+    image = images[0]
+    return image.tags[0], image.labels.get(L.ACCELERATOR, "tcg")
+
+
+def restore_checkpoint(
+    client: docker.DockerClient, params: Params, name: str, *, keep: bool = True
+) -> StageVm:
+    """Start the newest checkpoint ``name`` with ``-loadvm``; the VM stays until closed."""
+    image, accelerator = find_checkpoint(client, params, name)
+    return StageVm.start(
+        client,
+        image,
+        params,
+        accelerator=accelerator,
+        run_id=new_run_id(),
+        stage=f"explore-{name}",
+        loadvm=name,
+        keep=keep,
+    )

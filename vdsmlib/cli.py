@@ -1,0 +1,170 @@
+"""The ``vdsm`` command: a thin client of vdsmlib.
+
+::
+
+    vdsm build [DSM_VERSION] [-p NAME=VALUE ...] [--no-cache] [--from-checkpoint NAME] [--keep]
+    vdsm checkpoints [DSM_VERSION]
+    vdsm explore DSM_VERSION CHECKPOINT
+    vdsm clean [--run-id ID] [--all] [--dry-run]
+    vdsm sim build | vdsm sim run --port PORT [-e KNOB=VALUE ...]
+
+``main(argv) -> int`` is the one place that maps errors to exit codes: 0 ok, 1 a build or
+runtime error (one line on stderr), 2 bad usage or parameters, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from vdsmlib.errors import VdsmError
+from vdsmlib.params import ParamsError
+
+__all__ = ["main"]
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ParamsError(f"-p {pair!r}: expected NAME=VALUE")
+        # YAML values, like papermill's -y: sim_knobs={SIM_SCREEN_SEED: "7"}
+        overrides[name] = yaml.safe_load(value) if value[:1] in "{[" else value
+    return overrides
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from vdsmlib.build import Build
+
+    build = Build(
+        args.dsm_version,
+        _parse_overrides(args.param),
+        out_dir=args.out,
+        no_cache=args.no_cache,
+        from_checkpoint=args.from_checkpoint,
+        keep=args.keep,
+        executor=args.executor,
+    )
+    record = asyncio.run(build.run())
+    for stage in record.stages:
+        print(f"  {stage.name:<12} {stage.status:<8} {stage.seconds:7.1f} s  {stage.detail}")
+    print(f"result: {build.run_dir / 'result.json'}")
+    print(record.image)
+    return 0
+
+
+def _cmd_checkpoints(args: argparse.Namespace) -> int:
+    from vdsmlib.build import list_checkpoints
+    from vdsmlib.docker.engine import connect
+
+    rows = list_checkpoints(connect(), args.dsm_version)
+    if not rows:
+        print("no checkpoints (run a build first)")
+        return 0
+    print(f"{'STAGE':<12} {'FINGERPRINT':<14} {'AGE':>8} {'SIZE':>9}  IMAGE")
+    for c in rows:
+        age = f"{c.age_seconds / 3600:.1f} h" if c.age_seconds >= 3600 else f"{c.age_seconds / 60:.0f} min"
+        print(f"{c.stage:<12} {c.fingerprint[:12]:<14} {age:>8} {c.size_bytes / 1e6:7.0f} MB  {c.image}")
+    return 0
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from vdsmlib.build.explore import restore_checkpoint
+    from vdsmlib.docker.engine import connect
+    from vdsmlib.params import load_params
+
+    params = load_params(args.dsm_version)
+    vm = restore_checkpoint(connect(), params, args.checkpoint)
+    asyncio.run(vm.wait_api(params.timeouts.restore))
+    print(f"DSM restored from checkpoint {args.checkpoint}: {vm.url}")
+    print(f"login: {params.admin.user} (password from params/{params.dsm_version}.yaml)")
+    print(f"remove it with: docker rm -f {vm.container.short_id}   (or vdsm clean)")
+    print(vm.container.id)
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from vdsmlib.docker.engine import connect
+    from vdsmlib.docker.images import clean
+
+    kinds = ("checkpoint", "base", "final", "sim") if args.all else ("checkpoint", "base")
+    report = clean(connect(), run_id=args.run_id, kinds=kinds, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for kind in ("containers", "images"):
+        for item in report[kind]:
+            print(f"{verb} {kind[:-1]} {item}")
+    print(f"{verb} {len(report['containers'])} containers, {len(report['images'])} images")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vdsm", description="Build Docker images of Virtual DSM that start configured."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="build the configured image (resumes from checkpoints)")
+    p.add_argument("dsm_version", nargs="?", default="sim", help="params/<this>.yaml (default sim)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a parameter (admin_password=..., sim_knobs={K: V})")
+    p.add_argument("--no-cache", action="store_true", help="ignore every checkpoint")
+    p.add_argument("--from-checkpoint", choices=("start-ready", "final"),
+                   help="resume from this checkpoint (must match the current fingerprint)")
+    p.add_argument("--keep", action="store_true", help="leave the smoke-test container running")
+    p.add_argument("--executor", choices=("inline", "notebook"), default="inline",
+                   help="run stages in-process or as papermill notebooks (default inline)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out)")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("checkpoints", help="list checkpoints: stage, fingerprint, age, size")
+    p.add_argument("dsm_version", nargs="?")
+    p.set_defaults(func=_cmd_checkpoints)
+
+    p = sub.add_parser("explore", help="restore a checkpoint, leave it running, print URL")
+    p.add_argument("dsm_version")
+    p.add_argument("checkpoint", choices=("start-ready", "final"))
+    p.set_defaults(func=_cmd_explore)
+
+    p = sub.add_parser("clean", help="remove containers and images this project left behind")
+    p.add_argument("--run-id", help="only what this run created")
+    p.add_argument("--all", action="store_true", help="final images and the simulator image too")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=_cmd_clean)
+
+    from vdsmlib.sim.cli import add_subcommands
+
+    add_subcommands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted; containers of this run were removed", file=sys.stderr)
+        return 130
+    except ParamsError as err:
+        print(f"vdsm: {err}", file=sys.stderr)
+        return 2
+    except VdsmError as err:
+        print(f"vdsm: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
