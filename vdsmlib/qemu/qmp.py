@@ -205,15 +205,26 @@ class QmpSession:
             # or died); the socket is closed either way, and close() only promises that.
             logger.debug("QMP connection to %s had ended: %r", self._where, err)
 
-    async def execute(self, cmd: str, args: Mapping[str, object] | None = None) -> Any:
+    async def execute(
+        self, cmd: str, args: Mapping[str, object] | None = None, *, timeout: float | None = None
+    ) -> Any:
         """Run a QMP command and return its JSON result.
 
         Raises QmpError with QEMU's message and ``error_class`` when QEMU
-        rejects the command, and when the connection is lost.
+        rejects the command, when the connection is lost, and when QEMU does
+        not answer within ``timeout`` seconds (None: wait as long as it takes).
         """
         client = self._require()
         try:
-            return await client.execute(cmd, args)
+            async with asyncio.timeout(timeout):
+                return await client.execute(cmd, args)
+        except TimeoutError as err:
+            raise QmpError(
+                self._with_description(
+                    f"QEMU did not answer QMP command {cmd!r} on {self._where} within "
+                    f"{timeout:g} s; it may be busy (a snapshot in progress) or hung"
+                )
+            ) from err
         except ExecuteError as err:
             raise QmpError(
                 f"QMP command {cmd!r} failed on {self._where}: {err} ({err.error_class})",
@@ -274,8 +285,10 @@ class QmpSession:
         with self._require().listener(names) as listener:
             yield listener
 
-    async def next_event(self, listener: EventListener, *, timeout: float) -> dict[str, Any] | None:
-        """The next event of ``listener``, or None after ``timeout`` seconds.
+    async def next_event(
+        self, listener: EventListener, *, timeout: float | None
+    ) -> dict[str, Any] | None:
+        """The next event of ``listener``, or None after ``timeout`` seconds (None: no limit).
 
         Raises QmpError when QEMU hangs up while waiting, instead of waiting in vain.
         """

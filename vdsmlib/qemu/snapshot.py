@@ -191,35 +191,37 @@ async def _run_job(
 ) -> str | None:
     """Run a snapshot job to its end, dismiss it, and return its error text (None if none)."""
     job_id = f"vdsm-{command}-{uuid.uuid4().hex[:8]}"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    status = "undefined"
-    # Listen before starting the job: its events may arrive before the reply.
-    with qmp.listen("JOB_STATUS_CHANGE") as listener:
-        try:
-            await qmp.execute(command, {"job-id": job_id, **args})
-        except QmpError as err:
-            raise SnapshotError(
-                f"could not start {command} for snapshot {name!r}: {err} "
-                "(the snapshot jobs need QEMU >= 6.0)",
-                snapshot=name,
-            ) from err
-        while status != "concluded":
-            remaining = deadline - loop.time()
-            event = await qmp.next_event(listener, timeout=remaining) if remaining > 0 else None
-            if event is None:
-                raise SnapshotError(
-                    f"{command} of snapshot {name!r} did not finish within {timeout:g} s "
-                    f"(job {job_id} is {status}); a save keeps the VM paused until it ends. "
-                    "Allow more time for large guests or slow disks.",
-                    snapshot=name,
-                )
-            if event["data"]["id"] == job_id:
-                status = event["data"]["status"]
-                logger.debug("job %s: %s", job_id, status)
-    jobs = await qmp.execute("query-jobs")
-    job: dict[str, Any] = next((j for j in jobs if j["id"] == job_id), {})
-    await qmp.execute("job-dismiss", {"id": job_id})
+    status = "requested, no reply yet"
+    try:
+        # The deadline covers every command too: while a save writes the VM
+        # state, QEMU's main loop (and so its monitor) may not answer at all.
+        async with asyncio.timeout(timeout):
+            # Listen before starting the job: its events may arrive before the reply.
+            with qmp.listen("JOB_STATUS_CHANGE") as listener:
+                try:
+                    await qmp.execute(command, {"job-id": job_id, **args})
+                except QmpError as err:
+                    needs = " (needs QEMU >= 6.0)" if err.error_class == "CommandNotFound" else ""
+                    raise SnapshotError(
+                        f"could not start {command} for snapshot {name!r}{needs}: {err}",
+                        snapshot=name,
+                    ) from err
+                status = "started"
+                while status != "concluded":
+                    event = await qmp.next_event(listener, timeout=None)
+                    if event is not None and event["data"]["id"] == job_id:
+                        status = event["data"]["status"]
+                        logger.debug("job %s: %s", job_id, status)
+            jobs = await qmp.execute("query-jobs")
+            job: dict[str, Any] = next((j for j in jobs if j["id"] == job_id), {})
+            await qmp.execute("job-dismiss", {"id": job_id})
+    except TimeoutError as err:
+        raise SnapshotError(
+            f"{command} of snapshot {name!r} did not finish within {timeout:g} s "
+            f"(job {job_id}: {status}); a save keeps the VM paused until it ends. "
+            "Allow more time for large guests or slow disks.",
+            snapshot=name,
+        ) from err
     error = job.get("error")
     return None if error is None else str(error)
 
