@@ -28,7 +28,8 @@ from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import DsmApiReady, DsmLoginReady
 from vdsmlib.webapi import services as services_api
 from vdsmlib.webapi.client import DsmClient
-from vdsmlib.wizard import BrowserSession, Wizard, load_stage_profile
+from vdsmlib.wizard import BrowserSession, Credentials, load_stage_profile
+from vdsmlib.wizard import run_stage as run_wizard_stage
 
 __all__ = ["STAGE_FUNCTIONS", "StageOutcome", "run_stage"]
 
@@ -69,18 +70,19 @@ def _wizard_values(ctx: StageContext) -> dict[str, str]:
 async def _run_wizard(ctx: StageContext, stage: str, url: str, outcome: StageOutcome) -> None:
     """Run one wizard stage's profile in a browser context that keeps the DSM session."""
     profile = load_stage_profile(ctx.params.profile, stage)
-    async with (
-        BrowserSession(ctx.evidence_dir, storage_state=ctx.storage_state) as browser,
-        browser.stage(stage, url) as page,
-    ):
-        wizard = Wizard(page, profile, _wizard_values(ctx), browser.evidence)
-        report = await wizard.run()
+    admin = ctx.params.admin
+    # Before the admin account exists there is no login page to pass.
+    credentials = None if stage in ("boot", "admin") else Credentials(admin.user, admin.password)
+    async with BrowserSession(ctx.evidence_dir, storage_state=ctx.storage_state) as session:
+        report = await run_wizard_stage(
+            session, profile, _wizard_values(ctx), url, credentials=credentials
+        )
     outcome.screenshots += [str(p) for p in report.screenshots]
-    for attr, target in (("video", outcome.videos), ("trace", outcome.traces)):
-        path = getattr(browser, f"last_{attr}", None)
-        if path:
-            target.append(str(path))
-    handled = ", ".join(s.id for s in report.screens) or "none"
+    if report.video:
+        outcome.videos.append(str(report.video))
+    if report.trace:
+        outcome.traces.append(str(report.trace))
+    handled = ", ".join(report.handled) or "none"
     outcome.detail = (outcome.detail + f" {stage}: screens {handled}.").strip()
 
 
@@ -213,7 +215,7 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
     with client.login(params.admin.user, params.admin.password) as session:
         report = await asyncio.to_thread(services_api.apply, session, params.services)
         await asyncio.to_thread(services_api.verify, session, params.services)
-    outcome.facts["services_changed"] = list(getattr(report, "changed", []))
+    outcome.facts["services_changed"] = list(report.changes)
     vm.container.keep = False
     try:
         cp = await vm.checkpoint(
