@@ -137,17 +137,45 @@ def ensure_base_image(client: docker.DockerClient, *, mirror: str = DEBIAN_MIRRO
                 f"debootstrap of bookworm from {mirror} failed; last lines:\n{tail}\n"
                 "check network access to the Debian archive and retry"
             )
-        # Downloaded .debs and apt lists only make the image bigger; builds run apt-get update.
-        for leftover in (rootfs / "var/cache/apt/archives").glob("*.deb"):
-            leftover.unlink()
-        shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
-        (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+        _trim_rootfs(rootfs)
         log.info("importing %s into Docker as %s", rootfs, BASE_IMAGE)
         image_id = _import_rootfs(client, rootfs)
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
     log.info("base image %s made in %.0f s (%s)", BASE_IMAGE, time.monotonic() - started, image_id)
     return image_id
+
+
+# dpkg drops these paths in every image built on the base, as Debian's slim images do.
+_DPKG_EXCLUDES = """\
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/lintian/*
+"""
+
+
+def _trim_rootfs(rootfs: Path) -> None:
+    """Drop documentation, translations, downloaded .debs and apt lists from a fresh rootfs."""
+    for leftover in (rootfs / "var/cache/apt/archives").glob("*.deb"):
+        leftover.unlink()
+    shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
+    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    share = rootfs / "usr/share"
+    for name in ("man", "info", "lintian"):
+        shutil.rmtree(share / name, ignore_errors=True)
+    for path in (share / "locale").glob("*"):
+        if path.name != "locale.alias":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for path in (share / "doc").rglob("*"):
+        if path.is_file() and path.name != "copyright":
+            path.unlink()
+    excludes = rootfs / "etc/dpkg/dpkg.cfg.d/vdsm-ci-excludes"
+    excludes.parent.mkdir(parents=True, exist_ok=True)
+    excludes.write_text(_DPKG_EXCLUDES)
 
 
 def _run_logged(argv: list[str], what: str) -> str | None:
@@ -322,6 +350,7 @@ def ensure_sim_image(
         existing = _image_or_none(client, labelled)
         if existing is None:
             raise SimImageError(f"built {ref} ({labelled}) but the engine does not list it")
+        _prune_old_builds(client, keep=ref)
     else:
         log.info("reusing simulator image %s (%s)", ref, existing.id)
     _tag_latest(existing)
@@ -349,3 +378,32 @@ def _tag_latest(image: Any) -> None:
         image.tag(SIM_REPOSITORY, "latest")
     except docker.errors.DockerException as err:
         raise SimImageError(f"cannot tag {image.id} as {SIM_REPOSITORY}:latest: {err}") from err
+
+
+def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
+    """Untag simulator images of older trees and drop stale initramfs-stage images.
+
+    Without this every edit of the guest would leave a tagged image and an untagged
+    builder-stage image behind. Images still used by containers or as parents stay.
+    """
+    try:
+        stages = client.images.list(
+            filters={"label": "vdsm-ci.kind=sim-initramfs-stage", "dangling": True}
+        )
+        old_tags = [
+            tag
+            for image in client.images.list(name=SIM_REPOSITORY)
+            for tag in image.tags
+            if tag not in (keep, f"{SIM_REPOSITORY}:latest")
+        ]
+    except docker.errors.DockerException as err:
+        log.warning("could not list old simulator images to prune: %s", err)
+        return
+    # The newest stage image carries the layer cache of the next build; keep it.
+    stages.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
+    for target in old_tags + [image.id for image in stages[1:]]:
+        try:
+            client.images.remove(target)
+            log.info("pruned old simulator build %s", target)
+        except docker.errors.APIError as err:
+            log.debug("kept %s: %s", target, err)
