@@ -1,0 +1,187 @@
+"""The whole build against the DSM simulator: real dockerd, QEMU, Chromium and papermill.
+
+The tests of this module share the checkpoints the first build makes, in file order:
+full build through papermill -> no-op rebuild -> profile edit resumes -> fault -> bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import docker
+import papermill
+import pytest
+import requests
+
+from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
+from vdsmlib.build import StageError, load_record
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.images import find_images
+from vdsmlib.webapi.client import DsmClient
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).parents[2]
+PROFILE = ROOT / "params" / "profiles" / "dsm-7.2.2" / "post-wizard.yaml"
+SIM = {"user": "vdsm", "password": "CiNas-2024-Ready"}
+
+
+@pytest.fixture(scope="module")
+def first_build(builds: Builds, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`papermill notebooks/build.ipynb` for the simulator, as `make build` runs it."""
+    out = builds.out_dir
+    executed = tmp_path_factory.mktemp("nb") / "build.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "build.ipynb"),
+        str(executed),
+        parameters={"out_dir": str(out), "image_repository": TEST_REPOSITORY, "no_cache": True},
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+    )
+    result = json.loads((out / "latest" / "result.json").read_text())
+    builds.run_ids.append(result["run_id"])
+    return {"result": result, "notebook": executed, "out": out}
+
+
+def test_full_build_record(first_build: dict) -> None:
+    result = first_build["result"]
+    assert result["status"] == "ok"
+    for key in ("target", "dsm_version", "image", "image_id", "accelerator", "admin_user", "stages"):
+        assert result[key], key
+    assert result["target"] == "sim" and result["dsm_version"] == "sim"
+    assert result["admin_user"] == SIM["user"]
+    statuses = {s["name"]: s["status"] for s in result["stages"]}
+    assert list(statuses) == [
+        "prepare", "boot", "admin", "post-wizard", "services", "flatten", "smoke"
+    ]
+    assert statuses["prepare"] in ("ran", "skipped")  # the build base may exist already
+    assert {statuses[s] for s in list(statuses)[1:]} == {"ran"}, statuses
+    assert all(s["seconds"] > 0 for s in result["stages"][1:])
+    assert result["accelerator"] in ("tcg", "kvm")
+    assert result["sizes"]["after"] > 0 and result["sizes"]["before"] > 0
+    # evidence: a screenshot per wizard screen, videos, and one executed notebook per stage
+    assert any("admin-account" in p for p in result["screenshots"]), result["screenshots"]
+    assert all(Path(p).is_file() for p in result["screenshots"])
+    assert result["videos"] and all(Path(p).stat().st_size > 0 for p in result["videos"])
+    stage_notebooks = {Path(p).stem for p in result["notebooks"]}
+    assert {"boot", "admin", "post-wizard", "services", "flatten", "smoke"} <= stage_notebooks
+    # the password never lands in the record or the executed notebooks
+    text = (first_build["out"] / "latest" / "result.json").read_text()
+    assert SIM["password"] not in text
+    for nb in result["notebooks"]:
+        assert SIM["password"] not in Path(nb).read_text(), nb
+    # the orchestrating notebook prints the final image last
+    nb = json.loads(first_build["notebook"].read_text())
+    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    assert result["image"] in "".join(o.get("text", "") for o in last["outputs"])
+
+
+def test_final_image_restores_configured_without_wizard(
+    first_build: dict, client: docker.DockerClient, port_5000_busy: None
+) -> None:
+    """`docker run -d -p 127.0.0.1:PORT:5000 IMAGE`: API and admin login within 90 s."""
+    image = first_build["result"]["image"]
+    attrs = client.images.get(image).attrs
+    assert {"5000/tcp", "3260/tcp", "445/tcp", "2049/tcp"} <= set(attrs["Config"]["ExposedPorts"])
+    assert attrs["Config"]["Healthcheck"]["Test"][-1].endswith("vdsm-ci-healthcheck")
+    labels = attrs["Config"]["Labels"]
+    assert labels[L.FINGERPRINT] == first_build["result"]["fingerprint"]
+    assert labels[L.ACCELERATOR] == first_build["result"]["accelerator"]
+    assert labels[L.QEMU_VERSION] and labels["org.opencontainers.image.version"]
+    port = free_port()
+    container = client.containers.run(
+        image, detach=True, ports={"5000/tcp": ("127.0.0.1", port)},
+        labels={L.OWNER: L.OWNER_VALUE, L.KIND: "test"},
+    )
+    try:
+        started = time.monotonic()
+        dsm = DsmClient(f"http://127.0.0.1:{port}", timeout=5)
+        deadline = started + 90
+        session = None
+        while time.monotonic() < deadline and session is None:
+            try:
+                info = dsm.api_info("SYNO.API.Auth")
+                if "SYNO.API.Auth" in info:
+                    session = dsm.login(SIM["user"], SIM["password"], version=3, syno_token=False)
+            except Exception:
+                time.sleep(0.5)
+        assert session is not None, container.logs(tail=30).decode(errors="replace")
+        seconds = time.monotonic() - started
+        with session:
+            assert session.nfs_get()["enable_nfs"] is True
+            assert session.smb_get()["enable_samba"] is True
+            assert any(t["name"] == "vdsm-ci" for t in session.target_list())
+        # no wizard step again: the UI serves the login page, not the welcome button
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        assert "welcome-page-btn" not in page or "login" in page.lower()
+        print(f"final image: API login after {seconds:.1f} s")
+    finally:
+        container.remove(force=True)
+
+
+def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:
+    record = builds.build(executor="inline")
+    assert [s.status for s in record.stages] == ["skipped"] * 7, record.stages
+    assert record.image == first_build["result"]["image"]
+    assert record.image_id == first_build["result"]["image_id"]
+
+
+def test_post_wizard_profile_edit_resumes_from_start_ready(
+    first_build: dict, builds: Builds
+) -> None:
+    original = PROFILE.read_bytes()
+    try:
+        PROFILE.write_bytes(original + b"\n# edited by a test: resumes from start-ready\n")
+        record = builds.build(executor="inline")
+    finally:
+        PROFILE.write_bytes(original)
+    statuses = {s.name: s.status for s in record.stages}
+    assert statuses["boot"] in ("resumed", "skipped")
+    assert statuses["admin"] == statuses["post-wizard"] == statuses["services"] == "ran"
+    assert statuses["flatten"] == statuses["smoke"] == "ran"
+    assert record.image != first_build["result"]["image"]
+    assert record.restore_to_ready_seconds is not None
+
+
+def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
+    builds: Builds, client: docker.DockerClient
+) -> None:
+    knobs = {"sim_knobs": {"SIM_SAVE_MS": "20000"}}  # the admin form takes 20 s to save
+    build = builds.start(overrides=knobs, executor="inline")
+
+    async def run_and_kill() -> None:
+        task = asyncio.create_task(build.run())
+        killed = False
+        while not task.done():
+            await asyncio.sleep(0.5)
+            if killed:
+                continue
+            filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.STAGE}=admin"]}
+            running = client.containers.list(filters=filters)
+            if running and _admin_form_submitted(build.run_dir):
+                running[0].exec_run(["pkill", "-9", "-f", "qemu-system"])
+                killed = True
+        await task
+
+    with pytest.raises(StageError) as err:
+        asyncio.run(run_and_kill())
+    assert err.value.stage in ("admin", "post-wizard")
+    record = load_record(build.run_dir / "result.json")
+    failed = [s for s in record.stages if s.status == "failed"]
+    assert [s.name for s in failed] == [err.value.stage]
+    # nothing tagged for the failed stage, nothing left running
+    assert not find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "final"})
+    assert builds.containers_of(build.run_id) == []
+    # the next build resumes from the start-ready checkpoint the failed one made
+    again = builds.build(overrides=knobs, executor="inline")
+    statuses = {s.name: s.status for s in again.stages}
+    assert statuses["boot"] == "resumed"
+    assert statuses["admin"] == "ran" and statuses["smoke"] == "ran"
+
+
+def _admin_form_submitted(run_dir: Path) -> bool:
+    """The admin stage has screenshotted the account form, so it is saving now."""
+    return any((run_dir / "evidence").glob("admin-*admin-account*.png"))
