@@ -201,9 +201,11 @@ async def _run_job(
                 try:
                     await qmp.execute(command, {"job-id": job_id, **args})
                 except QmpError as err:
+                    if err.error_class is None:
+                        raise  # not a refusal: the connection is gone; handled below
                     needs = " (needs QEMU >= 6.0)" if err.error_class == "CommandNotFound" else ""
                     raise SnapshotError(
-                        f"could not start {command} for snapshot {name!r}{needs}: {err}",
+                        f"QEMU refused {command} for snapshot {name!r}{needs}: {err}",
                         snapshot=name,
                     ) from err
                 status = "started"
@@ -215,6 +217,13 @@ async def _run_job(
             jobs = await qmp.execute("query-jobs")
             job: dict[str, Any] = next((j for j in jobs if j["id"] == job_id), {})
             await qmp.execute("job-dismiss", {"id": job_id})
+    except SnapshotError:
+        raise
+    except QmpError as err:
+        raise SnapshotError(
+            f"{command} of snapshot {name!r} failed (job {job_id}: {status}): {err}",
+            snapshot=name,
+        ) from err
     except TimeoutError as err:
         raise SnapshotError(
             f"{command} of snapshot {name!r} did not finish within {timeout:g} s "
