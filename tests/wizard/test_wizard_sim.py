@@ -1,0 +1,295 @@
+"""The wizard engine and browser session in real Chromium against the simulator's guest web app.
+
+The guest app runs on the host (``python -m vdsmlib.sim.guest --port 0``), one process per test,
+killed afterwards. Profiles are the shipped DSM 7.2.2 ones with short timeouts
+(``tests/wizard/profiles/fast``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from vdsmlib.wizard import (
+    BrowserSession,
+    Credentials,
+    ScreenError,
+    StageReport,
+    UnknownScreenError,
+    WizardError,
+    default_profiles_dir,
+    load_stage_profile,
+    run_stage,
+)
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = [Path(__file__).parent / "profiles", default_profiles_dir()]
+PASSWORD = "Wizard-Test-Pass9"
+VALUES = {"server_name": "vdsm-ci", "admin_user": "ciadmin", "admin_password": PASSWORD}
+CREDENTIALS = Credentials(VALUES["admin_user"], PASSWORD)
+
+# The simulator's screen ids -> the profile's screen ids.
+SIM_TO_PROFILE = {
+    "update-options": "update-options",
+    "synology-account": "synology-account",
+    "user-experience": "user-experience",
+    "file-access-promo": "file-access-promotion",
+    "2fa-promo": "2fa-promotion",
+    "amfa-promo": "adaptive-mfa-promotion",
+    "mfa-warning": "mfa-warning",
+    "notification-setup": "notification-setup",
+    "notification-reminder": "notification-reminder",
+}
+
+if not Path(os.environ.get("VDSM_CHROMIUM", "/usr/bin/chromium")).exists():
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@contextmanager
+def sim(tmp_path: Path, **knobs: str) -> Iterator[str]:
+    """Run the guest web app with SIM_* knobs; yields its base URL."""
+    log_path = tmp_path / "sim.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), **knobs}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vdsmlib.sim.guest", "--host", "127.0.0.1", "--port", "0"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            found = re.search(r"listening on (http://[\d.]+:\d+)", log_path.read_text())
+            if found:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"sim guest did not start:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield found.group(1) + "/"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def sim_state(base_url: str) -> dict[str, object]:
+    with urllib.request.urlopen(base_url + "sim/state", timeout=5) as response:
+        state: dict[str, object] = json.load(response)
+    return state
+
+
+def session_cookie(state_file: Path) -> str:
+    cookies = json.loads(state_file.read_text())["cookies"]
+    return next(c["value"] for c in cookies if c["name"] == "id")
+
+
+def nfs_enabled(base_url: str, state_file: Path) -> bool:
+    request = urllib.request.Request(
+        base_url + "webapi/entry.cgi?api=SYNO.Core.FileServ.NFS&version=2&method=get",
+        headers={"Cookie": f"id={session_cookie(state_file)}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        answer = json.load(response)
+    assert answer["success"], answer
+    return bool(answer["data"]["enable_nfs"])
+
+
+def assert_evidence(report: StageReport) -> None:
+    assert report.video is not None and report.video.name == f"{report.stage}.webm"
+    assert report.trace is not None and report.trace.name == f"{report.stage}.trace.zip"
+    for path in (report.video, report.trace, *report.screenshots):
+        assert path.is_file() and path.stat().st_size > 0, path
+    with zipfile.ZipFile(report.trace) as trace:
+        for name in trace.namelist():
+            assert PASSWORD.encode() not in trace.read(name), f"password in trace member {name}"
+
+
+async def setup(session: BrowserSession, base_url: str) -> tuple[StageReport, StageReport]:
+    admin = await run_stage(
+        session, load_stage_profile("fast", "admin", search=FAST), VALUES, base_url
+    )
+    post = await run_stage(
+        session, load_stage_profile("fast", "post-wizard", search=FAST), VALUES, base_url
+    )
+    return admin, post
+
+
+async def test_admin_and_post_wizard_with_default_screens(tmp_path: Path) -> None:
+    with sim(tmp_path) as url:
+        async with BrowserSession(tmp_path / "evidence") as session:
+            admin, post = await setup(session, url)
+        state = sim_state(url)
+    assert admin.ok and admin.handled == ["welcome", "admin-account"]
+    assert post.ok
+    assert post.handled == [SIM_TO_PROFILE[s] for s in state["screens"]]  # type: ignore[attr-defined]
+    assert state["screens_pending"] == [] and state["configured"] is True
+    assert state["admin_user"] == "ciadmin" and state["hostname"] == "vdsm-ci"
+    assert state["update_option"] == "notify"  # the radio the profile chooses
+    for report in (admin, post):
+        assert_evidence(report)
+    shots = [p.name for p in post.screenshots]
+    assert shots[0] == "post-wizard-01-update-options.png"
+    assert all(r.screenshot is not None for r in post.screens)
+    assert json.dumps(post.to_dict())  # plain data for result.json
+    for path in (tmp_path / "evidence").iterdir():
+        if path.suffix in (".json", ".yaml", ".txt", ".html"):
+            assert PASSWORD not in path.read_text(), path
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        pytest.param(
+            {"SIM_SCREENS": "notification-setup,notification-reminder,2fa-promo,update-options"},
+            id="reordered-subset",
+        ),
+        pytest.param({"SIM_SCREEN_SEED": "1"}, id="seed-1"),
+        pytest.param({"SIM_SCREEN_SEED": "7"}, id="seed-7"),
+        pytest.param({"SIM_SCREEN_SEED": "42"}, id="seed-42"),
+        pytest.param({"SIM_TRANSITION_MS": "1500", "SIM_SAVE_MS": "1500"}, id="slow-1500ms"),
+    ],
+)
+async def test_post_wizard_handles_screens_in_any_order(
+    tmp_path: Path, knobs: dict[str, str]
+) -> None:
+    with sim(tmp_path, **knobs) as url:
+        async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+            admin, post = await setup(session, url)
+        state = sim_state(url)
+    assert admin.ok and post.ok
+    assert post.handled == [SIM_TO_PROFILE[s] for s in state["screens"]]  # type: ignore[attr-defined]
+    assert state["screens_pending"] == []
+    if "SIM_TRANSITION_MS" in knobs:
+        # Leaving is slow in this scenario; the engine waited for it instead of failing.
+        assert min(r.seconds_to_leave for r in post.screens) >= 1.4
+        assert admin.screens[-1].seconds_to_leave >= 1.4
+
+
+async def test_services_ui_enables_nfs_once(tmp_path: Path) -> None:
+    services = load_stage_profile("fast", "services-ui", search=FAST)
+    with sim(tmp_path, SIM_SCREENS="") as url:
+        async with BrowserSession(tmp_path / "evidence") as session:
+            _, post = await setup(session, url)
+            assert post.handled == []  # no post-wizard screens in this scenario
+            assert not nfs_enabled(url, session.storage_state)
+            first = await run_stage(session, services, VALUES, url)
+            assert nfs_enabled(url, session.storage_state)
+            again = await run_stage(session, services, VALUES, url)
+    assert first.handled == ["open-control-panel", "file-services", "nfs-tab", "enable-nfs"]
+    assert_evidence(first)
+    # Already on: the second run does not touch the checkbox.
+    assert [(r.screen, r.skipped) for r in again.screens][-1] == ("enable-nfs", True)
+    assert again.ok
+
+
+async def test_unknown_dialog_fails_with_a_suggestion(tmp_path: Path) -> None:
+    profile = load_stage_profile("fast", "post-wizard", search=FAST)
+    with sim(tmp_path, SIM_SCREENS="update-options", SIM_EXTRA_DIALOG="Something new") as url:
+        async with BrowserSession(tmp_path / "evidence") as session:
+            await run_stage(session, load_stage_profile("fast", "admin", search=FAST), VALUES, url)
+            started = time.monotonic()
+            with pytest.raises(UnknownScreenError) as info:
+                await run_stage(session, profile, VALUES, url)
+            elapsed = time.monotonic() - started
+    err = info.value
+    message = str(err)
+    # Update options is handled; then nothing known shows for timeouts.screen.
+    assert profile.timeouts.screen <= elapsed < profile.timeouts.screen + 10
+    assert err.report is not None and err.report.handled == ["update-options"]
+    assert err.screenshot is not None and err.screenshot.stat().st_size > 0
+    assert str(err.screenshot) in message
+    assert "Something new" in message  # the visible text
+    assert "sim-extra-dialog" in message  # the DOM excerpt of the topmost dialog
+    assert "click: button[syno-id='sim-extra-dialog-fbar-ok']" in err.suggestion_yaml
+    assert err.suggestion_yaml in message
+    assert {p.name for p in err.files} == {
+        "post-wizard-unknown.yaml",
+        "post-wizard-unknown.html",
+        "post-wizard-unknown.txt",
+    }
+    assert all(p.is_file() and p.stat().st_size > 0 for p in err.files)
+    assert "Something new" in (tmp_path / "evidence" / "post-wizard-unknown.txt").read_text()
+    # Evidence of the failed stage is still complete.
+    assert_evidence(err.report)
+
+
+async def test_weak_password_fails_fast_with_the_tooltip_text(tmp_path: Path) -> None:
+    weak = {**VALUES, "admin_password": "weakpass"}
+    profile = load_stage_profile("fast", "admin", search=FAST)
+    with sim(tmp_path) as url:
+        async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+            started = time.monotonic()
+            with pytest.raises(ScreenError) as info:
+                await run_stage(session, profile, weak, url)
+            elapsed = time.monotonic() - started
+        state = sim_state(url)
+    message = str(info.value)
+    assert info.value.screen == "admin-account"
+    assert "The password must include mixed case letters." in message
+    assert "weakpass" not in message  # the secret itself is masked
+    assert elapsed < profile.timeouts.screen  # failed at once, not after the timeout
+    assert info.value.screenshot is not None and info.value.screenshot.is_file()
+    assert state["configured"] is False
+
+
+async def test_storage_state_carries_the_session_and_login_restores_it(tmp_path: Path) -> None:
+    state_file = tmp_path / "state" / "storage.json"
+    with sim(tmp_path, SIM_SCREENS="") as url:
+        async with BrowserSession(tmp_path / "one", storage_state=state_file) as session:
+            await run_stage(session, load_stage_profile("fast", "admin", search=FAST), VALUES, url)
+        assert state_file.is_file()
+        desktop = "div[elementtiming='desktop-item-title']"
+        # A new browser with the saved state: straight to the desktop, no login page.
+        async with (
+            BrowserSession(tmp_path / "two", storage_state=state_file) as session,
+            session.stage("check", url) as page,
+        ):
+            await page.locator(desktop).first.wait_for(state="visible", timeout=10_000)
+            assert await page.locator("input[name=username]").count() == 0
+        # Without it: DSM's two-step login page; with credentials the session logs through it.
+        async with BrowserSession(tmp_path / "three") as session:
+            async with session.stage("no-login", url) as page:
+                await page.locator("input[name=username]").wait_for(timeout=10_000)
+            sessions = sim_state(url)["sessions"]
+            async with session.stage("relogin", url, credentials=CREDENTIALS) as page:
+                await page.locator(desktop).first.wait_for(state="visible", timeout=10_000)
+            assert sim_state(url)["sessions"] == sessions + 1  # type: ignore[operator]
+            async with session.stage("again", url, credentials=CREDENTIALS) as page:
+                await page.locator(desktop).first.wait_for(state="visible", timeout=10_000)
+            assert sim_state(url)["sessions"] == sessions + 1  # the saved state sufficed
+        with zipfile.ZipFile(tmp_path / "three" / "relogin.trace.zip") as archive:
+            assert all(PASSWORD.encode() not in archive.read(n) for n in archive.namelist())
+        # A wrong password is reported, not retried forever.
+        async with BrowserSession(tmp_path / "four") as session:
+            with pytest.raises(WizardError, match=r"login as 'ciadmin' failed.*invalid"):
+                async with session.stage(
+                    "wrong", url, credentials=Credentials("ciadmin", "Wrong-Pass1")
+                ):
+                    pass
+
+
+async def test_boot_waits_for_the_welcome_button(tmp_path: Path) -> None:
+    profile = load_stage_profile("fast", "boot", search=FAST)
+    with sim(tmp_path, SIM_INSTALL_DELAY="3") as url:
+        async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+            report = await run_stage(session, profile, {}, url)
+    assert report.ok and report.handled == []
+    assert 2 <= report.seconds < profile.timeouts.stage
