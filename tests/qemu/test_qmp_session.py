@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import time
 from pathlib import Path
 
@@ -134,3 +136,16 @@ async def test_quit_ends_qemu(start_vm, make_disk) -> None:
     assert vm.process.wait(timeout=10) == 0
     assert not qmp.connected
     await qmp.close()
+
+
+async def test_retries_do_not_log_errors(socket_dir: Path, caplog) -> None:
+    stale = socket_dir / "stale.sock"
+    leftover = socket.socket(socket.AF_UNIX)
+    leftover.bind(str(stale))  # a socket file nobody listens on: connections are refused
+    leftover.close()
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(QmpError, match="Connection refused"):
+        await QmpSession(stale, connect_timeout=0.3, poll_interval=0.05).connect()
+    attempts = [r for r in caplog.records if "connection attempt" in r.getMessage()]
+    assert len(attempts) >= 2
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -46,20 +45,19 @@ Address = str | os.PathLike[str] | tuple[str, int]
 
 # qemu.qmp logs every failed connection attempt at ERROR level. While we retry
 # on purpose (QEMU creates its socket a moment after it starts), those records
-# are noise: the filter below drops them in the task that is retrying, and
-# only there, and the final error carries the last failure instead.
-_CLIENT_NAME = "vdsm"
-_retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("_retrying", default=False)
+# are noise: a client is named _CONNECTING until it is connected, and records
+# of that logger go to our debug log only; the final error carries the last
+# failure instead. After connecting, the client logs under its normal name.
+_CONNECTING = "vdsm-connecting"
+_CONNECTED = "vdsm"
 
 
-def _drop_while_retrying(record: logging.LogRecord) -> bool:
-    if _retrying.get():
-        logger.debug("connection attempt: %s", record.getMessage())
-        return False
-    return True
+def _demote(record: logging.LogRecord) -> bool:
+    logger.debug("connection attempt: %s", record.getMessage())
+    return False
 
 
-logging.getLogger("qemu.qmp.protocol").getChild(_CLIENT_NAME).addFilter(_drop_while_retrying)
+logging.getLogger("qemu.qmp.protocol").getChild(_CONNECTING).addFilter(_demote)
 
 
 @dataclass(frozen=True)
@@ -155,37 +153,35 @@ class QmpSession:
         deadline = loop.time() + self.connect_timeout
         problem = "the socket never appeared"
         last_error: BaseException | None = None
-        token = _retrying.set(True)
-        try:
-            while (remaining := deadline - loop.time()) > 0:
-                if isinstance(self.address, str) and not os.path.exists(self.address):
-                    await asyncio.sleep(min(self.poll_interval, remaining))
-                    continue
-                client = QMPClient(_CLIENT_NAME)
-                try:
-                    async with asyncio.timeout(remaining):
-                        await client.connect(self.address)
-                except TimeoutError as err:
-                    last_error = err
-                    problem = (
-                        "connected, but QEMU sent no QMP greeting; QEMU serves one QMP client "
-                        "at a time, so another client may still hold the socket"
-                    )
+        while (remaining := deadline - loop.time()) > 0:
+            if isinstance(self.address, str) and not os.path.exists(self.address):
+                await asyncio.sleep(min(self.poll_interval, remaining))
+                continue
+            client = QMPClient(_CONNECTING)
+            try:
+                async with asyncio.timeout(remaining):
+                    await client.connect(self.address)
+            except TimeoutError as err:
+                last_error = err
+                problem = (
+                    "connected, but QEMU sent no QMP greeting; QEMU serves one QMP client "
+                    "at a time, so another client may still hold the socket (or QEMU is busy, "
+                    "e.g. loading a snapshot)"
+                )
+                break
+            except ConnectError as err:
+                last_error = err
+                problem = f"last attempt: {err}"
+                # Refused, reset or EOF: QEMU (or a port proxy in front of it)
+                # is not listening yet. Anything else will not get better.
+                if not isinstance(err.exc, OSError | EOFError):
                     break
-                except ConnectError as err:
-                    last_error = err
-                    problem = f"last attempt: {err}"
-                    # Refused, reset or EOF: QEMU (or a port proxy in front of it)
-                    # is not listening yet. Anything else will not get better.
-                    if not isinstance(err.exc, OSError | EOFError):
-                        break
-                    await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - loop.time())))
-                    continue
-                self._client = client
-                logger.debug("QMP connected to %s", self._where)
-                return
-        finally:
-            _retrying.reset(token)
+                await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - loop.time())))
+                continue
+            client.name = _CONNECTED
+            self._client = client
+            logger.debug("QMP connected to %s", self._where)
+            return
         raise QmpError(
             self._with_description(
                 f"no QMP connection to {self._where} within {self.connect_timeout:g} s: "
@@ -231,7 +227,7 @@ class QmpSession:
                 error_class=err.error_class,
             ) from err
         except (ExecInterruptedError, StateError) as err:
-            raise self.lost(f"while running {cmd!r}") from err
+            raise self._lost(f"while running {cmd!r}") from err
         except QMPError as err:
             raise QmpError(f"QMP command {cmd!r} failed on {self._where}: {err!r}") from err
 
@@ -306,10 +302,10 @@ class QmpSession:
         if event.done() and not event.cancelled():
             return dict(event.result())
         if gone.done() and not gone.cancelled():
-            raise self.lost("while waiting for an event")
+            raise self._lost("while waiting for an event")
         return None
 
-    def lost(self, during: str) -> QmpError:
+    def _lost(self, during: str) -> QmpError:
         """The error for a connection QEMU ended; the caller raises it."""
         return QmpError(
             self._with_description(
