@@ -289,6 +289,7 @@ def test_suggestion_is_a_valid_screen_that_clicks_the_dismiss_button() -> None:
     screen = Screen.model_validate(entries[0])
     assert screen.id == "something-new"
     assert screen.identify.text == "Something new"
+    assert screen.identify.selector == "div.dialog-content"  # DSM's title classes first
     assert screen.actions[0].click == "button[syno-id='x-ok']"  # type: ignore[union-attr]
     assert "button[syno-id='x-help']" in text  # alternatives listed as comments
     empty = yaml.safe_load(suggest_entry(PageSnapshot(), "boot"))

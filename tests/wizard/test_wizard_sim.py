@@ -219,6 +219,7 @@ async def test_unknown_dialog_fails_with_a_suggestion(tmp_path: Path) -> None:
     assert "Something new" in message  # the visible text
     assert "sim-extra-dialog" in message  # the DOM excerpt of the topmost dialog
     assert "click: button[syno-id='sim-extra-dialog-fbar-ok']" in err.suggestion_yaml
+    assert "selector: div.dialog-content\n    text: Something new" in err.suggestion_yaml
     assert err.suggestion_yaml in message
     assert {p.name for p in err.files} == {
         "post-wizard-unknown.yaml",

@@ -60,8 +60,10 @@ capture_js = r"""
     + ' .v-window-title, h1, h2, h3, [class*="title"]'
   ).forEach((el) => {
     const text = clean(el.innerText);
+    const selector = selectorOf(el);
     if (visible(el) && text && text.length < 200
-        && !titles.some((t) => t.text === text)) titles.push({selector: selectorOf(el), text});
+        && !titles.some((t) => t.text === text && t.selector === selector))
+      titles.push({selector, text});
   });
   const buttons = [];
   scope.querySelectorAll('button, [role=button], a.v-btn, .x-btn, .v-close-btn, .x-tool-close')
@@ -125,9 +127,22 @@ def _rank(button: dict[str, str]) -> int:
     return len(_DISMISS) + (0 if "syno-id" in button.get("selector", "") else 1)
 
 
+# Identifier classes DSM uses for screen titles, best first (see the 7.2.2 profile).
+_TITLE_CLASSES = ("welcome-step-title", "v-notification-title", ".title", "dialog-content")
+
+
+def _title_rank(title: dict[str, str]) -> int:
+    selector = title.get("selector", "")
+    for i, name in enumerate(_TITLE_CLASSES):
+        if selector.endswith(name if name.startswith(".") else f".{name}"):
+            return i
+    return len(_TITLE_CLASSES)
+
+
 def suggest_entry(snapshot: PageSnapshot, stage: str) -> str:
     """A YAML profile entry for the screen in ``snapshot``, with alternatives as comments."""
-    title = snapshot.titles[0] if snapshot.titles else None
+    titles = sorted(snapshot.titles, key=_title_rank)
+    title = titles[0] if titles else None
     if title is None and snapshot.dialog_selector:
         title = {"selector": snapshot.dialog_selector, "text": ""}
     buttons = sorted(snapshot.buttons, key=_rank)
@@ -147,9 +162,9 @@ def suggest_entry(snapshot: PageSnapshot, stage: str) -> str:
         lines.append(f'# The action clicks the button "{buttons[0].get("text", "")}".')
     body = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=100)
     lines.append(body.rstrip())
-    if len(snapshot.titles) > 1:
-        lines.append("# Other identifier candidates:")
-        lines += [f"#   {t['selector']}  text: {t.get('text', '')[:80]!r}" for t in snapshot.titles]
+    if len(titles) > 1:
+        lines.append("# Identifier candidates:")
+        lines += [f"#   {t['selector']}  text: {t.get('text', '')[:80]!r}" for t in titles]
     if buttons:
         lines.append("# Buttons on the screen:")
         lines += [f'#   click: "{b["selector"]}"  ({b.get("text", "")!r})' for b in buttons]
