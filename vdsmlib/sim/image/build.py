@@ -207,7 +207,13 @@ def _import_rootfs(client: docker.DockerClient, rootfs: Path) -> str:
     assert tar.stdout is not None
     try:
         answer = client.api.import_image_from_stream(
-            tar.stdout, repository=repository, tag=tag, changes=['CMD ["/bin/bash"]']
+            tar.stdout,
+            repository=repository,
+            tag=tag,
+            changes=[
+                'CMD ["/bin/bash"]',
+                'LABEL vdsm-ci.owner="vdsm-ci" vdsm-ci.kind="sim-base"',
+            ],
         )
     except docker.errors.DockerException as err:
         raise SimImageError(f"docker import of {rootfs} as {BASE_IMAGE} failed: {err}") from err
@@ -262,7 +268,9 @@ def _build_stream(client: docker.DockerClient, what: str, **kwargs: Any) -> str:
                 for line in str(chunk["stream"]).splitlines():
                     if line.strip():
                         tail.append(line)
-                        log.info("%s: %s", what, line)
+                        # Steps and the initramfs summary at INFO, the rest of apt at DEBUG.
+                        important = line.startswith(("Step ", "initramfs:", "kernel "))
+                        log.log(logging.INFO if important else logging.DEBUG, "%s: %s", what, line)
             if "aux" in chunk and isinstance(chunk["aux"], dict):
                 image_id = str(chunk["aux"].get("ID", image_id))
             if "error" in chunk:
@@ -388,7 +396,7 @@ def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
     """
     try:
         stages = client.images.list(
-            filters={"label": "vdsm-ci.kind=sim-initramfs-stage", "dangling": True}
+            filters={"label": "vdsm-ci.sim-stage=initramfs", "dangling": True}
         )
         old_tags = [
             tag
