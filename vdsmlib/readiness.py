@@ -59,6 +59,13 @@ AliveCheck = Callable[[], str | None]
 
 #: Longest sleep between two polls; the house rule forbids fixed sleeps of 2 s or more.
 MAX_INTERVAL = 1.9
+#: Shortest network timeout of a probe: a last poll with a few milliseconds left would only
+#: time out and hide the real reason of the previous polls. A wait may overrun by this much.
+MIN_PROBE_TIMEOUT = 1.0
+
+
+def _probe_timeout(request_timeout: float, budget: float) -> float:
+    return min(request_timeout, max(budget, MIN_PROBE_TIMEOUT))
 
 
 class NotReady(VdsmError):
@@ -76,10 +83,10 @@ class ReadinessTimeout(VdsmError):
         self,
         message: str,
         *,
-        what: str,
-        waited: float,
-        last_error: BaseException | None,
-        attempts: int,
+        what: str = "",
+        waited: float = 0.0,
+        last_error: BaseException | None = None,
+        attempts: int = 0,
     ) -> None:
         super().__init__(message)
         self.what = what
@@ -463,7 +470,9 @@ class HttpReady(WaitStrategy[int]):
     def check(self, budget: float) -> int:
         try:
             with requests.get(
-                self.url, timeout=min(self.request_timeout, budget), allow_redirects=False
+                self.url,
+                timeout=_probe_timeout(self.request_timeout, budget),
+                allow_redirects=False,
             ) as resp:
                 return resp.status_code
         except requests.RequestException as err:
@@ -495,7 +504,9 @@ class DsmApiReady(WaitStrategy[dict[str, Any]]):
     def check(self, budget: float) -> dict[str, Any]:
         from vdsmlib.webapi.client import DsmClient
 
-        with DsmClient(self.base_url, timeout=min(self.request_timeout, budget)) as client:
+        with DsmClient(
+            self.base_url, timeout=_probe_timeout(self.request_timeout, budget)
+        ) as client:
             info = client.api_info("ALL")
         if "SYNO.API.Auth" not in info:
             raise NotReady(
@@ -542,7 +553,9 @@ class DsmLoginReady(WaitStrategy[None]):
         from vdsmlib.webapi.client import DsmClient
 
         with (
-            DsmClient(self.base_url, timeout=min(self.request_timeout, budget)) as client,
+            DsmClient(
+                self.base_url, timeout=_probe_timeout(self.request_timeout, budget)
+            ) as client,
             client.login(self.user, self._password),
         ):
             return None
