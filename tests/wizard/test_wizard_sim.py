@@ -7,6 +7,7 @@ killed afterwards. Profiles are the shipped DSM 7.2.2 ones with short timeouts
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -24,9 +25,11 @@ import pytest
 from vdsmlib.wizard import (
     BrowserSession,
     Credentials,
+    Screen,
     ScreenError,
     StageReport,
     UnknownScreenError,
+    Wizard,
     WizardError,
     default_profiles_dir,
     load_stage_profile,
@@ -294,3 +297,42 @@ async def test_boot_waits_for_the_welcome_button(tmp_path: Path) -> None:
             report = await run_stage(session, profile, {}, url)
     assert report.ok and report.handled == []
     assert 2 <= report.seconds < profile.timeouts.stage
+
+
+async def detect_soon(wizard: Wizard) -> Screen | None:
+    """Poll detect() briefly: the next screen renders after the previous one's request."""
+    deadline = time.monotonic() + 10
+    while (screen := await wizard.detect()) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return screen
+
+
+async def test_single_step_api_as_a_notebook_uses_it(tmp_path: Path) -> None:
+    profile = load_stage_profile("fast", "post-wizard", search=FAST)
+    evidence = tmp_path / "evidence"
+    with sim(tmp_path, SIM_SCREENS="synology-account,notification-setup") as url:
+        session = await BrowserSession(evidence).start()
+        try:
+            await run_stage(session, load_stage_profile("fast", "admin", search=FAST), VALUES, url)
+            page = await session.open_stage("explore", url)
+            wizard = Wizard(page, profile, VALUES, evidence)
+            screen = await detect_soon(wizard)
+            assert screen is not None and screen.id == "synology-account"
+            skip = await wizard.try_locator("button[syno-id='welcome-app-wizard-fbar-back']")
+            assert (skip.count, skip.visible, skip.text) == (1, 1, "Skip")
+            nothing = await wizard.try_locator("button.does-not-exist")
+            assert (nothing.count, nothing.visible, nothing.text) == (0, 0, "")
+            record = await wizard.perform("synology-account")
+            assert record.screenshot is not None and record.screenshot.is_file()
+            screen = await detect_soon(wizard)
+            assert screen is not None and screen.id == "notification-setup"
+            await wizard.perform(screen.id)
+            shot = await wizard.screenshot("desktop")
+            assert shot.name == "post-wizard-03-desktop.png" and shot.stat().st_size > 0
+            artifacts = await session.close_stage("explore")
+            assert artifacts.trace is not None and artifacts.trace.stat().st_size > 0
+            assert await session.close_stage("explore") == artifacts  # closing twice is fine
+        finally:
+            await session.close()
+            await session.close()  # idempotent
+        assert sim_state(url)["screens_pending"] == []

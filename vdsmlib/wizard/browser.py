@@ -12,6 +12,14 @@ Example::
                                  values, "http://127.0.0.1:5000/")
         async with session.stage("explore", "http://127.0.0.1:5000/") as page:
             ...
+
+In a notebook, where an ``async with`` cannot span cells::
+
+    session = await BrowserSession(evidence_dir).start()
+    page = await session.open_stage("explore", url, credentials=Credentials(user, password))
+    ...                                    # Wizard(page, ...).detect() / perform() per cell
+    await session.close_stage("explore")   # writes explore.trace.zip and explore.webm
+    await session.close()
 """
 
 from __future__ import annotations
@@ -98,6 +106,13 @@ class StageArtifacts:
     video: Path | None
     trace: Path | None
     storage_state: Path | None
+
+
+@dataclass(frozen=True)
+class _OpenStage:
+    context: BrowserContext
+    page: Page
+    video_tmp: Path
 
 
 def _browsers_dir() -> Path:
@@ -258,6 +273,7 @@ class BrowserSession:
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._contexts: set[BrowserContext] = set()
+        self._open: dict[str, _OpenStage] = {}
         self._video_ok = False
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
@@ -297,7 +313,12 @@ class BrowserSession:
         return self
 
     async def close(self) -> None:
-        """Close every open context, the browser and Playwright (idempotent)."""
+        """Close every open stage and context, the browser and Playwright (idempotent)."""
+        for name in list(self._open):
+            try:
+                await self.close_stage(name)
+            except (PlaywrightError, OSError) as err:
+                log.warning("closing stage %s: %s", name, err)
         for context in list(self._contexts):
             try:
                 await context.close()
@@ -340,6 +361,25 @@ class BrowserSession:
         page. On exit (also on error) saves the storage state, the trace and the video; their
         paths are in ``self.artifacts[name]``.
         """
+        page = await self.open_stage(
+            name, base_url, credentials=credentials, login_timeout=login_timeout
+        )
+        try:
+            yield page
+        finally:
+            await self.close_stage(name)
+
+    async def open_stage(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        credentials: Credentials | None = None,
+        login_timeout: float = 30.0,
+    ) -> Page:
+        """Like :meth:`stage` for notebook cells: open here, :meth:`close_stage` later."""
+        if name in self._open:
+            raise BrowserError(f"stage {name} is already open: close_stage({name!r}) first")
         browser = self.browser
         video_tmp = self.evidence / f".video-{name}"
         options: dict[str, object] = {
@@ -355,13 +395,13 @@ class BrowserSession:
             options["record_video_size"] = {"width": self.viewport[0], "height": self.viewport[1]}
         try:
             context = await browser.new_context(**options)  # type: ignore[arg-type]
+            self._contexts.add(context)
+            if self.trace:
+                await context.tracing.start(screenshots=True, snapshots=True, title=name)
+            page = await context.new_page()
         except PlaywrightError as err:
             raise BrowserError(f"stage {name}: cannot open a browser context: {err}") from err
-        self._contexts.add(context)
-        trace_path = self.evidence / f"{name}.trace.zip"
-        if self.trace:
-            await context.tracing.start(screenshots=True, snapshots=True, title=name)
-        page = await context.new_page()
+        self._open[name] = _OpenStage(context, page, video_tmp)
         try:
             try:
                 await page.goto(base_url, wait_until="domcontentloaded")
@@ -373,9 +413,24 @@ class BrowserSession:
                 await login_if_needed(
                     page, credentials, selectors=self.login_selectors, timeout=login_timeout
                 )
-            yield page
-        finally:
-            self.artifacts[name] = await self._finish(name, context, page, trace_path, video_tmp)
+        except BaseException:
+            await self.close_stage(name)
+            raise
+        return page
+
+    async def close_stage(self, name: str) -> StageArtifacts:
+        """Save storage state, trace and video of an open stage and close its context."""
+        opened = self._open.pop(name, None)
+        if opened is None:
+            if name in self.artifacts:
+                return self.artifacts[name]  # closing twice is fine
+            raise BrowserError(f"stage {name} is not open")
+        trace_path = self.evidence / f"{name}.trace.zip"
+        artifacts = await self._finish(
+            name, opened.context, opened.page, trace_path, opened.video_tmp
+        )
+        self.artifacts[name] = artifacts
+        return artifacts
 
     async def _finish(
         self, name: str, context: BrowserContext, page: Page, trace_path: Path, video_tmp: Path
