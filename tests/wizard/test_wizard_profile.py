@@ -5,19 +5,26 @@ Pure and fast: no browser.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 import zipfile
 from pathlib import Path
 
+import playwright
 import pytest
 import yaml
 
 from vdsmlib.errors import VdsmError
 from vdsmlib.wizard import (
     STAGES,
+    BrowserError,
+    BrowserSession,
     ProfileError,
     Wizard,
     WizardError,
     default_profiles_dir,
+    ensure_playwright_ffmpeg,
     load_stage_profile,
     mask_text,
     profile_files,
@@ -301,3 +308,35 @@ def test_fill_action_keeps_the_value_name_not_the_value() -> None:
     fills = [a for a in admin.screen("admin-account").actions if isinstance(a, Fill)]
     names = [f.value for f in fills]
     assert names == ["server_name", "admin_user", "admin_password", "admin_password"]
+
+
+def test_ffmpeg_link_uses_the_revision_of_the_installed_playwright(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+    manifest = Path(playwright.__file__).parent / "driver/package/browsers.json"
+    revision = next(
+        b["revision"] for b in json.loads(manifest.read_text())["browsers"] if b["name"] == "ffmpeg"
+    )
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))
+    link = ensure_playwright_ffmpeg()
+    assert link == tmp_path / f"ffmpeg-{revision}" / "ffmpeg-linux"
+    assert link.is_symlink() and link.resolve() == Path(shutil.which("ffmpeg") or "").resolve()
+    assert ensure_playwright_ffmpeg() == link  # idempotent
+
+
+def test_missing_ffmpeg_and_chromium_say_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg here
+    with caplog.at_level("WARNING", logger="vdsmlib.wizard.browser"):
+        assert ensure_playwright_ffmpeg() is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "ffmpeg not found: no video will be recorded (apt-get install ffmpeg)"
+    ]
+    monkeypatch.setenv("VDSM_CHROMIUM", str(tmp_path / "no-chromium"))
+    session = BrowserSession(tmp_path / "evidence")
+    with pytest.raises(BrowserError, match=r"Chromium not found at .*: apt-get install chromium"):
+        asyncio.run(session.start())
+    asyncio.run(session.close())  # nothing started: still fine
