@@ -424,7 +424,8 @@ class DsmSession:
         api, method = "SYNO.API.Auth", "logout"
         try:
             entry = self.client.api_entry(api)
-            version = choose_version(api, entry, (1, 1))
+            # synology-csi logs out with v1; a DSM without v1 gets its highest version.
+            version = 1 if int(entry.get("minVersion", 1)) <= 1 else choose_version(api, entry)
             params = {"api": api, "version": str(version), "method": method, "_sid": sid}
             self.client.call(
                 str(entry.get("path", "entry.cgi")),
