@@ -29,7 +29,7 @@ from vdsmlib.wizard import (
     mask_text,
     profile_files,
 )
-from vdsmlib.wizard.profile import Check, ClosePanel, Fill, Screen
+from vdsmlib.wizard.profile import Check, Click, ClosePanel, Fill, Screen
 from vdsmlib.wizard.secrets import is_secret_name, scrub_zip, secret_values
 from vdsmlib.wizard.unknown import PageSnapshot, suggest_entry
 
@@ -297,7 +297,7 @@ def test_suggestion_is_a_valid_screen_that_clicks_the_dismiss_button() -> None:
     assert screen.id == "something-new"
     assert screen.identify.text == "Something new"
     assert screen.identify.selector == "div.dialog-content"  # DSM's title classes first
-    assert screen.actions[0].click == "button[syno-id='x-ok']"  # type: ignore[union-attr]
+    assert screen.actions[0] == Click(click="button[syno-id='x-ok']")
     assert "button[syno-id='x-help']" in text  # alternatives listed as comments
     empty = yaml.safe_load(suggest_entry(PageSnapshot(), "boot"))
     assert empty[0]["identify"]["selector"] == "REPLACE-ME"
