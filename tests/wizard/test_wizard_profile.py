@@ -190,6 +190,10 @@ def test_inherits_from_a_later_search_dir(tmp_path: Path) -> None:
         ),
         ("stage: admin\norder: any\nscreens: [{id: x, identify: a}]", ["needs a 'done'"]),
         (
+            "stage: admin\norder: any\ntimeouts: {screen: 5, idle: 5}\ndone: {visible: a}",
+            ["timeouts", "idle (5) must be shorter than screen (5)"],
+        ),
+        (
             "stage: admin\norder: sequence\nscreens: [{id: x, identify: a}, {id: x, identify: b}]",
             ["screens", "repeated: x"],
         ),

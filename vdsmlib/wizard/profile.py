@@ -234,6 +234,13 @@ class Timeouts(_Model):
     poll: float = Field(default=0.25, gt=0, le=1.5)
     reload: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _idle_fits(self) -> Timeouts:
+        # Otherwise a quiet, finished stage would be reported as an unknown screen.
+        if self.idle >= self.screen:
+            raise ValueError(f"idle ({self.idle:g}) must be shorter than screen ({self.screen:g})")
+        return self
+
 
 class Done(_Model):
     """The stage is done when ``visible`` shows and nothing in ``blocked_by`` is visible."""
