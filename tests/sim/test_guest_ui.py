@@ -226,6 +226,7 @@ def test_whole_ui_by_the_facts(start_guest: Any, browser_runner: Any) -> None:
         await page.locator("button.x-btn-text:text-is('Apply')").click()
         await expect(page.locator("div.syno-ux-statusbar-success")).to_be_visible()
         assert state(url)["enable_samba"] is False
+        await expect(smb_input).not_to_be_checked()
 
         # A fresh context has no session: the two-step login page, then the desktop.
         fresh = await context.browser.new_context()
@@ -350,14 +351,17 @@ def test_transition_and_save_delays(start_guest: Any, browser_runner: Any) -> No
 
 
 def test_install_delay_then_welcome_without_reload(start_guest: Any, browser_runner: Any) -> None:
-    server = start_guest({"SIM_INSTALL_DELAY": "2"})
-
     async def body(context: Any) -> None:
         from playwright.async_api import expect
 
         page = await context.new_page()
+        # The delay counts from server start: start it only once the browser is up.
+        server = start_guest({"SIM_INSTALL_DELAY": "3"})
+        started = time.monotonic()
         await page.goto(server.url)
+        await expect(page.locator("#sim-root[data-view='installing']")).to_be_visible()
         await expect(page.locator("button.welcome-page-btn")).to_have_count(0)
         await expect(page.locator("button.welcome-page-btn")).to_be_visible(timeout=15_000)
+        assert time.monotonic() - started >= 2.5
 
     in_browser(browser_runner, body)

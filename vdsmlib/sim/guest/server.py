@@ -99,9 +99,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _json_body(self) -> dict[str, Any]:
+    @staticmethod
+    def _json(body: bytes) -> dict[str, Any]:
         try:
-            value = json.loads(self._body() or b"{}")
+            value = json.loads(body or b"{}")
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
@@ -171,17 +172,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         path = url.path
+        # Read the body whatever the route, so a kept-alive connection stays in step.
+        body = self._body()
         if path.startswith("/webapi/"):
             params = dict(parse_qsl(url.query, keep_blank_values=True))
-            ctype = self.headers.get("Content-Type", "")
-            body = self._body()
-            if "json" not in ctype:
+            if "json" not in self.headers.get("Content-Type", ""):
                 params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             self._webapi(path.removeprefix("/webapi/"), params)
         elif path == "/sim/ui/admin":
-            self._admin(self._json_body())
+            self._admin(self._json(body))
         elif path == "/sim/ui/screen":
-            self._screen(self._json_body())
+            self._screen(self._json(body))
         else:
             self._send_html("<h1>404 Not Found</h1>", 404)
 

@@ -219,6 +219,8 @@
   function apply() {
     if (busy) { return; }
     busy = true;
+    var bar = $(".sim-statusbar");
+    if (bar) { bar.innerHTML = ""; }
     var nfs = $("input[name='enable_nfs']").checked;
     var smb = $("input[name='enable_samba']").checked;
     webapi("SYNO.Core.FileServ.NFS", 2, "set", { enable_nfs: JSON.stringify(nfs) })
