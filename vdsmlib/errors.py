@@ -6,13 +6,20 @@
      +-- ParamsError            (vdsmlib.params: bad version, weak password, ...)
      +-- PreflightError         (vdsmlib.build.preflight: Docker down, disk full, Chromium missing)
      +-- DockerError            (vdsmlib.docker: engine errors, container exited early)
-     +-- QmpError               (vdsmlib.qemu.qmp: QMP connection and command failures)
+     |    +-- DockerUnavailable (the engine cannot be reached)
+     +-- QmpError               (vdsmlib.qemu: QMP connection and command failures)
      |    +-- SnapshotError     (savevm failed or did not read back)
+     +-- QemuToolError          (vdsmlib.qemu.image: qemu-img / qemu-system missing or failing)
+     +-- SimImageError          (vdsmlib.sim.image: building the DSM simulator image)
      +-- ReadinessTimeout       (vdsmlib.readiness: a wait strategy ran out of time)
+     |    +-- ReadinessAborted  (what was waited on died: container exited)
      +-- WebApiError            (vdsmlib.webapi: DSM Web API failures, with the DSM error code)
+     |    +-- ServicesMismatch  (services read back differ from the desired state)
      +-- WizardError            (vdsmlib.wizard: unknown screen, required screen not seen, ...)
+     |    +-- UnknownScreenError  (with screenshot, visible text, DOM excerpt, suggestion)
      +-- PatError               (vdsmlib.pat: download failures, size/checksum mismatch)
      +-- StageError             (vdsmlib.build: a build stage failed; names the stage)
+     +-- ProfileError etc.      (vdsmlib.wizard.errors)
 
 Every message says what failed, with evidence (command, log tail, screenshot path, URL),
 and what to do next. Third-party errors are wrapped with ``raise ... from err``;

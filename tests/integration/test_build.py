@@ -162,7 +162,7 @@ def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
             filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.STAGE}=admin"]}
             running = client.containers.list(filters=filters)
             if running and _admin_form_submitted(build.run_dir):
-                running[0].exec_run(["pkill", "-9", "-f", "qemu-system"])
+                _kill_qemu(client, running[0].id)
                 killed = True
         await task
 
@@ -180,6 +180,18 @@ def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
     statuses = {s.name: s.status for s in again.stages}
     assert statuses["boot"] == "resumed"
     assert statuses["admin"] == "ran" and statuses["smoke"] == "ran"
+
+
+def _kill_qemu(client: docker.DockerClient, container_id: str) -> None:
+    """SIGKILL the container's QEMU from the host, as an OOM killer or a crash would."""
+    import os
+    import signal
+
+    top = client.api.top(container_id, ps_args="-eo pid,args")
+    pid_col = top["Titles"].index("PID")
+    for proc in top["Processes"]:
+        if "qemu-system" in " ".join(proc):
+            os.kill(int(proc[pid_col]), signal.SIGKILL)
 
 
 def _admin_form_submitted(run_dir: Path) -> bool:

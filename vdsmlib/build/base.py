@@ -126,8 +126,7 @@ def _restore_config(
         changes.append(f"CMD {json.dumps(config['Cmd'])}")
     if config.get("WorkingDir"):
         changes.append(f"WORKDIR {config['WorkingDir']}")
-    if config.get("StopSignal"):
-        changes.append(f"STOPSIGNAL {config['StopSignal']}")
+    # (docker commit accepts no STOPSIGNAL; virtual-dsm stops on the default SIGTERM anyway)
     changes += [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()]
     container = client.api.create_container(rebased, labels=L.owner_labels("probe"))
     try:

@@ -104,10 +104,13 @@ def flatten(ctx: StageContext) -> FlattenResult:
             buildargs={
                 "BASE": state.base_image or "",
                 "CHECKPOINT": checkpoint,
-                "ARGUMENTS": "-loadvm final",
-                **{k: env[k] for k in ("KVM", "RAM_SIZE", "CPU_CORES", "CPU_MODEL", "MACHINE")},
-                "DISK_FMT": env["DISK_FMT"],
-                "DISK_SIZE": env["DISK_SIZE"],
+                "VM_ARGUMENTS": "-loadvm final",
+                **{
+                    f"VM_{k}": env[k]
+                    for k in ("KVM", "RAM_SIZE", "CPU_CORES", "CPU_MODEL", "MACHINE")
+                },
+                "VM_DISK_FMT": env["DISK_FMT"],
+                "VM_DISK_SIZE": env["DISK_SIZE"],
             },
             labels=final_labels(params, fp, accelerator, state.qemu_version or ""),
         )

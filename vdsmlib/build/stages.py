@@ -211,8 +211,10 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
     params = ctx.params
     if params.nfs_via == "ui" and params.services.nfs:
         await _run_wizard(ctx, "services-ui", vm.url, outcome)
-    client = DsmClient(vm.url)
-    with client.login(params.admin.user, params.admin.password) as session:
+    with (
+        DsmClient(vm.url) as dsm,
+        dsm.login(params.admin.user, params.admin.password) as session,
+    ):
         report = await asyncio.to_thread(services_api.apply, session, params.services)
         await asyncio.to_thread(services_api.verify, session, params.services)
     outcome.facts["services_changed"] = list(report.changes)
@@ -277,7 +279,10 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
             .wait_async(describe=lambda: vm.logs_tail(20), alive=vm.died)
         )
         login_seconds = time.monotonic() - started
-        with DsmClient(url).login(params.admin.user, params.admin.password) as session:
+        with (
+            DsmClient(url) as dsm,
+            dsm.login(params.admin.user, params.admin.password) as session,
+        ):
             await asyncio.to_thread(services_api.verify, session, params.services)
         health = await _wait_healthy(vm, timeout=90)
         facts = {

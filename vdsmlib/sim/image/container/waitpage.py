@@ -4,8 +4,11 @@
 Until the guest's web server answers HTTP on 127.0.0.1:15000 (QEMU's forward of guest port
 5000), every request gets HTTP 200 with a "please wait" page, as vdsm/virtual-dsm does while
 DSM boots. From the first HTTP answer on, connections are proxied to the guest as raw TCP, and
-/run/shm/dsm.url names the guest's address. A forwarded port accepts TCP even while nothing
-listens in the guest, so readiness means an HTTP status line, not a connect.
+/run/shm/dsm.url names where DSM's web server is reachable from inside the container.
+(Upstream writes the guest's NAT address there; with QEMU user networking the guest's
+10.0.2.15 exists only inside QEMU, so the forwarded loopback port is the address a process in
+the container can use.) A forwarded port accepts TCP even while nothing listens in the guest,
+so readiness means an HTTP status line, not a connect.
 
 Only python3-minimal is in the image (no asyncio), hence threads.
 """
@@ -19,7 +22,7 @@ import time
 
 LISTEN = ("0.0.0.0", 5000)
 GUEST = ("127.0.0.1", 15000)
-GUEST_URL = "10.0.2.15:5000"
+GUEST_URL = f"{GUEST[0]}:{GUEST[1]}"
 URL_FILE = "/run/shm/dsm.url"
 PROBE_INTERVAL = 0.3
 
