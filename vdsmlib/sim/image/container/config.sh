@@ -5,7 +5,9 @@ set -Eeuo pipefail
 
 # SIM_* knobs go to the guest kernel command line as sim.NAME=VALUE. Values are
 # percent-encoded (space, %, quotes, backslash and non-printables) and decoded by the guest's
-# /init, because the kernel command line splits on spaces.
+# /init, because the kernel command line splits on spaces. Values must not contain newlines.
+# The guest reads them once at boot: a container restored with -loadvm keeps the knobs of the
+# container that took the snapshot.
 simKnobs() {
     local name value out="" i c hex LC_ALL=C
     while IFS='=' read -r name value; do
