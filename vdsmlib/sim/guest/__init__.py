@@ -77,6 +77,22 @@ UI beyond the facts
   ``div.syno-ux-statusbar-success`` "Changes applied".
 - ``GET /sim/state``: JSON summary of the state for tests (no passwords, no session ids).
 
+Web API choices where the facts leave room
+------------------------------------------
+
+- Sessions come from param ``_sid`` or cookie ``id``. No session at all: 105; an unknown or
+  logged-out one: 119. Sessions do not expire (106 is never returned).
+- ``SYNO.API.Auth`` login works on auth.cgi and entry.cgi, needs version 3+ (103 below), 400 on
+  a wrong account/password or before the admin exists; ``synotoken`` only for v6+ with
+  ``enable_syno_token=yes``; ``format=cookie`` (the default) also sets cookie ``id``; ``sid`` is
+  always in the data. query.cgi serves only SYNO.API.Info, auth.cgi only SYNO.API.Auth (102
+  otherwise). SYNO.DSM.Info is listed as versions 1-2.
+- Values may be JSON-encoded (``"\\"/volume1\\""``, ``["a"]``) or plain; both are accepted.
+- Duplicate iSCSI target name or IQN: 18990744. Thick LUN types (FILE, BLOCK, BLUN_THICK)
+  count against the free space of ``/volume1`` (18990002 when too big); thin ones do not.
+- Share names: 1-32 characters without ``!"#$%&'()*+,/:;<=>?@[]\\^`{|}~``, unique
+  case-insensitively (3301), only on ``/volume1`` (403 otherwise).
+
 Fresh state: ``enable_nfs`` false, ``enable_samba`` true (DSM 7 default), iSCSI service enabled
 (SAN Manager is preinstalled), no shares, LUNs or targets; ``/volume1`` is Btrfs.
 """
