@@ -147,6 +147,8 @@ class Params(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     run: RunSpec = RunSpec()
     image: ImageSpec = ImageSpec()
+    #: where wizard profiles are looked up, first match wins (set by :func:`load_params`)
+    profile_dirs: tuple[str, ...] = ()
 
     @property
     def target(self) -> str:
@@ -267,6 +269,8 @@ def load_params(
         raise ParamsError(f"{path} must hold a mapping at the top level")
     data = _apply_flat(data, overrides or {})
     data["dsm_version"] = version
+    dirs = [params_dir / "profiles", PARAMS_DIR / "profiles"]
+    data["profile_dirs"] = tuple(dict.fromkeys(str(d) for d in dirs if d.is_dir()))
     try:
         params = Params.model_validate(data)
     except ValidationError as err:
@@ -276,7 +280,9 @@ def load_params(
             f"{path.name}: {where}: {first['msg']} ({err.error_count()} problem(s) in all)"
         ) from err
     _check_policy(params.admin)
-    profile_dir = params_dir / "profiles" / params.profile
-    if not profile_dir.is_dir():
-        raise ParamsError(f"{path.name}: profile {params.profile!r} has no folder {profile_dir}")
+    if not any((Path(d) / params.profile).is_dir() for d in params.profile_dirs):
+        raise ParamsError(
+            f"{path.name}: profile {params.profile!r} has no folder in "
+            f"{' or '.join(params.profile_dirs) or params_dir / 'profiles'}"
+        )
     return params

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 
 from vdsmlib.docker.engine import connect
-from vdsmlib.params import Params, load_params
+from vdsmlib.params import PARAMS_DIR, Params, load_params
 
 __all__ = ["RunState", "StageContext", "new_run_id"]
 
@@ -35,6 +35,7 @@ class RunState:
     run_id: str
     dsm_version: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    params_dir: str | None = None
     keep: bool = False
     #: filled by prepare
     upstream_image: str | None = None
@@ -74,7 +75,11 @@ class StageContext:
     def __init__(self, run_dir: Path, *, client: docker.DockerClient | None = None):
         self.run_dir = run_dir.resolve()
         self.state = RunState.load(self.run_dir)
-        self.params: Params = load_params(self.state.dsm_version, self.state.overrides)
+        self.params: Params = load_params(
+            self.state.dsm_version,
+            self.state.overrides,
+            params_dir=Path(self.state.params_dir) if self.state.params_dir else PARAMS_DIR,
+        )
         self._client = client
 
     @cached_property

@@ -32,7 +32,7 @@ def compute(params: Params, base: PreparedBase) -> dict[str, str]:
             "run": params.run.model_dump(),
             "disk_base": params.base.disk_base,
             "pat_sha256": base.pat_sha256,
-            "profile": files_digest(profile_files(params.profile, "boot")),
+            "profile": files_digest(profile_files(params.profile, "boot", search=params.profile_dirs)),
             "sources": sources_digest(BOOT_SOURCES),
         },
         previous=base.prepare_fingerprint,
@@ -47,7 +47,10 @@ def compute(params: Params, base: PreparedBase) -> dict[str, str]:
             },
             "services": params.services.model_dump(mode="json"),
             "nfs_via": params.nfs_via,
-            "profiles": {s: files_digest(profile_files(params.profile, s)) for s in stages},
+            "profiles": {
+                s: files_digest(profile_files(params.profile, s, search=params.profile_dirs))
+                for s in stages
+            },
             "sources": sources_digest(CONFIGURE_SOURCES),
         },
         previous=boot,

@@ -31,7 +31,7 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, find_images
 from vdsmlib.errors import VdsmError
-from vdsmlib.params import Params, load_params
+from vdsmlib.params import PARAMS_DIR, Params, load_params
 
 __all__ = ["EXECUTORS", "Build", "StageError"]
 
@@ -102,9 +102,11 @@ class Build:
         executor: str = "inline",
         run_id: str | None = None,
         client: docker.DockerClient | None = None,
+        params_dir: Path | str | None = None,
     ):
         # Validated before anything starts: a weak password never reaches a container.
-        self.params: Params = load_params(dsm_version, overrides)
+        self.params_dir = Path(params_dir).resolve() if params_dir else PARAMS_DIR
+        self.params: Params = load_params(dsm_version, overrides, params_dir=self.params_dir)
         self.overrides = dict(overrides or {})
         self.no_cache = no_cache
         self.from_checkpoint = from_checkpoint or None
@@ -138,6 +140,7 @@ class Build:
             run_id=self.run_id,
             dsm_version=self.params.dsm_version,
             overrides=self.overrides,
+            params_dir=str(self.params_dir),
             keep=self.keep,
         ).save(self.run_dir)
         for name in STAGES:

@@ -69,7 +69,7 @@ def _wizard_values(ctx: StageContext) -> dict[str, str]:
 
 async def _run_wizard(ctx: StageContext, stage: str, url: str, outcome: StageOutcome) -> None:
     """Run one wizard stage's profile in a browser context that keeps the DSM session."""
-    profile = load_stage_profile(ctx.params.profile, stage)
+    profile = load_stage_profile(ctx.params.profile, stage, search=ctx.params.profile_dirs)
     admin = ctx.params.admin
     # Before the admin account exists there is no login page to pass.
     credentials = None if stage in ("boot", "admin") else Credentials(admin.user, admin.password)
