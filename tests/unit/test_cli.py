@@ -1,0 +1,231 @@
+"""The ``vdsm`` command: arguments reach :class:`vdsmlib.build.Build`, errors map to exit codes.
+
+Like papermill's CLI tests, the library call is replaced by a recording fake (the CLI imports
+``Build`` inside ``_cmd_build``, so patching ``vdsmlib.build.Build`` is what it sees). The
+``checkpoints`` and ``clean --dry-run`` commands run against the real Docker engine.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import vdsmlib.build
+from vdsmlib.build import BuildRecord, StageRecord
+from vdsmlib.cli import main
+from vdsmlib.docker import labels as L
+from vdsmlib.errors import VdsmError
+from vdsmlib.params import ParamsError
+
+
+class FakeBuild:
+    """Records how the CLI constructs a build; ``run()`` returns a finished record."""
+
+    calls: ClassVar[list[FakeBuild]] = []
+    fail_init: ClassVar[BaseException | None] = None
+    fail_run: ClassVar[BaseException | None] = None
+
+    def __init__(self, dsm_version: object = "sim", overrides: Any = None, **kwargs: Any):
+        if FakeBuild.fail_init is not None:
+            raise FakeBuild.fail_init
+        self.dsm_version = dsm_version
+        self.overrides = overrides
+        self.kwargs = kwargs
+        self.run_dir = Path(kwargs.get("out_dir", "out")) / "20260101-000000-test"
+        FakeBuild.calls.append(self)
+
+    async def run(self) -> BuildRecord:
+        if FakeBuild.fail_run is not None:
+            raise FakeBuild.fail_run
+        record = BuildRecord(run_id="20260101-000000-test", target="sim", dsm_version="sim")
+        record.stages = [StageRecord("prepare", "skipped", 0.1, "reused"), StageRecord("boot")]
+        record.image = "vdsm-ci-test/configured:sim-72806-tcg-00000000"
+        return record
+
+
+@pytest.fixture
+def fake_build(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeBuild]]:
+    FakeBuild.calls = []
+    FakeBuild.fail_init = None
+    FakeBuild.fail_run = None
+    monkeypatch.setattr(vdsmlib.build, "Build", FakeBuild)
+    yield FakeBuild
+
+
+def test_build_passes_every_argument(
+    fake_build: type[FakeBuild], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "build",
+            "7.2.2",
+            "-p",
+            "admin_password=X",
+            "-p",
+            "sim_knobs={SIM_SCREEN_SEED: 7}",
+            "--no-cache",
+            "--from-checkpoint",
+            "start-ready",
+            "--keep",
+        ]
+    )
+    assert code == 0
+    (call,) = fake_build.calls
+    assert call.dsm_version == "7.2.2"
+    # -p values stay strings unless they are YAML mappings or lists, like papermill's -y
+    assert call.overrides == {"admin_password": "X", "sim_knobs": {"SIM_SCREEN_SEED": 7}}
+    assert call.kwargs == {
+        "out_dir": Path("out"),
+        "no_cache": True,
+        "from_checkpoint": "start-ready",
+        "keep": True,
+        "executor": "inline",
+    }
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "vdsm-ci-test/configured:sim-72806-tcg-00000000"  # the image, last
+    assert any(line.split()[:2] == ["prepare", "skipped"] for line in out)
+
+
+def test_build_defaults(fake_build: type[FakeBuild], tmp_path: Path) -> None:
+    assert main(["build", "--out", str(tmp_path), "--executor", "notebook"]) == 0
+    (call,) = fake_build.calls
+    assert call.dsm_version == "sim" and call.overrides == {}
+    assert call.kwargs == {
+        "out_dir": tmp_path,
+        "no_cache": False,
+        "from_checkpoint": None,
+        "keep": False,
+        "executor": "notebook",
+    }
+
+
+def test_build_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--no-cache", "--from-checkpoint", "--keep", "-p NAME=VALUE", "--executor"):
+        assert option in text
+
+
+def test_bad_usage_exits_2(fake_build: type[FakeBuild], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--from-checkpoint", "nonsense"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert fake_build.calls == []
+
+
+def test_param_without_value_is_exit_2_with_one_line(
+    fake_build: type[FakeBuild], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", "-p", "admin_password"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vdsm: -p 'admin_password': expected NAME=VALUE"]
+    assert fake_build.calls == []
+
+
+@pytest.mark.parametrize(
+    ("where", "error", "code"),
+    [
+        ("init", ParamsError("unknown dsm_version '7.9': no 7.9.yaml"), 2),
+        ("run", ParamsError("admin password too weak"), 2),
+        ("init", VdsmError("Docker is not running"), 1),
+        ("run", VdsmError("stage boot failed: the VM died"), 1),
+        ("run", KeyboardInterrupt(), 130),
+    ],
+    ids=["params-init", "params-run", "vdsm-init", "vdsm-run", "interrupt"],
+)
+def test_errors_map_to_exit_codes(
+    fake_build: type[FakeBuild],
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    error: BaseException,
+    code: int,
+) -> None:
+    if where == "init":
+        fake_build.fail_init = error
+    else:
+        fake_build.fail_run = error
+    assert main(["build"]) == code
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    if code != 130:
+        assert lines[0] == f"vdsm: {error}"
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_unexpected_errors_are_not_swallowed(fake_build: type[FakeBuild]) -> None:
+    """Only vdsmlib's errors become exit codes; a bug still shows its traceback."""
+    fake_build.fail_run = RuntimeError("a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["build"])
+
+
+# -- against the real engine --------------------------------------------------------------------
+
+
+@pytest.fixture
+def labelled_container() -> Iterator[tuple[str, str, str]]:
+    """A created (never started) container with vdsm-ci's labels, of a throwaway empty image."""
+    from vdsmlib.docker.engine import connect
+
+    client = connect()
+    run_id = "test-cli-" + secrets.token_hex(3)
+    repo = f"vdsm-ci-test/empty-{run_id}"
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w"):
+        pass  # an empty root file system: enough to create (not run) a container
+    client.api.import_image_from_data(data.getvalue(), repository=repo, tag="latest")
+    container = client.containers.create(
+        f"{repo}:latest",
+        command=["/nonexistent"],
+        labels=L.owner_labels("stage-container", run_id),
+    )
+    try:
+        yield run_id, container.id, container.name
+    finally:
+        container.remove(force=True)
+        client.images.remove(f"{repo}:latest", force=True)
+        client.close()
+
+
+@pytest.mark.docker
+def test_checkpoints_lists_or_says_none(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["checkpoints"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out, "no output"
+    assert out[0] == "no checkpoints (run a build first)" or out[0].split()[:2] == [
+        "STAGE",
+        "FINGERPRINT",
+    ]
+
+
+@pytest.mark.docker
+def test_clean_dry_run_lists_and_removes_nothing(
+    labelled_container: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vdsmlib.docker.engine import connect
+
+    run_id, container_id, name = labelled_container
+    assert main(["clean", "--dry-run", "--run-id", run_id]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"would remove container {container_id[:12]} {name}",
+        "would remove 1 containers, 0 images",
+    ]
+    client = connect()
+    try:
+        assert client.containers.get(container_id).id == container_id  # still there
+    finally:
+        client.close()
+    # and the whole-project dry run works too
+    assert main(["clean", "--dry-run"]) == 0
+    assert f"would remove container {container_id[:12]} {name}" in capsys.readouterr().out
