@@ -104,6 +104,34 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pin(args: argparse.Namespace) -> int:
+    import re
+
+    from docker.errors import DockerException
+
+    from vdsmlib.docker.engine import connect
+    from vdsmlib.params import PARAMS_DIR, load_params
+
+    params = load_params(args.dsm_version)
+    ref = params.base.image.split("@", 1)[0]
+    try:
+        digest = connect().images.get_registry_data(ref).id
+    except DockerException as err:
+        raise VdsmError(
+            f"cannot resolve {ref} in its registry ({str(err).splitlines()[0][:160]}): run "
+            "`vdsm pin` where the registry is reachable"
+        ) from err
+    path = PARAMS_DIR / f"{params.dsm_version}.yaml"
+    text = path.read_text()
+    pinned = f"{ref}@{digest}"
+    new, count = re.subn(r"(?m)^(  image: ).*$", lambda m: m.group(1) + pinned, text, count=1)
+    if count != 1:
+        raise VdsmError(f"{path}: no `base.image` line to pin")
+    path.write_text(new)
+    print(f"pinned {ref} to {digest} in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vdsm", description="Build Docker images of Virtual DSM that start configured."
@@ -138,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="final images and the simulator image too")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_cmd_clean)
+
+    p = sub.add_parser("pin", help="pin the target's base image by digest (needs its registry)")
+    p.add_argument("dsm_version")
+    p.set_defaults(func=_cmd_pin)
 
     from vdsmlib.sim.cli import add_subcommands
 

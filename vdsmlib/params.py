@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -267,7 +268,11 @@ def load_params(
         raise ParamsError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a mapping at the top level")
-    data = _apply_flat(data, overrides or {})
+    overrides = dict(overrides or {})
+    if not overrides.get("admin_password") and os.environ.get("VDSM_ADMIN_PASSWORD"):
+        # papermill writes -p values into the executed notebook; the environment stays out of it
+        overrides["admin_password"] = os.environ["VDSM_ADMIN_PASSWORD"]
+    data = _apply_flat(data, overrides)
     data["dsm_version"] = version
     dirs = [params_dir / "profiles", PARAMS_DIR / "profiles"]
     data["profile_dirs"] = tuple(dict.fromkeys(str(d) for d in dirs if d.is_dir()))
