@@ -10,6 +10,8 @@ Example (JupyterLab, see notebooks/explore.ipynb)::
 
 from __future__ import annotations
 
+import logging
+
 import docker
 
 from vdsmlib.build.context import new_run_id
@@ -19,7 +21,9 @@ from vdsmlib.docker.images import find_images
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
 
-__all__ = ["find_checkpoint", "restore_checkpoint"]
+__all__ = ["explore", "find_checkpoint", "restore_checkpoint"]
+
+log = logging.getLogger(__name__)
 
 
 def find_checkpoint(
@@ -54,3 +58,24 @@ def restore_checkpoint(
         loadvm=name,
         keep=keep,
     )
+
+
+async def explore(params: Params, name: str, client: docker.DockerClient | None = None) -> StageVm:
+    """Restore checkpoint ``name``, wait for the Web API, leave it running; log URL and login."""
+    from vdsmlib.docker.engine import connect
+
+    vm = restore_checkpoint(client or connect(), params, name, keep=True)
+    try:
+        await vm.wait_api(params.timeouts.restore)
+    except BaseException:
+        vm.container.keep = False
+        vm.close()
+        raise
+    log.info(
+        "DSM restored from checkpoint %s at %s (login %s; remove with `docker rm -f %s`)",
+        name,
+        vm.url,
+        params.admin.user,
+        vm.container.short_id,
+    )
+    return vm
