@@ -70,8 +70,13 @@ def _cmd_checkpoints(args: argparse.Namespace) -> int:
         return 0
     print(f"{'STAGE':<12} {'FINGERPRINT':<14} {'AGE':>8} {'SIZE':>9}  IMAGE")
     for c in rows:
-        age = f"{c.age_seconds / 3600:.1f} h" if c.age_seconds >= 3600 else f"{c.age_seconds / 60:.0f} min"
-        print(f"{c.stage:<12} {c.fingerprint[:12]:<14} {age:>8} {c.size_bytes / 1e6:7.0f} MB  {c.image}")
+        age = (
+            f"{c.age_seconds / 3600:.1f} h"
+            if c.age_seconds >= 3600
+            else f"{c.age_seconds / 60:.0f} min"
+        )
+        size = f"{c.size_bytes / 1e6:7.0f} MB"
+        print(f"{c.stage:<12} {c.fingerprint[:12]:<14} {age:>8} {size}  {c.image}")
     return 0
 
 
@@ -141,14 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build the configured image (resumes from checkpoints)")
     p.add_argument("dsm_version", nargs="?", default="sim", help="params/<this>.yaml (default sim)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a parameter (admin_password=..., sim_knobs={K: V})")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter (admin_password=..., sim_knobs={K: V})",
+    )
     p.add_argument("--no-cache", action="store_true", help="ignore every checkpoint")
-    p.add_argument("--from-checkpoint", choices=("start-ready", "final"),
-                   help="resume from this checkpoint (must match the current fingerprint)")
+    p.add_argument(
+        "--from-checkpoint",
+        choices=("start-ready", "final"),
+        help="resume from this checkpoint (must match the current fingerprint)",
+    )
     p.add_argument("--keep", action="store_true", help="leave the smoke-test container running")
-    p.add_argument("--executor", choices=("inline", "notebook"), default="inline",
-                   help="run stages in-process or as papermill notebooks (default inline)")
+    p.add_argument(
+        "--executor",
+        choices=("inline", "notebook"),
+        default="inline",
+        help="run stages in-process or as papermill notebooks (default inline)",
+    )
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out)")
     p.set_defaults(func=_cmd_build)
 

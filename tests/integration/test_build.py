@@ -49,13 +49,27 @@ def first_build(builds: Builds, tmp_path_factory: pytest.TempPathFactory) -> dic
 def test_full_build_record(first_build: dict) -> None:
     result = first_build["result"]
     assert result["status"] == "ok"
-    for key in ("target", "dsm_version", "image", "image_id", "accelerator", "admin_user", "stages"):
+    for key in (
+        "target",
+        "dsm_version",
+        "image",
+        "image_id",
+        "accelerator",
+        "admin_user",
+        "stages",
+    ):
         assert result[key], key
     assert result["target"] == "sim" and result["dsm_version"] == "sim"
     assert result["admin_user"] == SIM["user"]
     statuses = {s["name"]: s["status"] for s in result["stages"]}
     assert list(statuses) == [
-        "prepare", "boot", "admin", "post-wizard", "services", "flatten", "smoke"
+        "prepare",
+        "boot",
+        "admin",
+        "post-wizard",
+        "services",
+        "flatten",
+        "smoke",
     ]
     assert statuses["prepare"] in ("ran", "skipped")  # the build base may exist already
     assert {statuses[s] for s in list(statuses)[1:]} == {"ran"}, statuses
@@ -93,7 +107,9 @@ def test_final_image_restores_configured_without_wizard(
     assert labels[L.QEMU_VERSION] and labels["org.opencontainers.image.version"]
     port = free_port()
     container = client.containers.run(
-        image, detach=True, ports={"5000/tcp": ("127.0.0.1", port)},
+        image,
+        detach=True,
+        ports={"5000/tcp": ("127.0.0.1", port)},
         labels={L.OWNER: L.OWNER_VALUE, L.KIND: "test"},
     )
     try:
@@ -114,9 +130,21 @@ def test_final_image_restores_configured_without_wizard(
             assert session.nfs_get()["enable_nfs"] is True
             assert session.smb_get()["enable_samba"] is True
             assert any(t["name"] == "vdsm-ci" for t in session.target_list())
-        # no wizard step again: the UI serves the login page, not the welcome button
-        page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
-        assert "welcome-page-btn" not in page or "login" in page.lower()
+        # the guest's state came back with the snapshot: wizard done, nothing to set up again
+        state = requests.get(f"http://127.0.0.1:{port}/sim/state", timeout=5).json()
+        assert state["configured"] is True and state["admin_user"] == SIM["user"], state
+        assert state["screens_pending"] == [] and len(state["screens_done"]) == 9, state
+        # a DSM session opened in the browser before `savevm final` is still alive
+        browser_state = json.loads(
+            (first_build["out"] / "latest" / "browser-state.json").read_text()
+        )
+        sid = next(c["value"] for c in browser_state["cookies"] if c["name"] == "id")
+        alive = requests.get(
+            f"http://127.0.0.1:{port}/webapi/entry.cgi",
+            params={"api": "SYNO.Core.FileServ.NFS", "version": 2, "method": "get", "_sid": sid},
+            timeout=5,
+        ).json()
+        assert alive["success"] is True, alive
         print(f"final image: API login after {seconds:.1f} s")
     finally:
         container.remove(force=True)
@@ -175,11 +203,13 @@ def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
     # nothing tagged for the failed stage, nothing left running
     assert not find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "final"})
     assert builds.containers_of(build.run_id) == []
-    # the next build resumes from the start-ready checkpoint the failed one made
-    again = builds.build(overrides=knobs, executor="inline")
+    # the next build resumes from the start-ready checkpoint the failed one made; it also takes
+    # the NFS path through Control Panel (nfs_via: ui), as DSM's own users click it
+    again = builds.build(overrides={**knobs, "nfs_via": "ui"}, executor="inline")
     statuses = {s.name: s.status for s in again.stages}
     assert statuses["boot"] == "resumed"
     assert statuses["admin"] == "ran" and statuses["smoke"] == "ran"
+    assert any("services-ui" in Path(p).name for p in again.screenshots), again.screenshots
 
 
 def _kill_qemu(client: docker.DockerClient, container_id: str) -> None:

@@ -25,8 +25,8 @@ from vdsmlib.build.fingerprint import files_digest, fingerprint
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import DockerError
 from vdsmlib.docker.images import build_image, get_image, remove_image
-from vdsmlib.pat import PatSpec, fetch_pat
 from vdsmlib.params import Params
+from vdsmlib.pat import PatSpec, fetch_pat
 from vdsmlib.qemu.accel import probe_accelerator
 from vdsmlib.sim.image.build import ensure_sim_image
 
@@ -121,7 +121,9 @@ def _restore_config(
 ) -> str:
     """Give the rebased image the upstream image's ENV/CMD/WORKDIR back (not its VOLUME)."""
     config = client.images.get(upstream).attrs["Config"]
-    changes = [f"ENV {k}={json.dumps(v)}" for k, v in (e.split("=", 1) for e in config["Env"] or [])]
+    changes = [
+        f"ENV {k}={json.dumps(v)}" for k, v in (e.split("=", 1) for e in config["Env"] or [])
+    ]
     if config.get("Cmd"):
         changes.append(f"CMD {json.dumps(config['Cmd'])}")
     if config.get("WorkingDir"):

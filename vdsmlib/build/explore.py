@@ -21,7 +21,13 @@ from vdsmlib.docker.images import find_images
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
 
-__all__ = ["explore", "find_checkpoint", "restore_checkpoint"]
+__all__ = [
+    "check_restorable",
+    "explore",
+    "find_checkpoint",
+    "kvm_usable",
+    "restore_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,36 @@ def find_checkpoint(
             "(`make build`, or papermill notebooks/build.ipynb ...); `vdsm checkpoints` lists them"
         )
     image = images[0]
-    return image.tags[0], image.labels.get(L.ACCELERATOR, "tcg")
+    accelerator = image.labels.get(L.ACCELERATOR, "tcg")
+    check_restorable(image.tags[0], image.labels, accelerator="kvm" if kvm_usable() else "tcg")
+    return image.tags[0], accelerator
+
+
+def kvm_usable() -> bool:
+    """KVM as the build would use it: /dev/kvm exists and the cached probe did not reject it."""
+    import json
+    import os
+
+    from vdsmlib.build.base import cache_dir
+
+    if not os.path.exists("/dev/kvm"):
+        return False
+    try:
+        probes = json.loads((cache_dir() / "accelerator.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return all(accel == "kvm" for accel, _ in probes.values())
+
+
+def check_restorable(image: str, labels: dict[str, str], *, accelerator: str) -> None:
+    """Refuse a checkpoint whose snapshot cannot load here (KVM and TCG state do not mix)."""
+    recorded = labels.get(L.ACCELERATOR)
+    if recorded == "kvm" and accelerator != "kvm":
+        raise VdsmError(
+            f"{image} was saved under KVM (QEMU {labels.get(L.QEMU_VERSION, '?')}), and this "
+            "machine has no usable KVM: a KVM snapshot does not load under TCG. Build a TCG "
+            "variant here (accelerator=tcg) or restore it on a KVM machine"
+        )
 
 
 def restore_checkpoint(

@@ -32,7 +32,9 @@ def compute(params: Params, base: PreparedBase) -> dict[str, str]:
             "run": params.run.model_dump(),
             "disk_base": params.base.disk_base,
             "pat_sha256": base.pat_sha256,
-            "profile": files_digest(profile_files(params.profile, "boot", search=params.profile_dirs)),
+            "profile": files_digest(
+                profile_files(params.profile, "boot", search=params.profile_dirs)
+            ),
             "sources": sources_digest(BOOT_SOURCES),
         },
         previous=base.prepare_fingerprint,

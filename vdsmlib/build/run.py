@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import docker
 
-from vdsmlib.build.flatten import final_tags
 from vdsmlib.build.context import RunState, StageContext, new_run_id
+from vdsmlib.build.flatten import final_tags
 from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
 from vdsmlib.build.preflight import preflight
 from vdsmlib.build.record import BuildRecord
@@ -233,7 +233,9 @@ class Build:
             state.checkpoints.pop("final", None)
         if final_ok:
             final = finals[0]
-            state.tags = final_tags(self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT])
+            state.tags = final_tags(
+                self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT]
+            )
             state.final_image_id = str(final.id)
             # the moving tag follows the build even when nothing ran
             repo, _, name = state.tags[1].rpartition(":")

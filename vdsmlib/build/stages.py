@@ -22,7 +22,7 @@ from vdsmlib.build.context import StageContext
 from vdsmlib.build.flatten import flatten
 from vdsmlib.build.vm import StageVm
 from vdsmlib.docker import labels as L
-from vdsmlib.docker.container import VmContainer
+from vdsmlib.docker.container import ContainerExited, VmContainer
 from vdsmlib.docker.images import get_image
 from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import DsmApiReady, DsmLoginReady
@@ -67,16 +67,30 @@ def _wizard_values(ctx: StageContext) -> dict[str, str]:
     }
 
 
-async def _run_wizard(ctx: StageContext, stage: str, url: str, outcome: StageOutcome) -> None:
-    """Run one wizard stage's profile in a browser context that keeps the DSM session."""
+async def _run_wizard(ctx: StageContext, stage: str, vm: StageVm, outcome: StageOutcome) -> None:
+    """Run one wizard stage's profile in a browser context that keeps the DSM session.
+
+    The VM is watched meanwhile: if its container dies (QEMU killed, out of memory), the stage
+    fails at once with the container's log tail instead of waiting out the screen timeout.
+    """
     profile = load_stage_profile(ctx.params.profile, stage, search=ctx.params.profile_dirs)
     admin = ctx.params.admin
     # Before the admin account exists there is no login page to pass.
     credentials = None if stage in ("boot", "admin") else Credentials(admin.user, admin.password)
     async with BrowserSession(ctx.evidence_dir, storage_state=ctx.storage_state) as session:
-        report = await run_wizard_stage(
-            session, profile, _wizard_values(ctx), url, credentials=credentials
+        wizard = asyncio.create_task(
+            run_wizard_stage(session, profile, _wizard_values(ctx), vm.url, credentials=credentials)
         )
+        watch = asyncio.create_task(_watch(vm))
+        try:
+            await asyncio.wait({wizard, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (wizard, watch):
+                task.cancel()
+            await asyncio.gather(wizard, watch, return_exceptions=True)
+        if watch.done() and not watch.cancelled() and watch.exception() is not None:
+            raise watch.exception()  # type: ignore[misc]
+        report = wizard.result()
     outcome.screenshots += [str(p) for p in report.screenshots]
     if report.video:
         outcome.videos.append(str(report.video))
@@ -84,6 +98,15 @@ async def _run_wizard(ctx: StageContext, stage: str, url: str, outcome: StageOut
         outcome.traces.append(str(report.trace))
     handled = ", ".join(report.handled) or "none"
     outcome.detail = (outcome.detail + f" {stage}: screens {handled}.").strip()
+
+
+async def _watch(vm: StageVm, interval: float = 1.0) -> None:
+    """Return never; raise ContainerExited as soon as the VM's container is gone."""
+    while True:
+        reason = await asyncio.to_thread(vm.container.died)
+        if reason:
+            raise ContainerExited(f"the VM died during the wizard: {reason}")
+        await asyncio.sleep(interval)
 
 
 def _checkpoint_labels(ctx: StageContext, name: str) -> dict[str, str]:
@@ -147,7 +170,7 @@ async def stage_boot(ctx: StageContext) -> StageOutcome:
     with _start_vm(ctx, "boot", ctx.state.base_image, loadvm=None) as vm:
         seconds = await vm.wait_api(ctx.params.timeouts.boot, progress=True)
         outcome.facts["boot_to_api_seconds"] = round(seconds, 2)
-        await _run_wizard(ctx, "boot", vm.url, outcome)
+        await _run_wizard(ctx, "boot", vm, outcome)
         # The PAT is no longer needed and must not end up in an image.
         vm.container.exec("sh", "-c", 'rm -f "${STORAGE:-/storage}"/*.pat')
         cp = await vm.checkpoint(
@@ -189,7 +212,7 @@ async def _configure_stage(ctx: StageContext, stage: str) -> StageOutcome:
     vm = _configure_vm(ctx, stage)
     seconds = await vm.wait_api(ctx.params.timeouts.restore)
     outcome.facts["api_ready_seconds"] = round(seconds, 2)
-    await _run_wizard(ctx, stage, vm.url, outcome)
+    await _run_wizard(ctx, stage, vm, outcome)
     return outcome
 
 
@@ -204,13 +227,13 @@ async def stage_post_wizard(ctx: StageContext) -> StageOutcome:
 
 
 async def stage_services(ctx: StageContext) -> StageOutcome:
-    """Desired services through the Web API (NFS optionally through the UI); checkpoint ``final``."""
+    """Desired services via the Web API (NFS optionally via the UI); checkpoint ``final``."""
     outcome = StageOutcome()
     vm = _configure_vm(ctx, "services")
     await vm.wait_api(ctx.params.timeouts.restore)
     params = ctx.params
     if params.nfs_via == "ui" and params.services.nfs:
-        await _run_wizard(ctx, "services-ui", vm.url, outcome)
+        await _run_wizard(ctx, "services-ui", vm, outcome)
     with (
         DsmClient(vm.url) as dsm,
         dsm.login(params.admin.user, params.admin.password) as session,
@@ -335,4 +358,3 @@ async def run_stage(run_dir: str | os.PathLike[str], stage: str) -> StageOutcome
     outcome = await STAGE_FUNCTIONS[stage](ctx)
     outcome.write(ctx.run_dir, stage)
     return outcome
-

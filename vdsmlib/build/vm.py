@@ -50,6 +50,19 @@ def vm_env(params: Params, accelerator: str) -> dict[str, str]:
     return env
 
 
+def _check_restorable(client: docker.DockerClient, image: str, accelerator: str) -> None:
+    """Refuse a snapshot that cannot load here: KVM and TCG state do not load in each other."""
+    labels = client.images.get(image).labels or {}
+    recorded = labels.get(L.ACCELERATOR)
+    if recorded and recorded != accelerator:
+        raise DockerError(
+            f"{image} holds a snapshot saved under {recorded} (QEMU "
+            f"{labels.get(L.QEMU_VERSION, '?')}), and this VM would run under {accelerator}: "
+            f"a {recorded} snapshot does not load under {accelerator}. Rebuild for this machine "
+            f"(accelerator={accelerator}) or restore it where {recorded} is used"
+        )
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     name: str
@@ -84,6 +97,8 @@ class StageVm:
         keep: bool = False,
     ) -> StageVm:
         """Start ``image``; with ``loadvm`` the VM restores that snapshot instead of booting."""
+        if loadvm:
+            _check_restorable(client, image, accelerator)
         # A short path: unix socket paths are limited to 108 bytes.
         qmp_dir = Path(tempfile.mkdtemp(prefix=f"vdsm-ci-{run_id[-4:]}-"))
         arguments = f"-qmp unix:{_QMP_DIR_IN_CONTAINER}/qmp.sock,server=on,wait=off"
@@ -181,7 +196,9 @@ class StageVm:
             await qmp.quit()
         code = self.container.wait_exit(timeout=120)
         if code not in (0, 143):
-            log.warning("container exited %s after QEMU quit:\n%s", code, self.container.logs_tail())
+            log.warning(
+                "container exited %s after QEMU quit:\n%s", code, self.container.logs_tail()
+            )
         image = self.container.commit(CHECKPOINT_REPOSITORY, tag, labels=labels)
         return Checkpoint(
             name=name,

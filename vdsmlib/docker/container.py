@@ -83,9 +83,7 @@ class VmContainer:
                 stop_signal="SIGTERM",
             )
         except DockerException as err:
-            raise DockerError(
-                f"could not start a container of {image}: {_one_line(err)}"
-            ) from err
+            raise DockerError(f"could not start a container of {image}: {_one_line(err)}") from err
         vm = cls(client, container, keep=keep)
         try:
             vm._container.reload()
@@ -256,7 +254,10 @@ class VmContainer:
             tar.extractall(dest, filter="data")
 
     def attrs(self) -> dict[str, Any]:
-        self._container.reload()
+        try:
+            self._container.reload()
+        except NotFound as err:
+            raise ContainerExited(f"container {self.short_id} no longer exists") from err
         return dict(self._container.attrs)
 
 

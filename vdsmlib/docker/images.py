@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -127,10 +128,8 @@ def clean(
     for container in client.containers.list(all=True, filters=filters):
         report["containers"].append(f"{container.short_id} {container.name}")
         if not dry_run:
-            try:
+            with contextlib.suppress(NotFound):
                 container.remove(force=True, v=True)
-            except NotFound:
-                pass
     if images:
         for image in client.images.list(filters=filters):
             if image.labels.get(L.KIND) not in kinds:
