@@ -20,8 +20,10 @@ Final images go to the repository ``vdsm-ci-bench/configured``. The builds carry
 variable with this run's id, so their checkpoints have fingerprints of their own: the benchmark
 never reuses, replaces or removes a checkpoint that another build made. Everything it created
 (containers, checkpoints, build bases, final images, temporary folders) is removed at the end,
-also after a failure or Ctrl-C. Exit status: 0, 1 if a build or a measurement failed, 130 on
-Ctrl-C. Nothing is asserted about the timings: the numbers are printed, and written with --json.
+also after a failure or Ctrl-C. Exit status: 0; 1 if a build or a measurement failed; 130 on
+Ctrl-C; 2 if the no-op rebuild ran a stage or the resume did not resume from start-ready (then
+the numbers do not measure what they say; typically a file was edited meanwhile). Nothing is
+asserted about the timings: the numbers are printed, and written with --json.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import docker
 import docker.errors
 
 from vdsmlib.build import STAGES, Build, BuildRecord
-from vdsmlib.build.context import new_run_id
+from vdsmlib.build.context import RunState, new_run_id
 from vdsmlib.build.vm import vm_env
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
@@ -250,6 +252,41 @@ def cleanup(client: docker.DockerClient, created: Created) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+# -- checks: are the measurements what they claim? ------------------------------------------------
+
+
+def _fingerprints(out_dir: Path, record: BuildRecord) -> dict[str, str]:
+    return RunState.load(out_dir / record.run_id).fingerprints
+
+
+def check_builds(out_dir: Path, builds: dict[str, BuildRecord]) -> list[str]:
+    """Reasons the no-op or the resume did not do what it stands for (empty: all good).
+
+    A no-op that ran stages means something its fingerprints cover changed between the two
+    builds (a vdsmlib module or profile edited meanwhile, another build retagging images).
+    """
+    problems = []
+    full, noop, resume = builds["full"], builds["no-op"], builds["resume"]
+    ran = [s.name for s in noop.stages if s.status != "skipped"]
+    if ran:
+        before, after = _fingerprints(out_dir, full), _fingerprints(out_dir, noop)
+        changed = [k for k in after if before.get(k) != after[k]] or ["none"]
+        problems.append(
+            f"the no-op rebuild was no no-op: {', '.join(ran)} did not skip "
+            f"(plan: {noop.plan}; fingerprints changed since the full build: "
+            f"{', '.join(changed)}). Was a file under vdsmlib/ or params/ edited during the "
+            "benchmark? Run it again on a quiet tree."
+        )
+    statuses = {s.name: s.status for s in resume.stages}
+    if statuses.get("boot") not in ("resumed", "skipped") or statuses.get("post-wizard") != "ran":
+        problems.append(
+            f"the resume after the profile edit did not resume from start-ready "
+            f"(boot {statuses.get('boot')}, post-wizard {statuses.get('post-wizard')}; "
+            f"plan: {resume.plan})"
+        )
+    return problems
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -273,6 +310,7 @@ def report(
     builds: dict[str, BuildRecord],
     restore: Samples,
     cold: Samples,
+    problems: list[str],
 ) -> dict[str, Any]:
     full, noop, resume = builds["full"], builds["no-op"], builds["resume"]
     noop_fraction = noop.seconds / full.seconds
@@ -305,6 +343,8 @@ def report(
     )
     goal = "met" if noop_fraction <= NOOP_GOAL else "NOT met"
     print(f"no-op goal <= {NOOP_GOAL:.0%} of the full build: {goal}")
+    for problem in problems:
+        print(f"INVALID: {problem}")
     print()
     print(
         _table(
@@ -356,6 +396,7 @@ def report(
         "cold_boot_median": round(cold.median, 3),
         "restore_over_cold_boot": round(restore_ratio, 4),
         "sizes": sizes,
+        "problems": problems,
     }
 
 
@@ -398,13 +439,14 @@ def measure(client: docker.DockerClient, created: Created, samples: int) -> dict
             f"cold boot to API {cold.seconds[-1]:.2f} s",
             flush=True,
         )
+    problems = check_builds(out_dir, builds)
     machine = {
         "nproc": os.cpu_count(),
         "accelerator": accel,
         "accelerator_reason": full.accelerator_reason,
         "qemu_version": full.qemu_version,
     }
-    return report(machine, builds, restore, cold)
+    return report(machine, builds, restore, cold, problems)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -436,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(numbers, indent=2) + "\n")
         print(f"numbers written to {args.json}")
-    return 0
+    return 2 if numbers["problems"] else 0
 
 
 if __name__ == "__main__":
