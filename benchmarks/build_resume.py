@@ -149,9 +149,8 @@ def fresh_container(
 ) -> Iterator[tuple[Any, str]]:
     """A detached container of ``image`` with 5000 on a loopback port Docker picks."""
     try:
-        container = client.containers.run(
+        container = client.containers.create(
             image,
-            detach=True,
             environment=env or {},
             ports={"5000/tcp": ("127.0.0.1", None)},
             labels=L.owner_labels("benchmark", bench_id),
@@ -159,8 +158,13 @@ def fresh_container(
             cap_add=cap_add or None,
         )
     except docker.errors.DockerException as err:
-        raise BenchmarkError(f"cannot start a container of {image}: {err}") from err
+        raise BenchmarkError(f"cannot create a container of {image}: {err}") from err
     try:
+        # create + start rather than run(): a failed start must not leave a created container
+        try:
+            container.start()
+        except docker.errors.DockerException as err:
+            raise BenchmarkError(f"cannot start a container of {image}: {err}") from err
         container.reload()
         port = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
         yield container, f"http://127.0.0.1:{port}"
@@ -335,7 +339,7 @@ def report(
         _table(
             ["measurement", "seconds", "of full build"],
             [
-                ["full build (no_cache)", f"{full.seconds:.2f}", "100.0 %"],
+                ["full build (no_cache)", f"{full.seconds:.2f}", "100.0%"],
                 ["no-op rebuild", f"{noop.seconds:.2f}", f"{noop_fraction:.1%}"],
                 ["resume after edit", f"{resume.seconds:.2f}", f"{resume_fraction:.1%}"],
             ],
