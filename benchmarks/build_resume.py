@@ -252,6 +252,11 @@ def cleanup(client: docker.DockerClient, created: Created) -> None:
             print(f"  could not remove {REPOSITORY} tags: {err}", file=sys.stderr)
         for folder in created.folders:
             shutil.rmtree(folder, ignore_errors=True)
+        # A build that fails or is interrupted between admin and services leaves the QMP folder
+        # of its kept VM behind (StageVm.start names it vdsm-ci-<last 4 of the run id>-*).
+        for run_id in created.run_ids:
+            for folder in Path(tempfile.gettempdir()).glob(f"vdsm-ci-{run_id[-4:]}-*"):
+                shutil.rmtree(folder, ignore_errors=True)
     finally:
         signal.signal(signal.SIGINT, previous)
 
