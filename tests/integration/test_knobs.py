@@ -1,0 +1,224 @@
+"""Whole builds against the simulator made awkward with its scenario knobs (SIM_*).
+
+Knobs are part of the boot fingerprint, so every knob set is a cold boot (about a minute each):
+the module runs three builds, with as many knobs combined per build as stay honest.
+
+- post-wizard screens reordered and subset (``SIM_SCREENS``), inline;
+- seeded screens + slow transitions + DSM 7.3.2 token enforcement, through papermill on
+  ``notebooks/build.ipynb`` (the notebook takes ``sim_knobs``);
+- an unexpected dialog (``SIM_EXTRA_DIALOG``) fails the build with a diagnosis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import papermill
+import pytest
+import yaml
+
+from tests.integration.conftest import TEST_REPOSITORY, Builds
+from vdsmlib.build import BuildRecord, StageError, load_record
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.images import find_images
+from vdsmlib.sim.guest.scenario import Scenario
+from vdsmlib.webapi.client import DsmClient
+from vdsmlib.webapi.errors import WebApiError
+from vdsmlib.wizard import UnknownScreenError
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).parents[2]
+POST_WIZARD = ROOT / "params" / "profiles" / "dsm-7.2.2" / "post-wizard.yaml"
+SIM = {"user": "vdsm", "password": "CiNas-2024-Ready"}
+
+# The simulator's screen ids -> the 7.2.2 profile's screen ids (screenshots are named by these).
+SIM_TO_PROFILE = {
+    "update-options": "update-options",
+    "synology-account": "synology-account",
+    "user-experience": "user-experience",
+    "file-access-promo": "file-access-promotion",
+    "2fa-promo": "2fa-promotion",
+    "amfa-promo": "adaptive-mfa-promotion",
+    "mfa-warning": "mfa-warning",
+    "notification-setup": "notification-setup",
+    "notification-reminder": "notification-reminder",
+}
+_SHOT = re.compile(r"^post-wizard-\d\d-(?P<screen>.+)\.png$")
+
+
+def post_wizard_screens(screenshots: list[str]) -> list[str]:
+    """The screens the post-wizard stage screenshotted, in order (``post-wizard-NN-<id>.png``)."""
+    names = sorted(Path(p).name for p in screenshots if Path(p).name.startswith("post-wizard-"))
+    return [m["screen"] for n in names if (m := _SHOT.match(n))]
+
+
+def expected_screens(knobs: dict[str, str]) -> list[str]:
+    """The screens the simulator shows for ``knobs`` (its own ordering rule), as profile ids."""
+    return [SIM_TO_PROFILE[s] for s in Scenario.from_env(knobs).screens]
+
+
+def assert_complete(record: BuildRecord | dict[str, Any]) -> dict[str, str]:
+    """Every stage ran (prepare may reuse the build base), smoke included."""
+    stages = record["stages"] if isinstance(record, dict) else [vars(s) for s in record.stages]
+    status = record["status"] if isinstance(record, dict) else record.status
+    statuses = {s["name"]: s["status"] for s in stages}
+    assert status == "ok"
+    assert list(statuses) == [
+        "prepare", "boot", "admin", "post-wizard", "services", "flatten", "smoke"
+    ]  # fmt: skip
+    assert statuses["prepare"] in ("ran", "skipped")
+    assert {statuses[s] for s in list(statuses)[1:]} == {"ran"}, statuses
+    return {s["name"]: s for s in stages}
+
+
+def test_reordered_subset_of_post_wizard_screens(builds: Builds) -> None:
+    knobs = {"SIM_SCREENS": "notification-setup,notification-reminder,update-options,2fa-promo,"
+             "mfa-warning"}  # fmt: skip
+    record = builds.build(overrides={"sim_knobs": knobs}, executor="inline", no_cache=True)
+    assert_complete(record)
+    assert record.params["env"] == knobs
+    assert post_wizard_screens(record.screenshots) == [
+        "notification-setup",
+        "notification-reminder",
+        "update-options",
+        "2fa-promotion",
+        "mfa-warning",
+    ]
+    assert all(Path(p).is_file() and Path(p).stat().st_size > 0 for p in record.screenshots)
+    assert record.restore_to_ready_seconds is not None  # smoke started the final image
+
+
+def test_seeded_slow_token_enforcing_build_through_papermill(
+    builds: Builds, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    knobs = {"SIM_SCREEN_SEED": "7", "SIM_TRANSITION_MS": "1200", "SIM_REQUIRE_SYNOTOKEN": "1"}
+    out = tmp_path / "out"
+    executed = tmp_path / "build.ipynb"
+    try:
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "build.ipynb"),
+            str(executed),
+            parameters={
+                "sim_knobs": knobs,
+                "out_dir": str(out),
+                "image_repository": TEST_REPOSITORY,
+                "executor": "inline",
+                "no_cache": True,
+            },
+            cwd=str(ROOT / "notebooks"),
+            progress_bar=False,
+        )
+    finally:
+        builds.run_ids += [p.parent.name for p in out.glob("*/result.json")]
+    result = json.loads((out / "latest" / "result.json").read_text())
+    stages = assert_complete(result)
+    # the notebook handed the knobs to the simulator container
+    assert result["params"]["env"] == knobs
+    injected = [
+        c for c in json.loads(executed.read_text())["cells"]
+        if "injected-parameters" in c["metadata"].get("tags", [])
+    ]  # fmt: skip
+    assert "sim_knobs" in "".join(injected[0]["source"])
+    expected = expected_screens(knobs)
+    assert post_wizard_screens(result["screenshots"]) == expected
+    assert all(Path(p).is_file() for p in result["screenshots"])
+    # Every screen stayed 1.2 s after its action and the engine waited for it to leave: the
+    # screenshots (taken as each screen is recognised) are at least that far apart. Without the
+    # knob they are 0.2-0.8 s apart.
+    shots = sorted(p for p in result["screenshots"] if _SHOT.match(Path(p).name))
+    times = [Path(p).stat().st_mtime for p in shots]
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
+    assert gaps and min(gaps) >= 1.2, gaps
+    assert stages["post-wizard"]["seconds"] >= 1.2 * (len(expected) - 1)
+    # The services were written with the SynoToken, and the final image still enforces it:
+    # the knob reached the guest and its state survived the checkpoints.
+    image = result["image"]
+    container = client.containers.run(
+        image,
+        detach=True,
+        ports={"5000/tcp": ("127.0.0.1", None)},
+        labels=L.owner_labels("test", result["run_id"]),
+    )
+    try:
+        container.reload()
+        port = int(container.ports["5000/tcp"][0]["HostPort"])
+        with DsmClient(f"http://127.0.0.1:{port}", timeout=5) as dsm:
+            _wait_for_api(dsm, container, timeout=90)
+            with dsm.login(SIM["user"], SIM["password"], syno_token=False) as session:
+                with pytest.raises(WebApiError) as exc:
+                    session.nfs_set(enable_nfs=True)
+                assert exc.value.code == 119
+            with dsm.login(SIM["user"], SIM["password"]) as session:
+                assert session.nfs_get()["enable_nfs"] is True
+                assert session.smb_get()["enable_samba"] is True
+    finally:
+        container.remove(force=True)
+
+
+def _wait_for_api(dsm: DsmClient, container: Any, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "SYNO.API.Auth" in dsm.api_info("SYNO.API.Auth"):
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"API not up in {timeout} s: {container.logs(tail=20).decode(errors='replace')}")
+
+
+def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
+    builds: Builds, client: docker.DockerClient
+) -> None:
+    screen_timeout = yaml.safe_load(POST_WIZARD.read_text())["timeouts"]["screen"]
+    knobs = {"SIM_EXTRA_DIALOG": "Storage Pool Check"}
+    build = builds.start(overrides={"sim_knobs": knobs}, executor="inline", no_cache=True)
+    started = time.monotonic()
+    with pytest.raises(StageError) as exc:
+        asyncio.run(build.run())
+    seconds = time.monotonic() - started
+    err = exc.value
+    assert err.stage == "post-wizard"
+    assert str(err).startswith("stage post-wizard failed: ")
+    assert f"nothing known showed for timeouts.screen={screen_timeout:g} s" in str(err)
+    assert "sim-extra-dialog-fbar-ok" in str(err)  # the suggestion names the dialog's OK button
+    assert isinstance(err.__cause__, UnknownScreenError)
+
+    record = load_record(build.run_dir / "result.json")
+    statuses = {s.name: s.status for s in record.stages}
+    assert record.status == "failed" and record.error and "post-wizard" in record.error
+    assert statuses["boot"] == statuses["admin"] == "ran"
+    assert statuses["post-wizard"] == "failed"
+    assert statuses["services"] == statuses["flatten"] == statuses["smoke"] == "pending"
+    # failed at the per-screen timeout, far before the stage timeout
+    evidence = build.run_dir / "evidence"
+    shot = evidence / "post-wizard-unknown.png"
+    handled = sorted(evidence.glob("post-wizard-[0-9][0-9]-*.png"))
+    assert handled, "the welcome-wizard steps before the dialog were handled"
+    waited = shot.stat().st_mtime - handled[-1].stat().st_mtime
+    assert screen_timeout <= waited <= screen_timeout + 20, waited
+    post = next(s for s in record.stages if s.name == "post-wizard")
+    assert post.seconds < screen_timeout + 60, post.seconds
+    # the diagnosis files
+    for suffix in ("yaml", "html", "txt", "png"):
+        path = evidence / f"post-wizard-unknown.{suffix}"
+        assert path.is_file() and path.stat().st_size > 0, path
+    suggestion = (evidence / "post-wizard-unknown.yaml").read_text()
+    assert "click: button[syno-id='sim-extra-dialog-fbar-ok']" in suggestion
+    assert "Storage Pool Check" in suggestion
+    assert "Storage Pool Check" in (evidence / "post-wizard-unknown.txt").read_text()
+    assert "sim-extra-dialog" in (evidence / "post-wizard-unknown.html").read_text()
+    assert str(shot) in record.screenshots
+    # nothing tagged for the failed stage, nothing left running
+    assert find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "start-ready"})
+    assert not find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "final"})
+    assert builds.containers_of(build.run_id) == []
+    print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s)")
