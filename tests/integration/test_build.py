@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from pathlib import Path
 
 import docker
+import nbformat
 import papermill
 import pytest
 import requests
@@ -25,7 +27,6 @@ from vdsmlib.webapi.client import DsmClient
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).parents[2]
-PROFILE = ROOT / "params" / "profiles" / "dsm-7.2.2" / "post-wizard.yaml"
 SIM = {"user": "vdsm", "password": "CiNas-2024-Ready"}
 
 
@@ -88,8 +89,8 @@ def test_full_build_record(first_build: dict) -> None:
     for nb in result["notebooks"]:
         assert SIM["password"] not in Path(nb).read_text(), nb
     # the orchestrating notebook prints the final image last
-    nb = json.loads(first_build["notebook"].read_text())
-    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    nb = nbformat.read(first_build["notebook"], as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
     assert result["image"] in "".join(o.get("text", "") for o in last["outputs"])
 
 
@@ -158,14 +159,16 @@ def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:
 
 
 def test_post_wizard_profile_edit_resumes_from_start_ready(
-    first_build: dict, builds: Builds
+    first_build: dict, builds: Builds, tmp_path: Path
 ) -> None:
-    original = PROFILE.read_bytes()
-    try:
-        PROFILE.write_bytes(original + b"\n# edited by a test: resumes from start-ready\n")
-        record = builds.build(executor="inline")
-    finally:
-        PROFILE.write_bytes(original)
+    # an edited copy of params/ (the repository's files stay as they are)
+    params = tmp_path / "params"
+    shutil.copytree(ROOT / "params", params)
+    profile = params / "profiles" / "dsm-7.2.2" / "post-wizard.yaml"
+    profile.write_text(
+        profile.read_text() + "\n# edited: the next build resumes from start-ready\n"
+    )
+    record = builds.build(executor="inline", params_dir=params)
     statuses = {s.name: s.status for s in record.stages}
     assert statuses["boot"] in ("resumed", "skipped")
     assert statuses["admin"] == statuses["post-wizard"] == statuses["services"] == "ran"
@@ -227,3 +230,28 @@ def _kill_qemu(client: docker.DockerClient, container_id: str) -> None:
 def _admin_form_submitted(run_dir: Path) -> bool:
     """The admin stage has screenshotted the account form, so it is saving now."""
     return any((run_dir / "evidence").glob("admin-*admin-account*.png"))
+
+
+def test_explore_notebook_steps_through_a_screen_from_a_checkpoint(
+    first_build: dict, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """explore.ipynb, as a person would run it cell by cell: restore, detect, step, clean up."""
+    before = {c.id for c in client.containers.list(all=True)}
+    executed = tmp_path / "explore.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "explore.ipynb"),
+        str(executed),
+        parameters={"dsm_version": "sim", "checkpoint": "start-ready", "stage": "admin"},
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+    )
+    nb = nbformat.read(executed, as_version=4)
+    text = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    assert "known screen: welcome" in text
+    assert "performed welcome" in text and "performed admin-account" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 3
+    assert SIM["password"] not in executed.read_text()
+    assert {c.id for c in client.containers.list(all=True)} <= before

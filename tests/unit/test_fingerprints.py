@@ -46,7 +46,9 @@ def test_fingerprint_is_stable_and_chained() -> None:
         ({"detail": "reused"}, False),
     ],
 )
-def test_boot_covers_qemu_accelerator_and_base(base_change: dict, expect_boot_changed: bool) -> None:
+def test_boot_covers_qemu_accelerator_and_base(
+    base_change: dict, expect_boot_changed: bool
+) -> None:
     params = load_params("sim")
     before = fingerprints.compute(params, _base())
     after = fingerprints.compute(params, _base(**base_change))
@@ -86,3 +88,13 @@ def test_files_digest_covers_names_and_bytes(tmp_path: Path) -> None:
     first = files_digest([tmp_path])
     (tmp_path / "a").write_text("2")
     assert files_digest([tmp_path]) != first
+
+
+def test_sources_digest_covers_the_named_files() -> None:
+    from vdsmlib.build.fingerprint import VDSMLIB_DIR, sources_digest
+
+    for name in (*fingerprints.BOOT_SOURCES, *fingerprints.CONFIGURE_SOURCES):
+        assert (VDSMLIB_DIR / name).exists(), name
+    assert sources_digest(["build/plan.py"]) != sources_digest(["build/record.py"])
+    with pytest.raises(FileNotFoundError):
+        sources_digest(["build/no_such_module.py"])

@@ -56,9 +56,15 @@ def files_digest(paths: Iterable[Path]) -> str:
 
 
 def sources_digest(modules: Iterable[str]) -> str:
-    """Digest of vdsmlib modules or subpackages named relative to the package, e.g. ``wizard``."""
+    """Digest of vdsmlib files or subpackages, named relative to the package.
+
+    ``"wizard"`` (a folder) or ``"build/stages.py"`` (a file). A name that names nothing is an
+    error: a fingerprint must never silently stop covering code.
+    """
     paths = []
     for name in modules:
-        base = VDSMLIB_DIR / name.replace(".", "/")
-        paths.append(base if base.is_dir() else base.with_suffix(".py"))
+        path = VDSMLIB_DIR / name
+        if not path.exists():
+            raise FileNotFoundError(f"fingerprint source {name!r} is not in {VDSMLIB_DIR}")
+        paths.append(path)
     return files_digest(paths)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
 from vdsmlib.build.preflight import preflight
 from vdsmlib.build.record import BuildRecord
 from vdsmlib.build.stages import STAGE_FUNCTIONS, StageOutcome
+from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, find_images
@@ -290,6 +292,12 @@ class Build:
         if self.keep:
             return
         try:
+            # the QMP folders of this run's VMs (bind-mounted from a host temp dir)
+            filters = {"label": [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.RUN_ID}={self.run_id}"]}
+            for container in self.client.containers.list(all=True, filters=filters):
+                for mount in container.attrs.get("Mounts", []):
+                    if mount.get("Destination") == QMP_DIR_IN_CONTAINER:
+                        shutil.rmtree(mount["Source"], ignore_errors=True)
             clean(self.client, run_id=self.run_id, images=False)
         except Exception as err:  # cleanup must not hide the build's own error
             log.warning("cleanup of run %s failed: %s", self.run_id, err)

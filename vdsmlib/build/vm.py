@@ -27,12 +27,18 @@ from vdsmlib.qemu.qmp import QmpSession
 from vdsmlib.qemu.snapshot import save_snapshot
 from vdsmlib.readiness import DsmApiReady
 
-__all__ = ["CHECKPOINT_REPOSITORY", "Checkpoint", "StageVm", "vm_env"]
+__all__ = [
+    "CHECKPOINT_REPOSITORY",
+    "QMP_DIR_IN_CONTAINER",
+    "Checkpoint",
+    "StageVm",
+    "vm_env",
+]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_REPOSITORY = "vdsm-ci/checkpoint"
-_QMP_DIR_IN_CONTAINER = "/vdsm-ci"
+QMP_DIR_IN_CONTAINER = "/vdsm-ci"
 
 
 def vm_env(params: Params, accelerator: str) -> dict[str, str]:
@@ -101,7 +107,7 @@ class StageVm:
             _check_restorable(client, image, accelerator)
         # A short path: unix socket paths are limited to 108 bytes.
         qmp_dir = Path(tempfile.mkdtemp(prefix=f"vdsm-ci-{run_id[-4:]}-"))
-        arguments = f"-qmp unix:{_QMP_DIR_IN_CONTAINER}/qmp.sock,server=on,wait=off"
+        arguments = f"-qmp unix:{QMP_DIR_IN_CONTAINER}/qmp.sock,server=on,wait=off"
         if loadvm:
             arguments = f"-loadvm {loadvm} " + arguments
         env = vm_env(params, accelerator)
@@ -116,7 +122,7 @@ class StageVm:
                 env=env,
                 ports=(5000,),
                 labels=L.owner_labels("stage-container", run_id, **{L.STAGE: stage}),
-                binds={str(qmp_dir): _QMP_DIR_IN_CONTAINER, **(binds or {})},
+                binds={str(qmp_dir): QMP_DIR_IN_CONTAINER, **(binds or {})},
                 devices=devices,
                 cap_add=params.run.cap_add,
                 keep=keep,
@@ -134,7 +140,7 @@ class StageVm:
     ) -> StageVm:
         """Reattach to a VM a previous stage (another process) left running."""
         vm = VmContainer.attach(client, container_id)
-        binds = [m for m in vm.attrs()["Mounts"] if m["Destination"] == _QMP_DIR_IN_CONTAINER]
+        binds = [m for m in vm.attrs()["Mounts"] if m["Destination"] == QMP_DIR_IN_CONTAINER]
         if not binds:
             raise DockerError(f"container {vm.short_id} has no QMP folder mounted")
         return cls(vm, Path(binds[0]["Source"]), params, accelerator)

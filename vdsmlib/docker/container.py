@@ -16,6 +16,7 @@ of times; a failed start removes what was created before raising.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -30,11 +31,24 @@ from docker.models.images import Image
 
 from vdsmlib.docker.engine import DockerError
 
-__all__ = ["ContainerExited", "VmContainer"]
+__all__ = ["ContainerExited", "VmContainer", "run_detached"]
 
 log = logging.getLogger(__name__)
 
 _POLL = 0.25
+
+
+def run_detached(client: docker.DockerClient, image: str, **kwargs: Any) -> Container:
+    """``docker run -d``, except that a container whose start fails (a busy port, a missing
+    device) is removed instead of being left behind in the Created state."""
+    container = client.containers.create(image, **kwargs)
+    try:
+        container.start()
+    except BaseException:
+        with contextlib.suppress(DockerException):
+            container.remove(force=True, v=True)
+        raise
+    return container
 
 
 class ContainerExited(DockerError):
@@ -68,15 +82,22 @@ class VmContainer:
         keep: bool = False,
     ) -> VmContainer:
         """Create and start a detached container; ports go to 127.0.0.1 on free host ports."""
-        volumes = {src: {"bind": dst, "mode": "rw"} for src, dst in (binds or {}).items()}
+        # Bind mounts as HostConfig.Mounts, not docker-py's ``volumes`` (which also declares
+        # each target in Config.Volumes): `docker commit` would carry that declaration into the
+        # checkpoint image as a VOLUME, and restoring it then fails over the mountpoint file
+        # (/boot.pat: "cannot mount volume over existing file").
+        mounts = [
+            docker.types.Mount(target=dst, source=src, type="bind")
+            for src, dst in (binds or {}).items()
+        ]
         try:
-            container = client.containers.run(
+            container = run_detached(
+                client,
                 image,
-                detach=True,
                 environment=dict(env or {}),
                 ports={f"{p}/tcp": ("127.0.0.1", None) for p in ports},
                 labels=dict(labels or {}),
-                volumes=volumes,
+                mounts=mounts,
                 devices=[f"{d}:{d}" for d in devices],
                 cap_add=list(cap_add) or None,
                 name=name,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import time
 from typing import Any
 
 import docker
 import docker.errors
 
+from vdsmlib.docker.container import run_detached
 from vdsmlib.docker.labels import owner_labels
 from vdsmlib.errors import VdsmError
 
@@ -69,15 +71,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     env = {"KVM": "Y" if args.kvm else "N"}
     env.update(_parse_env(args.env))
     run_kwargs: dict[str, Any] = {
-        "detach": True,
         "environment": env,
         "ports": {"5000/tcp": ("127.0.0.1", args.port)},
-        "labels": owner_labels("sim-run"),
+        "labels": owner_labels("sim-run", f"sim-run-{time.strftime('%Y%m%d-%H%M%S')}"),
     }
     if args.kvm:
         run_kwargs["devices"] = ["/dev/kvm:/dev/kvm:rwm"]
     try:
-        container = client.containers.run(image.ref, **run_kwargs)
+        container = run_detached(client, image.ref, **run_kwargs)
     except docker.errors.DockerException as err:
         raise SimRunError(
             f"cannot start {image.ref} on 127.0.0.1:{args.port}: {err}; "
