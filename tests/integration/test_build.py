@@ -236,7 +236,8 @@ def test_explore_notebook_steps_through_a_screen_from_a_checkpoint(
     first_build: dict, client: docker.DockerClient, tmp_path: Path
 ) -> None:
     """explore.ipynb, as a person would run it cell by cell: restore, detect, step, clean up."""
-    before = {c.id for c in client.containers.list(all=True)}
+    explored = {"label": [f"{L.STAGE}=explore-start-ready"]}
+    before = {c.id for c in client.containers.list(all=True, filters=explored)}
     executed = tmp_path / "explore.ipynb"
     papermill.execute_notebook(
         str(ROOT / "notebooks" / "explore.ipynb"),
@@ -254,4 +255,4 @@ def test_explore_notebook_steps_through_a_screen_from_a_checkpoint(
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3
     assert SIM["password"] not in executed.read_text()
-    assert {c.id for c in client.containers.list(all=True)} <= before
+    assert {c.id for c in client.containers.list(all=True, filters=explored)} <= before
