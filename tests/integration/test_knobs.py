@@ -65,9 +65,11 @@ def expected_screens(knobs: dict[str, str]) -> list[str]:
     return [SIM_TO_PROFILE[s] for s in Scenario.from_env(knobs).screens]
 
 
-def assert_complete(record: BuildRecord | dict[str, Any]) -> dict[str, str]:
+def assert_complete(record: BuildRecord | dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every stage ran (prepare may reuse the build base), smoke included."""
-    stages = record["stages"] if isinstance(record, dict) else [vars(s) for s in record.stages]
+    stages: list[dict[str, Any]] = (
+        record["stages"] if isinstance(record, dict) else [vars(s) for s in record.stages]
+    )
     status = record["status"] if isinstance(record, dict) else record.status
     statuses = {s["name"]: s["status"] for s in stages}
     assert status == "ok"
