@@ -55,9 +55,7 @@ def show_evidence(
             data = base64.b64encode(path.read_bytes()).decode()
             _display(Markdown(f"**video: {html.escape(path.name)}**"))
             _display(
-                HTML(
-                    f'<video controls width="720" src="data:video/webm;base64,{data}"></video>'
-                )
+                HTML(f'<video controls width="720" src="data:video/webm;base64,{data}"></video>')
             )
 
 
@@ -90,6 +88,4 @@ def show_record(record: Any) -> None:
             f"\n\nimage size: {record.sizes['before'] / 1e6:.0f} MB before flattening, "
             f"{record.sizes['after'] / 1e6:.0f} MB after"
         )
-    _display(
-        Markdown(head + "| stage | status | s | detail |\n|---|---|---|---|\n" + rows + sizes)
-    )
+    _display(Markdown(head + "| stage | status | s | detail |\n|---|---|---|---|\n" + rows + sizes))

@@ -42,15 +42,17 @@ class Builds:
         self.out_dir = out_dir
         self.run_ids: list[str] = []
 
-    def build(self, dsm_version: str = "sim", overrides: dict[str, Any] | None = None,
-              **kwargs: Any) -> BuildRecord:
+    def build(
+        self, dsm_version: str = "sim", overrides: dict[str, Any] | None = None, **kwargs: Any
+    ) -> BuildRecord:
         overrides = {"image_repository": TEST_REPOSITORY, **(overrides or {})}
         build = Build(dsm_version, overrides, out_dir=self.out_dir, client=self.client, **kwargs)
         self.run_ids.append(build.run_id)
         return asyncio.run(build.run())
 
-    def start(self, dsm_version: str = "sim", overrides: dict[str, Any] | None = None,
-              **kwargs: Any) -> Build:
+    def start(
+        self, dsm_version: str = "sim", overrides: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Build:
         overrides = {"image_repository": TEST_REPOSITORY, **(overrides or {})}
         build = Build(dsm_version, overrides, out_dir=self.out_dir, client=self.client, **kwargs)
         self.run_ids.append(build.run_id)
@@ -69,8 +71,9 @@ class Builds:
 
 
 @pytest.fixture(scope="session")
-def builds(client: docker.DockerClient, sim_image: str,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
+def builds(
+    client: docker.DockerClient, sim_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Builds]:
     runner = Builds(client, tmp_path_factory.mktemp("out"))
     yield runner
     runner.cleanup()

@@ -28,7 +28,9 @@ def test_sim_is_the_simulator_and_real_targets_pull_a_pinned_base() -> None:
     assert load_params("7.1.1").pat.url.endswith("/7.1.1/42962-1/DSM_VirtualDSM_42962.pat")
 
 
-@pytest.mark.parametrize(("given", "expected"), [(7.2, "7.2"), ("7.2.2", "7.2.2"), (72806, "72806")])
+@pytest.mark.parametrize(
+    ("given", "expected"), [(7.2, "7.2"), ("7.2.2", "7.2.2"), (72806, "72806")]
+)
 def test_papermill_types_are_coerced(given: object, expected: str) -> None:
     assert coerce_version(given) == expected
 
