@@ -90,7 +90,7 @@ def _cmd_explore(args: argparse.Namespace) -> int:
     asyncio.run(vm.wait_api(params.timeouts.restore))
     print(f"DSM restored from checkpoint {args.checkpoint}: {vm.url}")
     print(f"login: {params.admin.user} (password from params/{params.dsm_version}.yaml)")
-    print(f"remove it with: docker rm -f {vm.container.short_id}   (or vdsm clean)")
+    print(f"remove it with: docker rm -fv {vm.container.short_id}   (or vdsm clean)")
     print(vm.container.id)
     return 0
 

@@ -224,7 +224,7 @@ def test_sim_run_on_a_busy_port_fails_with_one_line_and_leaves_no_container(
         assert left == [], [f"{c.short_id} {c.status}" for c in left]
     finally:
         for container in _sim_run_containers(client, busy_port):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
 
 
 @pytest.mark.docker
@@ -253,7 +253,7 @@ def test_sim_run_on_a_free_port_works_and_prints_the_container_id(
         assert status == 200, container.logs(tail=20).decode(errors="replace")
     finally:
         for container in _sim_run_containers(client, port):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
     assert _sim_run_containers(client, port) == []
 
 

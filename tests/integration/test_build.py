@@ -148,7 +148,7 @@ def test_final_image_restores_configured_without_wizard(
         assert alive["success"] is True, alive
         print(f"final image: API login after {seconds:.1f} s")
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
 
 
 def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:

@@ -162,7 +162,7 @@ def test_seeded_slow_token_enforcing_build_through_papermill(
                 assert session.nfs_get()["enable_nfs"] is True
                 assert session.smb_get()["enable_samba"] is True
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
 
 
 def _wait_for_api(dsm: DsmClient, container: Any, *, timeout: float) -> None:

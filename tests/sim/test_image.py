@@ -370,7 +370,7 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
         restore_seconds = time.monotonic() - restored_at
         assert login(port3)["success"] is True
         assert "guest app started" not in third.logs().decode(errors="replace")
-        third.remove(force=True)
+        third.remove(force=True, v=True)
 
         # 5. A QEMU error (unknown snapshot) ends the container with a non-zero code.
         broken = client.containers.run(

@@ -192,7 +192,7 @@ def labelled_container() -> Iterator[tuple[str, str, str]]:
     try:
         yield run_id, container.id, container.name
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
         client.images.remove(f"{repo}:latest", force=True)
         client.close()
 

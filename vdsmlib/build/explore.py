@@ -107,7 +107,7 @@ async def explore(params: Params, name: str, client: docker.DockerClient | None 
         vm.close()
         raise
     log.info(
-        "DSM restored from checkpoint %s at %s (login %s; remove with `docker rm -f %s`)",
+        "DSM restored from checkpoint %s at %s (login %s; remove with `docker rm -fv %s`)",
         name,
         vm.url,
         params.admin.user,

@@ -135,7 +135,7 @@ def probe_accelerator(
     finally:
         if container is not None:
             try:
-                container.remove(force=True)
+                container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except docker.errors.DockerException as err:

@@ -86,7 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ) from err
     print(
         f"simulator {image.ref} starting: http://127.0.0.1:{args.port}/ "
-        f"(remove with: docker rm -f {container.short_id})"
+        f"(remove with: docker rm -fv {container.short_id})"
     )
     print(container.id)
     return 0
