@@ -256,3 +256,28 @@ def test_explore_notebook_steps_through_a_screen_from_a_checkpoint(
     assert len(images) >= 3
     assert SIM["password"] not in executed.read_text()
     assert {c.id for c in client.containers.list(all=True, filters=explored)} <= before
+
+
+def test_a_snapshot_of_the_other_accelerator_is_refused(
+    first_build: dict, client: docker.DockerClient
+) -> None:
+    """A TCG checkpoint started as a KVM VM would not load: refused before anything starts."""
+    from vdsmlib.build.vm import StageVm
+    from vdsmlib.docker.engine import DockerError
+    from vdsmlib.params import load_params
+
+    checkpoint = find_images(client, {L.KIND: "checkpoint", L.STAGE: "start-ready"})[0]
+    recorded = checkpoint.labels[L.ACCELERATOR]
+    other = "kvm" if recorded == "tcg" else "tcg"
+    before = len(client.containers.list(all=True))
+    with pytest.raises(DockerError, match=f"saved under {recorded}.*does not load under {other}"):
+        StageVm.start(
+            client,
+            checkpoint.tags[0],
+            load_params("sim"),
+            accelerator=other,
+            run_id="test-refuse",
+            stage="admin",
+            loadvm="start-ready",
+        )
+    assert len(client.containers.list(all=True)) == before
