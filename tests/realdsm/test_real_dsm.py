@@ -2,8 +2,9 @@
 
     VDSM_REAL_DSM_VERSION=7.2.2 pytest -m realdsm tests/realdsm
 
-Deselected by default (pyproject's addopts has ``-m 'not realdsm'``); not run in this project's CI (no PAT download, no working KVM there); the same code paths are
-tested against local stand-ins in tests/integration/test_realdsm_path.py.
+Deselected by default (pyproject's addopts has ``-m 'not realdsm'``), so not run in this
+project's CI (no PAT download, no working KVM there); the same code paths are tested against
+local stand-ins in tests/integration/test_realdsm_path.py.
 """
 
 from __future__ import annotations
