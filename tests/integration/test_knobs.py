@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
+from tests.screens import SIM_TO_PROFILE
 from vdsmlib.build import BuildRecord, StageError, load_record
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
@@ -39,18 +40,6 @@ ROOT = Path(__file__).parents[2]
 POST_WIZARD = ROOT / "params" / "profiles" / "dsm-7.2.2" / "post-wizard.yaml"
 SIM = {"user": "vdsm", "password": "CiNas-2024-Ready"}
 
-# The simulator's screen ids -> the 7.2.2 profile's screen ids (screenshots are named by these).
-SIM_TO_PROFILE = {
-    "update-options": "update-options",
-    "synology-account": "synology-account",
-    "user-experience": "user-experience",
-    "file-access-promo": "file-access-promotion",
-    "2fa-promo": "2fa-promotion",
-    "amfa-promo": "adaptive-mfa-promotion",
-    "mfa-warning": "mfa-warning",
-    "notification-setup": "notification-setup",
-    "notification-reminder": "notification-reminder",
-}
 _SHOT = re.compile(r"^post-wizard-\d\d-(?P<screen>.+)\.png$")
 
 

@@ -16,17 +16,10 @@ from typing import Any
 
 import pytest
 
+from vdsmlib.wizard.browser import CHROMIUM_ARGS, DEFAULT_CHROMIUM
+
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
+CHROMIUM = os.environ.get("VDSM_CHROMIUM") or DEFAULT_CHROMIUM
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
@@ -98,7 +91,7 @@ def start_guest() -> Iterator[Callable[..., GuestServer]]:
 
 async def launch_browser(playwright: Any) -> Any:
     """Debian Chromium, launched the way the project does."""
-    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
 
 
 def run_browser(body: Callable[[Any], Awaitable[None]]) -> None:

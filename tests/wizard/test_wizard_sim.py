@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.screens import SIM_TO_PROFILE
 from vdsmlib.wizard import (
     BrowserSession,
     Credentials,
@@ -45,18 +46,6 @@ PASSWORD = "Wizard-Test-Pass9"
 VALUES = {"server_name": "vdsm-ci", "admin_user": "ciadmin", "admin_password": PASSWORD}
 CREDENTIALS = Credentials(VALUES["admin_user"], PASSWORD)
 
-# The simulator's screen ids -> the profile's screen ids.
-SIM_TO_PROFILE = {
-    "update-options": "update-options",
-    "synology-account": "synology-account",
-    "user-experience": "user-experience",
-    "file-access-promo": "file-access-promotion",
-    "2fa-promo": "2fa-promotion",
-    "amfa-promo": "adaptive-mfa-promotion",
-    "mfa-warning": "mfa-warning",
-    "notification-setup": "notification-setup",
-    "notification-reminder": "notification-reminder",
-}
 
 if not Path(os.environ.get("VDSM_CHROMIUM", "/usr/bin/chromium")).exists():
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
