@@ -37,8 +37,8 @@ unit: venv ## fast tests only (no Docker, no browser)
 	$(VENV)/bin/pytest -m "not docker and not browser and not qemu" $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy
-	$(VENV)/bin/ruff check vdsmlib tests
-	$(VENV)/bin/ruff format --check vdsmlib tests
+	$(VENV)/bin/ruff check vdsmlib tests benchmarks
+	$(VENV)/bin/ruff format --check vdsmlib tests benchmarks
 	$(VENV)/bin/mypy
 
 bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simulator boot
