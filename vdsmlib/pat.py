@@ -17,12 +17,15 @@ A local path instead of an URL is verified and used in place.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +141,43 @@ def fetch_pat(
     reused = _reuse_cached(spec, final, record)
     if reused is not None:
         return reused
+    with _exclusive(cache):
+        # another build may have fetched it while this one waited for the lock
+        record = _read_record(record_path)
+        reused = _reuse_cached(spec, final, record)
+        if reused is not None:
+            return reused
+        return _fetch(spec, cache, final, record_path, record, progress, session, attempts)
 
+
+@contextlib.contextmanager
+def _exclusive(cache: Path) -> Iterator[None]:
+    """One download into ``cache`` at a time across processes (CI jobs sharing a cache).
+
+    The lock is on the folder itself, so it leaves no lock file behind.
+    """
+    fd = os.open(cache, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process downloading into %s", cache)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _fetch(
+    spec: PatSpec,
+    cache: Path,
+    final: Path,
+    record_path: Path,
+    record: dict[str, Any] | None,
+    progress: object,
+    session: requests.Session | None,
+    attempts: int,
+) -> PatFile:
     part = cache / f"{spec.name}.part"
     owns_session = session is None
     http = session if session is not None else requests.Session()

@@ -357,3 +357,19 @@ def test_spec_validation() -> None:
     with pytest.raises(PatError, match="plain file name"):
         PatSpec(url="http://x/a.pat", filename="../a.pat")
     assert PatSpec(url="http://x/a.pat", filename="b.pat").name == "b.pat"
+
+
+def test_concurrent_fetches_download_once(
+    server: tuple[str, Served], pat_bytes: bytes, tmp_path: Path
+) -> None:
+    """Two builds sharing a cache: one downloads, the other waits and reuses the result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, served = _serve(server, pat_bytes)
+    spec = PatSpec(url=url, size=SIZE, sha256=_sha(pat_bytes))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: fetch_pat(spec, tmp_path), range(4)))
+    assert sorted(r.reused for r in results) == [False, True, True, True]
+    assert {r.path for r in results} == {tmp_path / NAME}
+    assert len([r for r in served.requests if r[2] in (200, 206)]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [NAME, f"{NAME}.json"]
