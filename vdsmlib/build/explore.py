@@ -22,7 +22,6 @@ from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
 
 __all__ = [
-    "check_restorable",
     "explore",
     "find_checkpoint",
     "kvm_usable",
@@ -35,7 +34,11 @@ log = logging.getLogger(__name__)
 def find_checkpoint(
     client: docker.DockerClient, params: Params, name: str, fingerprint: str | None = None
 ) -> tuple[str, str]:
-    """The newest checkpoint image ``name`` of this DSM version: ``(image, accelerator)``."""
+    """The newest checkpoint image ``name`` of this DSM version, and the accelerator to run it.
+
+    A TCG snapshot runs anywhere (``KVM=N``); a KVM snapshot needs usable KVM, and asking for it
+    where there is none makes :meth:`StageVm.start` refuse with the reason.
+    """
     labels = {L.KIND: "checkpoint", L.STAGE: name, L.DSM_VERSION: params.dsm_version}
     if fingerprint:
         labels[L.FINGERPRINT] = fingerprint
@@ -46,9 +49,8 @@ def find_checkpoint(
             "(`make build`, or papermill notebooks/build.ipynb ...); `vdsm checkpoints` lists them"
         )
     image = images[0]
-    accelerator = image.labels.get(L.ACCELERATOR, "tcg")
-    check_restorable(image.tags[0], image.labels, accelerator="kvm" if kvm_usable() else "tcg")
-    return image.tags[0], accelerator
+    recorded = image.labels.get(L.ACCELERATOR, "tcg")
+    return image.tags[0], "kvm" if recorded == "kvm" and kvm_usable() else "tcg"
 
 
 def kvm_usable() -> bool:
@@ -65,17 +67,6 @@ def kvm_usable() -> bool:
     except (OSError, ValueError):
         return True
     return all(accel == "kvm" for accel, _ in probes.values())
-
-
-def check_restorable(image: str, labels: dict[str, str], *, accelerator: str) -> None:
-    """Refuse a checkpoint whose snapshot cannot load here (KVM and TCG state do not mix)."""
-    recorded = labels.get(L.ACCELERATOR)
-    if recorded == "kvm" and accelerator != "kvm":
-        raise VdsmError(
-            f"{image} was saved under KVM (QEMU {labels.get(L.QEMU_VERSION, '?')}), and this "
-            "machine has no usable KVM: a KVM snapshot does not load under TCG. Build a TCG "
-            "variant here (accelerator=tcg) or restore it on a KVM machine"
-        )
 
 
 def restore_checkpoint(
