@@ -71,6 +71,13 @@ class BaseSpec(_Strict):
     patch_file: str = "/run/prepare.sh"
     #: base name of the disks in /storage (``<base>.boot.img``, ``<base>.system.img``).
     disk_base: str
+    #: the guest's address inside the container in NAT mode (virtual-dsm's ``VM_NET_IP``,
+    #: fixed at 20.20.20.21 up to 7.41): the final image's health check reaches DSM there when
+    #: ``/run/shm/dsm.url`` is absent (after a restore).
+    guest_address: str = Field(
+        default="20.20.20.21",
+        pattern=r"^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$",
+    )
 
 
 class PatParams(_Strict):

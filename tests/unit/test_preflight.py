@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib.build.preflight import PreflightError, preflight, required_disk_bytes
+from vdsmlib.build.preflight import (
+    GB,
+    GIB,
+    MIB,
+    InstallFigures,
+    PreflightError,
+    disk_need,
+    preflight,
+    required_disk_bytes,
+)
 from vdsmlib.params import load_params
 
 
@@ -63,5 +72,56 @@ def test_too_little_disk_names_the_need_and_the_fix(
 
 def test_real_dsm_needs_more_disk_than_the_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VDSM_CI_MIN_FREE_GB", raising=False)
-    assert required_disk_bytes(load_params("7.2.2")) == 20_000_000_000
     assert required_disk_bytes(load_params("sim")) < required_disk_bytes(load_params("7.2.2"))
+
+
+def test_disk_need_of_real_dsm_is_reckoned_from_its_params() -> None:
+    """virtual-dsm v7.41 src/install.sh: 14 GiB free to install, a 10 GiB raw system image."""
+    need = disk_need(load_params("7.2.2"))  # ram 2G, disk_size 16G
+    # one copy: what DSM writes to boot/system (2 GiB) + data disk (512 MiB) + VM state (2 GiB)
+    assert need.copy == 2 * GIB + 512 * MIB + 2 * GIB
+    # install: the preallocated system image and its qcow2 copy, more than the 14 GiB minimum
+    assert need.install == 10_738_466_816 + need.copy
+    assert need.total == max(need.install, 4 * need.copy)
+    assert 19 * GB < need.total < 20 * GB
+
+
+def test_disk_need_follows_ram_disk_size_and_allocate() -> None:
+    base = disk_need(load_params("7.2.2"))
+    more_ram = disk_need(load_params("7.2.2", {"vm": {"ram": "6G"}}))
+    assert more_ram.copy == base.copy + 4 * GIB
+    assert more_ram.total == 4 * more_ram.copy
+    small_disk = disk_need(load_params("7.2.2", {"vm": {"disk_size": "100M"}}))
+    assert small_disk.copy == base.copy - 412 * MIB
+    # ALLOCATE=N: the system image is sparse, but the install still insists on 14 GiB free
+    sparse = disk_need(load_params("7.2.2", {"env": {"ALLOCATE": "N"}}))
+    assert sparse.install == 15_032_385_536 < base.install
+
+
+def test_too_little_disk_names_the_number_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reckoned need (no override) in one line, with the reckoning and the fix."""
+    monkeypatch.setenv("PATH", _bin_with(tmp_path, "chromium", "ffmpeg"))
+    monkeypatch.delenv("VDSM_CHROMIUM", raising=False)
+    monkeypatch.delenv("VDSM_CI_MIN_FREE_GB", raising=False)
+    monkeypatch.setattr(
+        "vdsmlib.build.preflight.INSTALL_FIGURES",
+        {"sim-build": InstallFigures(install_free=10**15, system_image=0, written=0)},
+    )
+    with pytest.raises(PreflightError) as err:
+        preflight(load_params("sim"), _Engine(tmp_path))  # type: ignore[arg-type]
+    message = str(err.value)
+    assert "\n" not in message
+    assert "1000000.0 GB needed for sim (the install needs 1000000.0 GB" in message
+    assert "vdsm clean" in message
+
+
+def test_out_dir_space_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", _bin_with(tmp_path, "chromium", "ffmpeg"))
+    monkeypatch.delenv("VDSM_CHROMIUM", raising=False)
+    monkeypatch.setenv("VDSM_CI_MIN_FREE_GB", "0.001")
+    preflight(load_params("sim"), _Engine(tmp_path), tmp_path / "out" / "new")  # type: ignore[arg-type]
+    monkeypatch.setattr("vdsmlib.build.preflight.OUT_DIR_BYTES", 10**18)
+    with pytest.raises(PreflightError, match=r"run folder in .*pass another out_dir"):
+        preflight(load_params("sim"), _Engine(tmp_path), tmp_path / "out")  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ pipeline never asks which target it builds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from vdsmlib.pat import PatSpec, fetch_pat
 from vdsmlib.qemu.accel import probe_accelerator
 from vdsmlib.sim.image.build import ensure_sim_image
 
-__all__ = ["ASSETS", "DOCKERFILE", "PreparedBase", "cache_dir", "prepare_base"]
+__all__ = ["ASSETS", "DOCKERFILE", "PreparedBase", "build_base", "cache_dir", "prepare_base"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,40 @@ def _restore_config(
     return str(result["Id"])
 
 
+def build_base(
+    client: docker.DockerClient,
+    upstream: str,
+    patch_file: str,
+    tag: str,
+    *,
+    labels: dict[str, str],
+) -> str:
+    """Build the build base of ``upstream`` (``Dockerfile``) as ``tag``; return its id.
+
+    ``patch_file`` is the upstream script that attaches the boot and system disks. The image
+    gets ``labels`` plus the QEMU version found inside it.
+    """
+    key = hashlib.sha256(f"{upstream}|{patch_file}|{tag}".encode()).hexdigest()[:12]
+    rebased = f"{BASE_REPOSITORY}:rebased-{key}"
+    with tempfile.TemporaryDirectory(prefix="vdsm-ci-base-") as tmp:
+        shutil.copy(DOCKERFILE, Path(tmp) / "Dockerfile")
+        shutil.copy(ASSETS / "qcow2.sh", Path(tmp) / "qcow2.sh")
+        build_image(
+            client,
+            Path(tmp),
+            dockerfile="Dockerfile",
+            tag=rebased,
+            buildargs={"BASE": upstream, "PATCH_FILE": patch_file},
+        )
+    try:
+        qemu_version = _qemu_version(client, rebased)
+        return _restore_config(
+            client, rebased, upstream, tag, {**labels, L.QEMU_VERSION: qemu_version}
+        )
+    finally:
+        remove_image(client, rebased)
+
+
 def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
     if params.vm.accelerator != "auto":
         return params.vm.accelerator, f"accelerator={params.vm.accelerator} from params"
@@ -185,27 +220,15 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
     existing = get_image(client, tag)
     if existing is None or existing.labels.get(L.FINGERPRINT) != fp:
         built = True
-        with tempfile.TemporaryDirectory(prefix="vdsm-ci-base-") as tmp:
-            shutil.copy(DOCKERFILE, Path(tmp) / "Dockerfile")
-            shutil.copy(ASSETS / "qcow2.sh", Path(tmp) / "qcow2.sh")
-            rebased = f"{BASE_REPOSITORY}:rebased-{fp[:12]}"
-            build_image(
-                client,
-                Path(tmp),
-                dockerfile="Dockerfile",
-                tag=rebased,
-                buildargs={"BASE": upstream, "PATCH_FILE": params.base.patch_file},
-            )
-        try:
-            qemu_version = _qemu_version(client, rebased)
-            labels = L.owner_labels(
-                "base",
-                state.run_id,
-                **{L.FINGERPRINT: fp, L.QEMU_VERSION: qemu_version, L.TARGET: params.target},
-            )
-            _restore_config(client, rebased, upstream, tag, labels)
-        finally:
-            remove_image(client, rebased)
+        build_base(
+            client,
+            upstream,
+            params.base.patch_file,
+            tag,
+            labels=L.owner_labels(
+                "base", state.run_id, **{L.FINGERPRINT: fp, L.TARGET: params.target}
+            ),
+        )
     base = client.images.get(tag)
     qemu_version = base.labels.get(L.QEMU_VERSION) or _qemu_version(client, tag)
     accelerator, reason = _probe(client, params)

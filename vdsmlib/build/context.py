@@ -50,6 +50,9 @@ class RunState:
     container_id: str | None = None
     pat_path: str | None = None
     final_image_id: str | None = None
+    #: the final image flatten made, until the smoke test passes and promotes it
+    candidate: str | None = None
+    #: the final image's tags (pinned first), set once it is promoted
     tags: list[str] = field(default_factory=list)
 
     @staticmethod

@@ -60,6 +60,7 @@ def compute(params: Params, base: PreparedBase) -> dict[str, str]:
     image = fingerprint(
         {
             "flatten": files_digest(ROOT_FILES),
+            "guest_address": params.base.guest_address,
             "repository": params.image.repository,
             "dsm_release": params.dsm_release,
         },

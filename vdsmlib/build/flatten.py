@@ -3,6 +3,11 @@
 Tags encode the DSM version and the variant (accelerator): ``<repository>:<version>-<variant>``
 moves with every build; ``<repository>:<version>-<build>-<variant>-<fp8>`` names one build for
 good. See README "Image tags".
+
+Flatten makes a *candidate*: tagged ``<pinned tag>-candidate``, without the fingerprint label.
+Only :func:`promote`, called once the smoke test passed, gives it the fingerprint label (which
+makes the next build a no-op) and the pinned and moving tags. A candidate whose smoke test
+failed is therefore never reused nor pulled by the moving tag.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from pathlib import Path
 from vdsmlib.build.context import StageContext
 from vdsmlib.build.vm import vm_env
 from vdsmlib.docker import labels as L
-from vdsmlib.docker.images import build_image, get_image, image_size
+from vdsmlib.docker.images import build_image, get_image, image_size, remove_image
+from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
 
-__all__ = ["FlattenResult", "final_tags", "flatten"]
+__all__ = ["FlattenResult", "candidate_tag", "final_tags", "flatten", "promote"]
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +55,18 @@ def final_tags(params: Params, accelerator: str, fingerprint: str) -> list[str]:
     ]
 
 
-def final_labels(params: Params, state_fp: str, accelerator: str, qemu: str) -> dict[str, str]:
+def candidate_tag(params: Params, accelerator: str, fingerprint: str) -> str:
+    """The tag of a final image that has not passed its smoke test yet."""
+    return f"{final_tags(params, accelerator, fingerprint)[0]}-candidate"
+
+
+def candidate_labels(params: Params, accelerator: str, qemu: str) -> dict[str, str]:
+    """Every label of the final image except the fingerprint (see :func:`promote`)."""
     labels = L.owner_labels(
         "final",
         None,
         **{
-            L.FINGERPRINT: state_fp,
+            L.STAGE: "candidate",
             L.TARGET: params.target,
             L.DSM_VERSION: params.dsm_version,
             L.DSM_RELEASE: params.dsm_release,
@@ -81,16 +93,18 @@ def final_labels(params: Params, state_fp: str, accelerator: str, qemu: str) -> 
 
 
 def flatten(ctx: StageContext) -> FlattenResult:
+    """Build the candidate final image from the ``final`` checkpoint (see :func:`promote`)."""
     started = time.monotonic()
     client, params, state = ctx.client, ctx.params, ctx.state
     checkpoint = state.checkpoints["final"]
     accelerator = state.accelerator or "tcg"
     fp = state.fingerprints["image"]
-    tags = final_tags(params, accelerator, fp)
+    tag = candidate_tag(params, accelerator, fp)
     env = vm_env(params, accelerator)
     health = (
         f"HEALTH_USER={urllib.parse.quote(params.admin.user, safe='')}\n"
         f"HEALTH_PASSWORD={urllib.parse.quote(params.admin.password, safe='')}\n"
+        f"GUEST_ADDRESS={params.base.guest_address}\n"
     )
     with tempfile.TemporaryDirectory(prefix="vdsm-ci-flatten-") as tmp:
         shutil.copy(ROOT / "Dockerfile.flatten", Path(tmp) / "Dockerfile")
@@ -100,7 +114,7 @@ def flatten(ctx: StageContext) -> FlattenResult:
             client,
             Path(tmp),
             dockerfile="Dockerfile",
-            tag=tags[0],
+            tag=tag,
             buildargs={
                 "BASE": state.base_image or "",
                 "CHECKPOINT": checkpoint,
@@ -112,20 +126,50 @@ def flatten(ctx: StageContext) -> FlattenResult:
                 "VM_DISK_FMT": env["DISK_FMT"],
                 "VM_DISK_SIZE": env["DISK_SIZE"],
             },
-            labels=final_labels(params, fp, accelerator, state.qemu_version or ""),
+            labels=candidate_labels(params, accelerator, state.qemu_version or ""),
         )
-    for tag in tags[1:]:
-        repo, _, name = tag.rpartition(":")
-        image.tag(repo, name)
     before = get_image(client, checkpoint)
-    state.tags = tags
-    state.final_image_id = str(image.id)
+    state.candidate = tag
+    state.tags = []
+    state.final_image_id = None
     ctx.save()
     return FlattenResult(
-        image=tags[0],
+        image=tag,
         image_id=str(image.id),
-        tags=tags,
+        tags=[tag],
         size_before=image_size(before) if before else 0,
         size_after=image_size(image),
         seconds=round(time.monotonic() - started, 2),
     )
+
+
+def promote(ctx: StageContext) -> list[str]:
+    """Trust the candidate that passed its smoke test: fingerprint label, pinned and moving tags.
+
+    Labels cannot change on an image, so the final image is the candidate plus one LABEL (same
+    layers, no copy). The candidate tag is removed. Returns the tags, pinned first.
+    """
+    client, params, state = ctx.client, ctx.params, ctx.state
+    if not state.candidate:
+        raise VdsmError("no candidate final image to promote: run the flatten stage first")
+    accelerator = state.accelerator or "tcg"
+    fp = state.fingerprints["image"]
+    tags = final_tags(params, accelerator, fp)
+    with tempfile.TemporaryDirectory(prefix="vdsm-ci-promote-") as tmp:
+        (Path(tmp) / "Dockerfile").write_text(f"FROM {state.candidate}\n")
+        image = build_image(
+            client,
+            Path(tmp),
+            dockerfile="Dockerfile",
+            tag=tags[0],
+            labels={L.FINGERPRINT: fp, L.STAGE: "image"},
+        )
+    for tag in tags[1:]:
+        repo, _, name = tag.rpartition(":")
+        image.tag(repo, name)
+    remove_image(client, state.candidate)
+    state.candidate = None
+    state.tags = tags
+    state.final_image_id = str(image.id)
+    ctx.save()
+    return tags

@@ -136,7 +136,7 @@ class Build:
 
     async def run(self) -> BuildRecord:
         started = time.monotonic()
-        preflight(self.params, self.client)
+        preflight(self.params, self.client, self.run_dir.parent)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         RunState(
             run_id=self.run_id,

@@ -19,7 +19,7 @@ from typing import Any
 from vdsmlib.build import base as base_image
 from vdsmlib.build import fingerprints as fps
 from vdsmlib.build.context import StageContext
-from vdsmlib.build.flatten import flatten
+from vdsmlib.build.flatten import flatten, promote
 from vdsmlib.build.vm import StageVm
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import ContainerExited, VmContainer
@@ -173,6 +173,7 @@ async def stage_boot(ctx: StageContext) -> StageOutcome:
         await _run_wizard(ctx, "boot", vm, outcome)
         # The PAT is no longer needed and must not end up in an image.
         vm.container.exec("sh", "-c", 'rm -f "${STORAGE:-/storage}"/*.pat')
+        _check_disk_names(vm, ctx.params.base.disk_base)
         cp = await vm.checkpoint(
             "start-ready",
             labels=_checkpoint_labels(ctx, "start-ready"),
@@ -184,6 +185,23 @@ async def stage_boot(ctx: StageContext) -> StageOutcome:
     outcome.facts["start_ready_vm_state_bytes"] = cp.vm_state_size
     outcome.detail = f"boot to API {seconds:.1f} s; checkpoint {cp.image}"
     return outcome
+
+
+def _check_disk_names(vm: StageVm, disk_base: str) -> None:
+    """The install made ``<disk_base>.boot.img`` and ``.system.img`` (params say what to expect).
+
+    virtual-dsm names them ``DSM_VirtualDSM`` when the PAT is mounted at /boot.pat, as the build
+    does, and after the PAT's file name when it comes from ``URL`` (v7.41 src/install.sh).
+    """
+    names = vm.container.exec("sh", "-c", 'ls "${STORAGE:-/storage}"').split()
+    wanted = [f"{disk_base}.boot.img", f"{disk_base}.system.img"]
+    if not all(name in names for name in wanted):
+        found = sorted(n for n in names if n.endswith((".boot.img", ".system.img")))
+        raise VdsmError(
+            f"the install made {', '.join(found) or 'no boot/system disks'} in /storage, not "
+            f"{' and '.join(wanted)}: set base.disk_base in params to the name before "
+            "'.boot.img'"
+        )
 
 
 def _configure_vm(ctx: StageContext, stage: str) -> StageVm:
@@ -276,7 +294,7 @@ async def stage_flatten(ctx: StageContext) -> StageOutcome:
 async def stage_smoke(ctx: StageContext) -> StageOutcome:
     """Start the final image fresh: API up, admin login, services as desired, container healthy."""
     params, state = ctx.params, ctx.state
-    image = state.tags[0] if state.tags else None
+    image = state.candidate or (state.tags[0] if state.tags else None)
     if image is None or get_image(ctx.client, image) is None:
         raise VdsmError("no final image to smoke-test: run the flatten stage first")
     devices = ["/dev/kvm"] if state.accelerator == "kvm" else []
@@ -308,27 +326,36 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
         ):
             await asyncio.to_thread(services_api.verify, session, params.services)
         health = await _wait_healthy(vm, timeout=90)
-        facts = {
+        facts: dict[str, Any] = {
             "restore_to_api_seconds": round(api_seconds, 2),
             "restore_to_login_seconds": round(login_seconds, 2),
             "health": health,
             "url": url if state.keep else None,
         }
+    # Only now does the image become the trusted final image (tags, fingerprint label).
+    promoted = await asyncio.to_thread(promote, ctx) if state.candidate else state.tags
+    facts["tags"] = promoted
     return StageOutcome(
         detail=f"fresh container: API in {api_seconds:.1f} s, admin login in "
-        f"{login_seconds:.1f} s, services verified, health {health}",
+        f"{login_seconds:.1f} s, services verified, health {health}; final image {promoted[0]}",
         facts=facts,
     )
 
 
 async def _wait_healthy(vm: VmContainer, *, timeout: float) -> str:
+    """Wait for Docker's health status ``healthy``; an image without a health check fails."""
     deadline = time.monotonic() + timeout
     status = "none"
     while time.monotonic() < deadline:
         health = vm.attrs().get("State", {}).get("Health") or {}
         status = str(health.get("Status", "none"))
-        if status in ("healthy", "none"):
+        if status == "healthy":
             return status
+        if status == "none":
+            raise VdsmError(
+                "the final image has no health check (Docker reports no health status): "
+                "check the HEALTHCHECK of Dockerfile.flatten"
+            )
         if status == "unhealthy":
             log_tail = (health.get("Log") or [{}])[-1].get("Output", "")
             raise VdsmError(f"final image reported unhealthy: {log_tail.strip()[:300]}")

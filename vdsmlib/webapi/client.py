@@ -27,6 +27,7 @@ import requests
 from vdsmlib.webapi.errors import WebApiError
 
 __all__ = [
+    "LUN_TYPES",
     "RELOGIN_CODES",
     "DsmClient",
     "DsmSession",
@@ -42,6 +43,23 @@ log = logging.getLogger(__name__)
 #: A version wish: exact (``2``), a range to pick the highest supported from (``(1, 3)``),
 #: or None for the API's ``maxVersion``.
 VersionSpec = int | tuple[int, int] | None
+
+#: Every LUN type DSM knows, in the ``types`` list Synology's clients send with
+#: ``SYNO.Core.ISCSI.LUN`` list (SynologyOpenSource/synology-csi pkg/dsm/webapi/iscsi.go).
+LUN_TYPES = (
+    "BLOCK",
+    "FILE",
+    "THIN",
+    "ADV",
+    "SINK",
+    "CINDER",
+    "CINDER_BLUN",
+    "CINDER_BLUN_THICK",
+    "BLUN",
+    "BLUN_THICK",
+    "BLUN_SINK",
+    "BLUN_THICK_SINK",
+)
 
 #: Error codes after which a session logs in again once and repeats the call.
 RELOGIN_CODES = frozenset({106, 107, 119})
@@ -603,8 +621,20 @@ class DsmSession:
     # -- iSCSI ---------------------------------------------------------------------------------
 
     def lun_list(self) -> list[dict[str, Any]]:
-        """``SYNO.Core.ISCSI.LUN`` list (``name``, ``uuid``, ``size``, ``location``, ...)."""
-        return list(self.request("SYNO.Core.ISCSI.LUN", "list", 1).get("luns", []))
+        """``SYNO.Core.ISCSI.LUN`` list of every LUN type (``name``, ``uuid``, ``size``, ...).
+
+        DSM lists only the LUN types a client names in ``types``, so every type is named, as
+        Synology's own clients do (SynologyOpenSource/synology-csi pkg/dsm/webapi/iscsi.go,
+        ``LunList``).
+        """
+        data = self.request(
+            "SYNO.Core.ISCSI.LUN",
+            "list",
+            1,
+            types=list(LUN_TYPES),
+            additional=["allocated_size", "status"],
+        )
+        return list(data.get("luns", []))
 
     def lun_create(
         self,

@@ -30,6 +30,7 @@ from vdsmlib.webapi.client import DsmSession
 from vdsmlib.webapi.errors import WebApiError
 
 __all__ = [
+    "IQN_PREFIX",
     "IscsiLunSpec",
     "IscsiSpec",
     "IscsiTargetSpec",
@@ -38,6 +39,7 @@ __all__ = [
     "ServicesSpec",
     "ShareSpec",
     "apply",
+    "dsm_iqn",
     "verify",
 ]
 
@@ -56,7 +58,7 @@ class _Spec(BaseModel):
 
 
 class IscsiTargetSpec(_Spec):
-    """An iSCSI target; DSM derives the IQN from the host name when ``iqn`` is None."""
+    """An iSCSI target; with ``iqn`` None it gets DSM's form (:func:`dsm_iqn`)."""
 
     name: str = Field(min_length=1, max_length=128)
     iqn: str | None = Field(default=None, pattern=r"^(iqn|eui|naa)\.\S+$")
@@ -164,6 +166,40 @@ class _Iscsi:
     lun: dict[str, Any] | None = None
 
 
+#: what every IQN of a target made on DSM starts with
+IQN_PREFIX = "iqn.2000-01.com.synology:"
+#: the longest IQN Synology's clients send
+MAX_IQN_LENGTH = 128
+
+
+def dsm_iqn(server_name: str, target_name: str) -> str:
+    """The IQN in DSM's form: ``iqn.2000-01.com.synology:<server_name>.<target_name>``.
+
+    As SynologyOpenSource/synology-csi makes it (pkg/dsm/service/dsm.go,
+    ``createMappingTarget``): the server name DSM reports, ``_`` as ``-``, ``+`` as ``p``,
+    at most 128 characters.
+
+    >>> dsm_iqn("vdsm-ci", "ci_target")
+    'iqn.2000-01.com.synology:vdsm-ci.ci-target'
+    """
+    iqn = f"{IQN_PREFIX}{server_name}.{target_name}".replace("_", "-").replace("+", "p")
+    return iqn[:MAX_IQN_LENGTH]
+
+
+def _wanted_iqn(session: DsmSession, spec: IscsiTargetSpec) -> str:
+    if spec.iqn:
+        return spec.iqn
+    hostname = str(session.system_info("network").get("hostname") or "")
+    if not hostname:
+        raise WebApiError(
+            "SYNO.Core.System info (type network) reports no hostname, needed for the iSCSI "
+            f"target's IQN: set services.iscsi.target.iqn for {spec.name!r} in params",
+            api="SYNO.Core.System",
+            method="info",
+        )
+    return dsm_iqn(hostname, spec.name)
+
+
 def _find_iscsi(session: DsmSession, spec: IscsiSpec) -> _Iscsi:
     found = _Iscsi()
     found.target = next(
@@ -250,16 +286,16 @@ def apply(session: DsmSession, spec: ServicesSpec) -> ServicesReport:
 def _apply_iscsi(session: DsmSession, spec: IscsiSpec, report: ServicesReport) -> None:
     found = _find_iscsi(session, spec)
     target = found.target
-    if target is not None and spec.target.iqn and target.get("iqn") != spec.target.iqn:
+    iqn = _wanted_iqn(session, spec.target)
+    if target is not None and target.get("iqn") != iqn:
         # A target holds no data: replacing it is the only way to change its IQN.
         session.target_delete(int(target["target_id"]))
         report.changes.append(
-            f"iscsi target {spec.target.name}: deleted (iqn {target.get('iqn')} is not "
-            f"{spec.target.iqn})"
+            f"iscsi target {spec.target.name}: deleted (iqn {target.get('iqn')} is not {iqn})"
         )
         target = None
     if target is None:
-        target_id = session.target_create(spec.target.name, spec.target.iqn)
+        target_id = session.target_create(spec.target.name, iqn)
         report.changes.append(f"iscsi target {spec.target.name}: created (id {target_id})")
         mapped: set[str] = set()
     else:
@@ -364,12 +400,12 @@ def verify(session: DsmSession, spec: ServicesSpec) -> list[str]:
         found = _find_iscsi(session, iscsi)
         if found.target is None:
             differences.append(f"iscsi target {iscsi.target.name} does not exist")
-        elif iscsi.target.iqn:
-            expect(
-                f"iscsi target {iscsi.target.name} iqn", found.target.get("iqn"), iscsi.target.iqn
-            )
         else:
-            passed.append(f"iscsi target {iscsi.target.name} exists")
+            expect(
+                f"iscsi target {iscsi.target.name} iqn",
+                found.target.get("iqn"),
+                _wanted_iqn(session, iscsi.target),
+            )
         if iscsi.lun is not None:
             if found.lun is None:
                 differences.append(f"iscsi lun {iscsi.lun.name} does not exist")

@@ -1,20 +1,62 @@
 #!/usr/bin/env bash
 # Healthy means DSM's Web API accepts a login of the configured admin (an HTTP 200 on port 5000
 # proves nothing: the container answers it with a "please wait" page while the VM boots).
-# Plain bash (/dev/tcp), so it needs nothing the base image may lack.
+#
+# Where DSM is, seen from inside the container:
+# 1. /run/shm/dsm.url (ip:port) when virtual-dsm wrote it. It does so only when a booting guest
+#    reports its address, so after a `-loadvm` restore it may never appear.
+# 2. The guest's address (GUEST_ADDRESS, port 5000) when the container has a direct route to it:
+#    virtual-dsm's NAT networking puts the guest on a bridge inside the container, and then
+#    nothing answers on the container's own 127.0.0.1:5000.
+# 3. 127.0.0.1:5000: QEMU user-mode networking (the fallback without tun/NET_ADMIN) forwards 5000
+#    on every address of the container.
+# Plain bash (/dev/tcp, /proc/net/route) and coreutils, so it needs nothing the base may lack.
 set -u
-. /etc/vdsm-ci/health.conf  # HEALTH_USER, HEALTH_PASSWORD (URL-encoded)
-addr=127.0.0.1:5000
-if [ -s /run/shm/dsm.url ]; then addr=$(cat /run/shm/dsm.url); fi
-host=${addr%:*}; port=${addr##*:}
-get() {
-  exec 3<>"/dev/tcp/$host/$port" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$1" "$host" >&3
-  timeout 8 cat <&3
-  exec 3<&-
+# HEALTH_USER, HEALTH_PASSWORD (URL-encoded), GUEST_ADDRESS. (Both paths can be moved by the
+# environment, for tests.)
+. "${VDSM_CI_HEALTH_CONF:-/etc/vdsm-ci/health.conf}"
+
+# on_link IP: the container routes IP directly (no gateway) through one of its interfaces.
+on_link() {
+  local a b c d ip iface dest gw rest mask
+  IFS=. read -r a b c d <<<"$1" || return 1
+  # /proc/net/route holds addresses as little-endian hex
+  ip=$((a | b << 8 | c << 16 | d << 24))
+  while read -r iface dest gw _ _ _ _ mask rest; do
+    [ "$iface" = Iface ] && continue
+    [ "$gw" = 00000000 ] && [ "$mask" != 00000000 ] || continue
+    if (((ip & 16#$mask) == 16#$dest)); then return 0; fi
+  done </proc/net/route
+  return 1
 }
-resp=$(get "/webapi/auth.cgi?api=SYNO.API.Auth&version=3&method=login&account=${HEALTH_USER}&passwd=${HEALTH_PASSWORD}&format=sid") || exit 1
-case "$resp" in *'"success":true'*|*'"success": true'*) ;; *) echo "login failed: ${resp##*$'\r\n\r\n'}"; exit 1;; esac
+
+if [ -s "${VDSM_CI_DSM_URL:-/run/shm/dsm.url}" ]; then
+  addr=$(cat "${VDSM_CI_DSM_URL:-/run/shm/dsm.url}")
+elif [ -n "${GUEST_ADDRESS:-}" ] && on_link "$GUEST_ADDRESS"; then
+  addr=$GUEST_ADDRESS:5000
+else
+  addr=127.0.0.1:5000
+fi
+host=${addr%:*}
+port=${addr##*:}
+
+# get PATH: the raw HTTP answer; a guest that does not answer costs at most 8 s.
+get() {
+  timeout 8 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n" "$2" "$0" >&3
+    cat <&3' "$host" "$port" "$1"
+}
+resp=$(get "/webapi/auth.cgi?api=SYNO.API.Auth&version=3&method=login&account=${HEALTH_USER}&passwd=${HEALTH_PASSWORD}&format=sid") || {
+  echo "no answer from DSM at $addr"
+  exit 1
+}
+case "$resp" in
+  *'"success":true'* | *'"success": true'*) ;;
+  *)
+    echo "login at $addr failed: ${resp##*$'\r\n\r\n'}"
+    exit 1
+    ;;
+esac
 sid=$(printf '%s' "$resp" | sed -n 's/.*"sid" *: *"\([^"]*\)".*/\1/p')
 [ -n "$sid" ] && get "/webapi/entry.cgi?api=SYNO.API.Auth&version=1&method=logout&_sid=$sid" >/dev/null
 exit 0

@@ -1,12 +1,40 @@
 #!/usr/bin/env bash
-# Convert a raw disk image to qcow2 in place (no-op when it already is qcow2), so that QEMU can
-# snapshot it. Inserted by vdsm-ci's build base in front of the lines that attach the boot and
-# system disks.
+# qcow2.sh IMAGE: make a raw disk image qcow2 in place, so that QEMU can snapshot it. Inserted by
+# vdsm-ci's build base in front of the lines that attach the boot and system disks.
+#
+# The image's own format is the top-level "format" key of `qemu-img info --output=json`. Since
+# QEMU 8 that JSON opens with a "children" list whose first entry says "format": "file" (the
+# protocol layer), so the first "format" in the text is not the image's. Only raw is converted;
+# qcow2 is left as it is (with its internal snapshots: a restore needs them); anything else
+# stops the container start, because attaching it as qcow2 would fail later and less clearly.
 set -eu
 f="$1"
 [ -s "$f" ] || exit 0
-fmt=$(qemu-img info --output=json "$f" | sed -n 's/.*"format": *"\([a-z0-9]*\)".*/\1/p' | head -n1)
-[ "$fmt" = "qcow2" ] && exit 0
-echo "vdsm-ci: converting $(basename "$f") from ${fmt:-unknown} to qcow2"
-qemu-img convert -f "${fmt:-raw}" -O qcow2 "$f" "$f.qcow2.tmp"
-mv -f "$f.qcow2.tmp" "$f"
+info=$(qemu-img info --output=json -- "$f") || {
+  echo "vdsm-ci: qemu-img info $f failed: cannot tell its format" >&2
+  exit 1
+}
+if command -v jq >/dev/null 2>&1; then
+  fmt=$(printf '%s' "$info" | jq -r '.format // empty')
+elif command -v python3 >/dev/null 2>&1; then
+  fmt=$(printf '%s' "$info" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("format", ""))')
+else
+  # qemu-img pretty-prints with four spaces per level: the top-level key is the one indented by
+  # exactly four; the entries of "children" are nested deeper.
+  fmt=$(printf '%s\n' "$info" | sed -n 's/^    "format": *"\([^"]*\)".*/\1/p' | head -n 1)
+fi
+case "$fmt" in
+  qcow2)
+    exit 0
+    ;;
+  raw)
+    echo "vdsm-ci: converting $(basename "$f") from raw to qcow2"
+    rm -f "$f.qcow2.tmp"
+    qemu-img convert -f raw -O qcow2 -- "$f" "$f.qcow2.tmp"
+    mv -f "$f.qcow2.tmp" "$f"
+    ;;
+  *)
+    echo "vdsm-ci: $f is ${fmt:-of an unknown format}, neither raw nor qcow2: not converting it (remove it to reinstall, or restore the image it came from)" >&2
+    exit 1
+    ;;
+esac
