@@ -16,11 +16,11 @@ info=$(qemu-img info --output=json -- "$f") || {
 }
 if command -v jq >/dev/null 2>&1; then
   fmt=$(printf '%s' "$info" | jq -r '.format // empty')
-elif command -v python3 >/dev/null 2>&1; then
+elif command -v python3 >/dev/null 2>&1 && python3 -c 'import json' 2>/dev/null; then
   fmt=$(printf '%s' "$info" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("format", ""))')
 else
-  # qemu-img pretty-prints with four spaces per level: the top-level key is the one indented by
-  # exactly four; the entries of "children" are nested deeper.
+  # (python3-minimal has no json module.) qemu-img pretty-prints with four spaces per level:
+  # the top-level key is the one indented by exactly four; "children" entries are deeper.
   fmt=$(printf '%s\n' "$info" | sed -n 's/^    "format": *"\([^"]*\)".*/\1/p' | head -n 1)
 fi
 case "$fmt" in
