@@ -66,6 +66,10 @@ def candidate_labels(params: Params, accelerator: str, qemu: str) -> dict[str, s
         "final",
         None,
         **{
+            # The base's labels are inherited and a Dockerfile cannot drop one: emptied, they
+            # match no build run (``vdsm clean --run-id``) and no fingerprint.
+            L.RUN_ID: "",
+            L.FINGERPRINT: "",
             L.STAGE: "candidate",
             L.TARGET: params.target,
             L.DSM_VERSION: params.dsm_version,

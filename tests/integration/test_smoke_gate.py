@@ -1,0 +1,95 @@
+"""A final image is trusted only after its smoke test passed.
+
+Flatten makes a candidate (``...-candidate``, no fingerprint label); the smoke stage starts it
+fresh and, only when everything passed, gives it the fingerprint label (which makes the next
+build a no-op) and the pinned and moving tags. Here the smoke test fails honestly: its container
+is killed while the smoke stage waits for DSM in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.integration.conftest import TEST_REPOSITORY, Builds
+from vdsmlib.build import StageError
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.images import find_images, get_image
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture
+def repository(client: docker.DockerClient) -> Iterator[str]:
+    """A repository of this test's own: its image fingerprint matches no other test's build."""
+    repo = f"{TEST_REPOSITORY}-smoke-{uuid.uuid4().hex[:8]}"
+    yield repo
+    for image in client.images.list(name=repo):
+        for tag in image.tags:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(tag, force=True)
+
+
+def test_failed_smoke_leaves_no_trusted_image_and_the_next_build_runs(
+    builds: Builds, client: docker.DockerClient, repository: str
+) -> None:
+    overrides = {"image_repository": repository}
+    build = builds.start(overrides=overrides, executor="inline")
+    killed: list[str] = []
+
+    async def run_and_kill_smoke() -> None:
+        task = asyncio.create_task(build.run())
+        filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.KIND}=smoke"]}
+        while not task.done():
+            for container in await asyncio.to_thread(client.containers.list, filters=filters):
+                with contextlib.suppress(docker.errors.APIError):
+                    container.kill()
+                    killed.append(container.name)
+            await asyncio.sleep(0.1)
+        await task
+
+    with pytest.raises(StageError) as exc:
+        asyncio.run(run_and_kill_smoke())
+    assert exc.value.stage == "smoke", exc.value
+    assert killed, "the smoke container was never seen"
+    failed = build.record
+    statuses = {s.name: s.status for s in failed.stages}
+    assert statuses["flatten"] == "ran" and statuses["smoke"] == "failed"
+    assert failed.image is None and failed.tags == []
+    fingerprint = failed.fingerprint
+    assert fingerprint
+    variant = f"sim-{failed.accelerator}"
+    pinned = f"{repository}:sim-72806-{failed.accelerator}-{fingerprint[:8]}"
+    # the candidate is there (evidence), untrusted: no fingerprint label, no pinned/moving tag
+    candidate = get_image(client, f"{pinned}-candidate")
+    assert candidate is not None
+    assert candidate.labels[L.FINGERPRINT] == ""  # (the base's is inherited, so emptied)
+    assert candidate.labels[L.RUN_ID] == ""
+    assert candidate.labels[L.STAGE] == "candidate"
+    assert get_image(client, pinned) is None
+    assert get_image(client, f"{repository}:{variant}") is None
+    assert find_images(client, {L.KIND: "final", L.FINGERPRINT: fingerprint}) == []
+
+    # the next build is no no-op: it flattens and smoke-tests again, and then trusts the image
+    again = builds.build(overrides=overrides, executor="inline")
+    statuses = {s.name: s.status for s in again.stages}
+    assert again.status == "ok", again.error
+    assert "nothing to do" not in again.plan
+    assert statuses["flatten"] == "ran" and statuses["smoke"] == "ran", statuses
+    assert statuses["services"] in ("resumed", "ran")
+    assert again.fingerprint == fingerprint
+    assert again.tags == [pinned, f"{repository}:{variant}"]
+    trusted = client.images.get(pinned)
+    assert trusted.labels[L.FINGERPRINT] == fingerprint
+    assert trusted.id == client.images.get(f"{repository}:{variant}").id == again.image_id
+    assert get_image(client, f"{pinned}-candidate") is None
+
+    # ... and only now is a build a no-op
+    third = builds.build(overrides=overrides, executor="inline")
+    assert {s.status for s in third.stages} == {"skipped"}, third.stages
+    assert third.image == pinned
