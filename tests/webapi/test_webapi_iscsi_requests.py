@@ -69,7 +69,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def recorded(sim: Sim) -> Iterator[tuple[str, list[Call]]]:
     """A proxy URL in front of ``sim`` and the list of calls it saw."""
-    calls: ClassVar[list[Call]] = []
+    calls: list[Call] = []
     handler = type("Recorder", (_Recorder,), {"upstream": sim.url, "calls": calls})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
