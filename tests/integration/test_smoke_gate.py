@@ -18,8 +18,11 @@ import pytest
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
 from vdsmlib.build import StageError
+from vdsmlib.build.stages import _wait_healthy
 from vdsmlib.docker import labels as L
+from vdsmlib.docker.container import VmContainer
 from vdsmlib.docker.images import find_images, get_image
+from vdsmlib.errors import VdsmError
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -93,3 +96,17 @@ def test_failed_smoke_leaves_no_trusted_image_and_the_next_build_runs(
     third = builds.build(overrides=overrides, executor="inline")
     assert {s.status for s in third.stages} == {"skipped"}, third.stages
     assert third.image == pinned
+
+
+def test_smoke_requires_a_health_check(client: docker.DockerClient, sim_image: str) -> None:
+    """An image without a HEALTHCHECK (Docker reports no status) does not pass as healthy."""
+    assert not client.images.get(sim_image).attrs["Config"].get("Healthcheck")
+    container = client.containers.run(
+        sim_image, entrypoint=["sleep", "60"], detach=True, labels=L.owner_labels("test")
+    )
+    try:
+        vm = VmContainer.attach(client, container.id)
+        with pytest.raises(VdsmError, match="has no health check"):
+            asyncio.run(_wait_healthy(vm, timeout=10))
+    finally:
+        container.remove(force=True)
