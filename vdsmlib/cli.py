@@ -6,6 +6,7 @@
     vdsm checkpoints [DSM_VERSION]
     vdsm explore DSM_VERSION CHECKPOINT
     vdsm clean [--run-id ID] [--all] [--dry-run]
+    vdsm publish [DSM_VERSION] --repository REGISTRY/REPO
     vdsm sim build | vdsm sim run --port PORT [-e KNOB=VALUE ...]
 
 ``main(argv) -> int`` is the one place that maps errors to exit codes: 0 ok, 1 a build or
@@ -43,9 +44,12 @@ def _parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
 def _cmd_build(args: argparse.Namespace) -> int:
     from vdsmlib.build import Build
 
+    overrides = _parse_overrides(args.param)
+    if args.cache_repository:
+        overrides["cache_repository"] = args.cache_repository
     build = Build(
         args.dsm_version,
-        _parse_overrides(args.param),
+        overrides,
         out_dir=args.out,
         no_cache=args.no_cache,
         from_checkpoint=args.from_checkpoint,
@@ -137,6 +141,20 @@ def _cmd_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from vdsmlib.build.publish import publish
+    from vdsmlib.docker.engine import connect
+
+    record = args.out / "latest" / "result.json"
+    result = publish(connect(), args.dsm_version, args.repository, record=record)
+    for pushed in result.pushed:
+        print(f"pushed {pushed.repository}:{pushed.tag} ({pushed.size_bytes / 1e6:.0f} MB)")
+    if result.record:
+        print(f"recorded in {result.record}")
+    print(result.reference)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vdsm", description="Build Docker images of Virtual DSM that start configured."
@@ -161,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="resume from this checkpoint (must match the current fingerprint)",
     )
     p.add_argument("--keep", action="store_true", help="leave the smoke-test container running")
+    p.add_argument(
+        "--cache-repository",
+        metavar="REGISTRY/REPO",
+        help="push checkpoints there; pull a missing one from there instead of booting",
+    )
     p.add_argument(
         "--executor",
         choices=("inline", "notebook"),
@@ -188,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pin", help="pin the target's base image by digest (needs its registry)")
     p.add_argument("dsm_version")
     p.set_defaults(func=_cmd_pin)
+
+    p = sub.add_parser("publish", help="push the final image's tags to a registry repository")
+    p.add_argument("dsm_version", nargs="?", default="sim", help="target (default sim)")
+    p.add_argument(
+        "--repository",
+        required=True,
+        metavar="REGISTRY/REPO",
+        help="where to push (credentials: docker login)",
+    )
+    p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out)")
+    p.set_defaults(func=_cmd_publish)
 
     from vdsmlib.sim.cli import add_subcommands
 

@@ -133,6 +133,9 @@ class ImageSpec(_Strict):
     """Naming of the final image: ``<repository>:<version>-<variant>`` and a pinned tag."""
 
     repository: str = "ghcr.io/vdsm-ci/vdsm-configured"
+    #: registry repository for checkpoints (``REGISTRY/REPO``): pushed after each checkpoint,
+    #: pulled by a build whose engine lacks a matching one. None: local checkpoints only.
+    cache_repository: str | None = None
 
 
 class Params(_Strict):
@@ -207,6 +210,7 @@ _FLAT_OVERRIDES: dict[str, tuple[str, ...]] = {
     "server_name": ("admin", "server_name"),
     "accelerator": ("vm", "accelerator"),
     "image_repository": ("image", "repository"),
+    "cache_repository": ("image", "cache_repository"),
     "pat_url": ("pat", "url"),
 }
 

@@ -50,6 +50,9 @@ class BuildRecord:
     traces: list[str] = field(default_factory=list)
     notebooks: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    #: checkpoint cache transfers (``cache_repository``): pulls and pushes with sizes and times
+    cache: list[dict[str, Any]] = field(default_factory=list)
 
     def stage(self, name: str) -> StageRecord:
         for stage in self.stages:

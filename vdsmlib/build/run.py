@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import docker
 
+from vdsmlib.build.cache import checkpoint_tag, pull_checkpoint, push_checkpoint
 from vdsmlib.build.context import RunState, StageContext, new_run_id
 from vdsmlib.build.flatten import final_tags
 from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
@@ -191,6 +192,7 @@ class Build:
         entry.status = outcome.status if forced else "ran"
         entry.detail = outcome.detail
         self._collect_evidence(stage, outcome)
+        self._push_checkpoint(stage)
         self.record.write(self.run_dir)
         log.info("stage %s: %s in %.1f s: %s", stage, entry.status, entry.seconds, entry.detail)
 
@@ -203,6 +205,7 @@ class Build:
         self.record.accelerator_reason = state.accelerator_reason
         self.record.qemu_version = state.qemu_version
         self.record.fingerprint = state.fingerprints.get("image")
+        self._pull_cached_checkpoints(state)
         found: dict[str, str] = {}
         for name in CHECKPOINT_AFTER.values():
             images = find_images(
@@ -244,6 +247,35 @@ class Build:
             final.tag(repo, name)
         state.save(self.run_dir)
         return plan
+
+    def _pull_cached_checkpoints(self, state: RunState) -> None:
+        """Pull the newest checkpoint with the current fingerprint that this engine lacks."""
+        repository = self.params.image.cache_repository
+        if not repository or self.no_cache:
+            return
+        if find_images(self.client, {L.KIND: "final", L.FINGERPRINT: state.fingerprints["image"]}):
+            return
+        for name in ("final", "start-ready"):
+            fingerprint = state.fingerprints[name]
+            labels = {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: fingerprint}
+            if find_images(self.client, labels):
+                return  # the newest one needed is here already
+            tag = checkpoint_tag(
+                self.params.dsm_version, state.accelerator or "tcg", name, fingerprint
+            )
+            transfer = pull_checkpoint(self.client, repository, tag, fingerprint)
+            self.record.cache.append(transfer.as_dict())
+            if not transfer.error:
+                return
+
+    def _push_checkpoint(self, stage: str) -> None:
+        repository = self.params.image.cache_repository
+        name = CHECKPOINT_AFTER.get(stage)
+        if not repository or name is None:
+            return
+        image = self._state().checkpoints.get(name)
+        if image:
+            self.record.cache.append(push_checkpoint(self.client, image, repository).as_dict())
 
     def _apply_plan(self, plan: Plan) -> None:
         for stage, action in plan.actions.items():

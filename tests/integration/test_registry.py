@@ -1,0 +1,196 @@
+"""Images and checkpoints through a real OCI registry (Debian's docker-registry, on loopback).
+
+One build with ``cache_repository`` set serves every test here: it pushes its checkpoints;
+`vdsm publish` pushes its final image; the image is pulled back by digest and logs in; and a
+second build, whose engine has lost the checkpoints and the final image, pulls the `final`
+checkpoint instead of booting. The builds use a simulator knob of their own, so their
+fingerprints (and checkpoints) are theirs alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from tests.integration.conftest import Builds, free_port
+from vdsmlib.build.publish import publish
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.images import find_images
+from vdsmlib.docker.registry import RegistryError, pull, push
+from vdsmlib.testing import DsmContainer
+
+pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).parents[2]
+#: a knob only these builds set: their fingerprints differ from every other test's
+KNOBS = {"SIM_HOSTNAME": "registry-test"}
+REPOSITORY = "vdsm-ci-test/registry"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry on 127.0.0.1 (Docker allows plain HTTP to loopback registries)."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.fail("docker-registry not found: apt-get install docker-registry", pytrace=False)
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+    )
+    log = (root / "registry.log").open("w")
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def cached_build(builds: Builds, registry: str) -> Iterator[dict]:
+    cache = f"{registry}/vdsm-ci-test/checkpoints"
+    record = builds.build(
+        "sim",
+        {"sim_knobs": KNOBS, "cache_repository": cache, "image_repository": REPOSITORY},
+        no_cache=True,
+    )
+    yield {"record": record, "cache": cache}
+    for image in builds.client.images.list(name=REPOSITORY):
+        with contextlib.suppress(docker.errors.APIError):
+            builds.client.images.remove(image.id, force=True)
+
+
+def _remove_local(client: docker.DockerClient, refs: list[str]) -> None:
+    for ref in refs:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(ref, force=True)
+
+
+def test_build_pushes_each_checkpoint(cached_build: dict) -> None:
+    pushes = [t for t in cached_build["record"].cache if t["direction"] == "push"]
+    assert [t["error"] for t in pushes] == ["", ""]
+    assert sorted("-final-" in t["reference"] for t in pushes) == [False, True]
+    assert any("-start-ready-" in t["reference"] for t in pushes)
+    assert all(t["digest"].startswith("sha256:") and t["size_bytes"] > 0 for t in pushes)
+    assert all(t["reference"].startswith(cached_build["cache"] + ":") for t in pushes)
+
+
+def test_publish_pull_by_digest_start_login(
+    cached_build: dict, registry: str, client: docker.DockerClient, builds: Builds
+) -> None:
+    record = cached_build["record"]
+    target_repo = f"{registry}/vdsm-ci-test/published"
+    result_json = builds.out_dir / record.run_id / "result.json"
+    # the CLI, as a user runs it
+    cli = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("vdsm")),
+            "publish",
+            "sim",
+            "--repository",
+            target_repo,
+            "--out",
+            str(builds.out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # out/latest may point at another test's run; publish by the record of this build too
+    outcome = publish(client, "sim", target_repo, record=result_json)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip().splitlines()[-1].startswith(f"{target_repo}@sha256:")
+    assert outcome.digest.startswith("sha256:")
+    assert {p.tag for p in outcome.pushed} == {t.rpartition(":")[2] for t in record.tags}
+    published = json.loads(result_json.read_text())["published"]
+    assert published[-1]["reference"] == outcome.reference
+
+    # remove every local name of the pushed image, then pull it by digest
+    _remove_local(client, [f"{target_repo}:{p.tag}" for p in outcome.pushed])
+    image_id = pull(client, outcome.reference)
+    assert image_id == record.image_id
+    with DsmContainer(outcome.reference, startup_timeout=180) as dsm:
+        user, password = dsm.credentials()
+        assert user == "vdsm"
+        with dsm.client() as api, api.login(user, password) as session:
+            assert session.nfs_get()["enable_nfs"] is True
+    _remove_local(client, [outcome.reference])
+
+
+def test_next_build_pulls_the_checkpoint_instead_of_booting(
+    cached_build: dict, builds: Builds, client: docker.DockerClient
+) -> None:
+    record = cached_build["record"]
+    fingerprint = record.fingerprint
+    assert fingerprint
+    # this engine "is another machine": no checkpoint and no final image of this fingerprint
+    mine = [
+        *find_images(client, {L.KIND: "final", L.FINGERPRINT: fingerprint}),
+        *[
+            i
+            for i in find_images(client, {L.KIND: "checkpoint", L.RUN_ID: record.run_id})
+            if i.labels.get(L.STAGE) in ("start-ready", "final")
+        ],
+    ]
+    assert mine
+    for image in mine:
+        client.images.remove(image.id, force=True)
+    again = builds.build(
+        "sim",
+        {
+            "sim_knobs": KNOBS,
+            "cache_repository": cached_build["cache"],
+            "image_repository": REPOSITORY,
+        },
+    )
+    statuses = {s.name: s.status for s in again.stages}
+    assert statuses["boot"] == "resumed", statuses
+    assert statuses["services"] == "resumed", statuses
+    pulls = [t for t in again.cache if t["direction"] == "pull" and not t["error"]]
+    assert len(pulls) == 1 and "-final-" in pulls[0]["reference"]
+    assert pulls[0]["size_bytes"] > 0 and pulls[0]["seconds"] > 0
+    assert again.status == "ok"
+
+
+def test_push_to_a_closed_port_says_unreachable(
+    client: docker.DockerClient, sim_image: str
+) -> None:
+    ref = f"127.0.0.1:{free_port()}/vdsm-ci-test/nowhere:x"
+    client.images.get(sim_image).tag(ref)
+    try:
+        with pytest.raises(RegistryError) as err:
+            push(client, ref)
+        assert err.value.kind == "unreachable"
+        assert "cannot be reached" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        _remove_local(client, [ref])
+
+
+def test_pull_of_a_missing_tag_says_not_found(client: docker.DockerClient, registry: str) -> None:
+    with pytest.raises(RegistryError) as err:
+        pull(client, f"{registry}/vdsm-ci-test/none:missing")
+    assert err.value.kind == "not-found"
