@@ -20,12 +20,12 @@ from vdsmlib.build.vm import vm_env
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import build_image, get_image, image_size
 from vdsmlib.params import Params
+from vdsmlib.project import project_file
 
 __all__ = ["FlattenResult", "final_tags", "flatten"]
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -93,7 +93,7 @@ def flatten(ctx: StageContext) -> FlattenResult:
         f"HEALTH_PASSWORD={urllib.parse.quote(params.admin.password, safe='')}\n"
     )
     with tempfile.TemporaryDirectory(prefix="vdsm-ci-flatten-") as tmp:
-        shutil.copy(ROOT / "Dockerfile.flatten", Path(tmp) / "Dockerfile")
+        shutil.copy(project_file("Dockerfile.flatten"), Path(tmp) / "Dockerfile")
         shutil.copy(ASSETS / "healthcheck.sh", Path(tmp) / "healthcheck.sh")
         (Path(tmp) / "health.conf").write_text(health)
         image = build_image(
