@@ -108,9 +108,11 @@ class RunSpec(_Strict):
 class Timeouts(_Strict):
     """Seconds to wait for the slow parts; real DSM needs far more than the simulator."""
 
+    #: cold boot (DSM installs) until the Web API answers
     boot: float = 1200.0
-    api_ready: float = 300.0
+    #: ``savevm`` of a checkpoint
     savevm: float = 600.0
+    #: a restored checkpoint (or the final image) until the Web API answers
     restore: float = 300.0
 
 
