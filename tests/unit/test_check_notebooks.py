@@ -17,7 +17,7 @@ def _main() -> Any:
 
 
 def _notebook(path: Path, *, executed: bool) -> Path:
-    cell = {
+    cell: dict[str, Any] = {
         "cell_type": "code",
         "id": "c1",
         "metadata": {},
