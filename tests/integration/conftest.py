@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,10 @@ from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean
 from vdsmlib.sim.image.build import ensure_sim_image
 
-#: final images of the tests go to their own repository, never over a user's images
-TEST_REPOSITORY = "vdsm-ci-test/configured"
+#: final images of this test session go to a repository of its own: never over a user's images,
+#: and the cleanup removes this session's images only, not those of a session running beside it
+#: (the process id: pytest's copy of this module and an `import` of it must agree)
+TEST_REPOSITORY = f"vdsm-ci-test/configured-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")

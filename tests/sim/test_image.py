@@ -46,7 +46,7 @@ def client() -> Iterator[docker.DockerClient]:
         engine = docker.from_env()
         engine.ping()
     except docker.errors.DockerException as err:
-        pytest.skip(f"no Docker engine: {err}")
+        pytest.fail(f"no Docker engine ({err}): apt-get install docker.io and start dockerd")
     yield engine
     engine.close()
 
