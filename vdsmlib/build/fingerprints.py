@@ -39,6 +39,7 @@ BOOT_SOURCES = (
     "qemu",
     "wizard",
     "readiness.py",
+    "resource.py",
     "params.py",
     "pat.py",
 )
