@@ -66,8 +66,10 @@ class Builds:
         return [c.name for c in self.client.containers.list(all=True, filters=filters)]
 
     def cleanup(self) -> None:
+        # Not the build base: it is tagged by fingerprint and reused by every build with that
+        # fingerprint, also by sessions running beside this one (`vdsm clean` removes it).
         for run_id in self.run_ids:
-            clean(self.client, run_id=run_id, kinds=("checkpoint", "base", "final"))
+            clean(self.client, run_id=run_id, kinds=("checkpoint", "final"))
         for image in self.client.images.list(name=TEST_REPOSITORY):
             with contextlib.suppress(docker.errors.APIError):
                 self.client.images.remove(image.id, force=True)
