@@ -11,7 +11,7 @@ LINT_PATHS := vdsmlib tests benchmarks tools conftest.py
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(PY): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
