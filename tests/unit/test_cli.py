@@ -109,7 +109,9 @@ def test_project_option_reaches_the_build_through_the_environment(
     fake_build: type[FakeBuild], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """``--project DIR`` sets VDSM_CI_HOME, so stage notebooks in their own kernels see it."""
-    monkeypatch.delenv("VDSM_CI_HOME", raising=False)
+    # recorded by monkeypatch, so the variable main() sets is gone after the test
+    monkeypatch.setenv("VDSM_CI_HOME", "set-by-this-test")
+    monkeypatch.delenv("VDSM_CI_HOME")
     seen: list[str | None] = []
     # the library call sees the environment the CLI set
     monkeypatch.setattr(FakeBuild, "run", lambda self: _record_env(seen))
