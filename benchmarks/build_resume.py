@@ -55,7 +55,8 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, remove_image
 from vdsmlib.errors import VdsmError
-from vdsmlib.params import PARAMS_DIR, Params, load_params
+from vdsmlib.params import Params, load_params
+from vdsmlib.project import params_dir
 from vdsmlib.readiness import DsmApiReady, DsmLoginReady
 from vdsmlib.sim.image.build import ensure_sim_image
 
@@ -128,7 +129,7 @@ def run_build(
 def edited_params(into: Path) -> Path:
     """A copy of params/ whose post-wizard profile has one more comment line."""
     target = into / "params"
-    shutil.copytree(PARAMS_DIR, target)
+    shutil.copytree(params_dir(), target)
     with (target / EDITED_PROFILE).open("a") as f:
         f.write(f"\n# edited by benchmarks/build_resume.py at {time.strftime('%H:%M:%S')}\n")
     return target

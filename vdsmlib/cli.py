@@ -2,12 +2,16 @@
 
 ::
 
-    vdsm build [DSM_VERSION] [-p NAME=VALUE ...] [--no-cache] [--from-checkpoint NAME] [--keep]
+    vdsm [--project DIR] build [DSM_VERSION] [-p NAME=VALUE ...] [--no-cache]
+        [--from-checkpoint NAME] [--keep]
     vdsm checkpoints [DSM_VERSION]
     vdsm explore DSM_VERSION CHECKPOINT
     vdsm clean [--run-id ID] [--all] [--dry-run]
     vdsm publish [DSM_VERSION] --repository REGISTRY/REPO
-    vdsm sim build | vdsm sim run --port PORT [-e KNOB=VALUE ...]
+    vdsm sim build | vdsm sim run --port PORT [-e KNOB=VALUE ...]   (a plugin: vdsmlib.cli)
+
+Subcommands beyond the built-in ones come from the ``vdsmlib.cli`` entry points
+(:mod:`vdsmlib.plugins`); the simulator's ``vdsm sim`` is one.
 
 ``main(argv) -> int`` is the one place that maps errors to exit codes: 0 ok, 1 a build or
 runtime error (one line on stderr), 2 bad usage or parameters, 130 interrupted.
@@ -18,12 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
+from vdsmlib import plugins, project
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import ParamsError
 
@@ -119,7 +125,7 @@ def _cmd_pin(args: argparse.Namespace) -> int:
     from docker.errors import DockerException
 
     from vdsmlib.docker.engine import connect
-    from vdsmlib.params import PARAMS_DIR, load_params
+    from vdsmlib.params import load_params
 
     params = load_params(args.dsm_version)
     ref = params.base.image.split("@", 1)[0]
@@ -130,7 +136,7 @@ def _cmd_pin(args: argparse.Namespace) -> int:
             f"cannot resolve {ref} in its registry ({str(err).splitlines()[0][:160]}): run "
             "`vdsm pin` where the registry is reachable"
         ) from err
-    path = PARAMS_DIR / f"{params.dsm_version}.yaml"
+    path = project.params_dir() / f"{params.dsm_version}.yaml"
     text = path.read_text()
     pinned = f"{ref}@{digest}"
     new, count = re.subn(r"(?m)^(  image: ).*$", lambda m: m.group(1) + pinned, text, count=1)
@@ -160,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vdsm", description="Build Docker images of Virtual DSM that start configured."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        metavar="DIR",
+        help=f"project directory with params/ and notebooks/ (sets ${project.HOME_ENV}; "
+        "default: the files installed with vdsmlib)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="build the configured image (resumes from checkpoints)")
@@ -223,9 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out)")
     p.set_defaults(func=_cmd_publish)
 
-    from vdsmlib.sim.cli import add_subcommands
-
-    add_subcommands(sub)
+    for add_subcommands in plugins.cli_plugins().values():
+        add_subcommands(sub)
     return parser
 
 
@@ -237,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if args.project is not None:
+        # the environment, not a global: stage notebooks run in kernels of their own
+        os.environ[project.HOME_ENV] = str(args.project.resolve())
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -27,12 +27,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vdsmlib import project
 from vdsmlib.errors import VdsmError
 from vdsmlib.sim.guest import policy
 from vdsmlib.webapi.services import ServicesSpec
 
 __all__ = [
-    "PARAMS_DIR",
     "AdminSpec",
     "BaseSpec",
     "ImageSpec",
@@ -48,8 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
 
 
 class ParamsError(VdsmError):
@@ -117,9 +115,11 @@ class RunSpec(_Strict):
 class Timeouts(_Strict):
     """Seconds to wait for the slow parts; real DSM needs far more than the simulator."""
 
+    #: cold boot (DSM installs) until the Web API answers
     boot: float = 1200.0
-    api_ready: float = 300.0
+    #: ``savevm`` of a checkpoint
     savevm: float = 600.0
+    #: a restored checkpoint (or the final image) until the Web API answers
     restore: float = 300.0
 
 
@@ -188,9 +188,9 @@ def coerce_version(value: object) -> str:
     return str(value).strip()
 
 
-def available_targets(params_dir: Path = PARAMS_DIR) -> list[str]:
+def available_targets(params_dir: Path | None = None) -> list[str]:
     """The targets that have a params file, e.g. ``['7.1.1', '7.2.1', '7.2.2', '7.3.2', 'sim']``."""
-    return sorted(p.stem for p in params_dir.glob("*.yaml"))
+    return sorted(p.stem for p in (params_dir or project.params_dir()).glob("*.yaml"))
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def load_params(
     dsm_version: object = "sim",
     overrides: Mapping[str, Any] | None = None,
     *,
-    params_dir: Path = PARAMS_DIR,
+    params_dir: Path | None = None,
 ) -> Params:
     """Load ``params/<dsm_version>.yaml``, apply overrides, and validate everything.
 
@@ -266,6 +266,8 @@ def load_params(
     says what to change.
     """
     version = coerce_version(dsm_version)
+    default_dir = project.params_dir()
+    params_dir = params_dir or default_dir
     path = params_dir / f"{version}.yaml"
     if not path.is_file():
         known = ", ".join(available_targets(params_dir)) or "none"
@@ -285,7 +287,7 @@ def load_params(
         overrides["admin_password"] = os.environ["VDSM_ADMIN_PASSWORD"]
     data = _apply_flat(data, overrides)
     data["dsm_version"] = version
-    dirs = [params_dir / "profiles", PARAMS_DIR / "profiles"]
+    dirs = [params_dir / "profiles", default_dir / "profiles"]
     data["profile_dirs"] = tuple(dict.fromkeys(str(d) for d in dirs if d.is_dir()))
     try:
         params = Params.model_validate(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,10 @@ from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean
 from vdsmlib.sim.image.build import ensure_sim_image
 
-#: final images of the tests go to their own repository, never over a user's images
-TEST_REPOSITORY = "vdsm-ci-test/configured"
+#: final images of this test session go to a repository of its own: never over a user's images,
+#: and the cleanup removes this session's images only, not those of a session running beside it
+#: (the process id: pytest's copy of this module and an `import` of it must agree)
+TEST_REPOSITORY = f"vdsm-ci-test/configured-{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +66,10 @@ class Builds:
         return [c.name for c in self.client.containers.list(all=True, filters=filters)]
 
     def cleanup(self) -> None:
+        # Not the build base: it is tagged by fingerprint and reused by every build with that
+        # fingerprint, also by sessions running beside this one (`vdsm clean` removes it).
         for run_id in self.run_ids:
-            clean(self.client, run_id=run_id, kinds=("checkpoint", "base", "final"))
+            clean(self.client, run_id=run_id, kinds=("checkpoint", "final"))
         for image in self.client.images.list(name=TEST_REPOSITORY):
             with contextlib.suppress(docker.errors.APIError):
                 self.client.images.remove(image.id, force=True)

@@ -1,7 +1,8 @@
 """The whole build against the DSM simulator: real dockerd, QEMU, Chromium and papermill.
 
-The tests of this module share the checkpoints the first build makes, in file order:
-full build through papermill -> no-op rebuild -> profile edit resumes -> fault -> bad input.
+The tests that need a finished build take the ``first_build`` fixture (a full build through
+papermill, once per module), so any of them runs alone or in any order; each uses only the
+checkpoints and images of its own runs.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def test_final_image_restores_configured_without_wizard(
         image,
         detach=True,
         ports={"5000/tcp": ("127.0.0.1", port)},
-        labels={L.OWNER: L.OWNER_VALUE, L.KIND: "test"},
+        labels=L.owner_labels("test", first_build["result"]["run_id"]),
     )
     try:
         started = time.monotonic()
@@ -170,7 +171,8 @@ def test_post_wizard_profile_edit_resumes_from_start_ready(
     )
     record = builds.build(executor="inline", params_dir=params)
     statuses = {s.name: s.status for s in record.stages}
-    assert statuses["boot"] in ("resumed", "skipped")
+    boot = next(s for s in record.stages if s.name == "boot")
+    assert (boot.status, boot.detail) == ("resumed", "from checkpoint start-ready"), boot
     assert statuses["admin"] == statuses["post-wizard"] == statuses["services"] == "ran"
     assert statuses["flatten"] == statuses["smoke"] == "ran"
     assert record.image != first_build["result"]["image"]
@@ -178,7 +180,7 @@ def test_post_wizard_profile_edit_resumes_from_start_ready(
 
 
 def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
-    builds: Builds, client: docker.DockerClient
+    first_build: dict, builds: Builds, client: docker.DockerClient
 ) -> None:
     knobs = {"sim_knobs": {"SIM_SAVE_MS": "20000"}}  # the admin form takes 20 s to save
     build = builds.start(overrides=knobs, executor="inline")
@@ -206,11 +208,13 @@ def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
     # nothing tagged for the failed stage, nothing left running
     assert not find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "final"})
     assert builds.containers_of(build.run_id) == []
-    # the next build resumes from the start-ready checkpoint the failed one made; it also takes
+    # the next build resumes from the start-ready checkpoint (the failed build tagged nothing
+    # new: its stage failed after start-ready); it also takes
     # the NFS path through Control Panel (nfs_via: ui), as DSM's own users click it
     again = builds.build(overrides={**knobs, "nfs_via": "ui"}, executor="inline")
     statuses = {s.name: s.status for s in again.stages}
-    assert statuses["boot"] == "resumed"
+    boot = next(s for s in again.stages if s.name == "boot")
+    assert (boot.status, boot.detail) == ("resumed", "from checkpoint start-ready"), boot
     assert statuses["admin"] == "ran" and statuses["smoke"] == "ran"
     assert any("services-ui" in Path(p).name for p in again.screenshots), again.screenshots
 
@@ -266,10 +270,12 @@ def test_a_snapshot_of_the_other_accelerator_is_refused(
     from vdsmlib.docker.engine import DockerError
     from vdsmlib.params import load_params
 
-    checkpoint = find_images(client, {L.KIND: "checkpoint", L.STAGE: "start-ready"})[0]
+    # the first build's own checkpoint (no_cache: it made one), not any on the engine
+    own = {L.KIND: "checkpoint", L.STAGE: "start-ready", L.RUN_ID: first_build["result"]["run_id"]}
+    [checkpoint] = find_images(client, own)
     recorded = checkpoint.labels[L.ACCELERATOR]
     other = "kvm" if recorded == "tcg" else "tcg"
-    before = len(client.containers.list(all=True))
+    refused = {"label": [f"{L.RUN_ID}=test-refuse"]}
     with pytest.raises(DockerError, match=f"saved under {recorded}.*does not load under {other}"):
         StageVm.start(
             client,
@@ -280,4 +286,4 @@ def test_a_snapshot_of_the_other_accelerator_is_refused(
             stage="admin",
             loadvm="start-ready",
         )
-    assert len(client.containers.list(all=True)) == before
+    assert client.containers.list(all=True, filters=refused) == []

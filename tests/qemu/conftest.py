@@ -21,8 +21,8 @@ QEMU = "qemu-system-x86_64"
 
 def _require_qemu() -> None:
     if shutil.which(QEMU) is None or shutil.which("qemu-img") is None:
-        pytest.skip(
-            "needs qemu-system-x86_64 and qemu-img (apt-get install qemu-system-x86 qemu-utils)"
+        pytest.fail(
+            "needs qemu-system-x86_64 and qemu-img: apt-get install qemu-system-x86 qemu-utils"
         )
 
 

@@ -792,7 +792,7 @@ def test_require_synotoken(start_guest: Any) -> None:
         == 2001
     )
     whole = ok(call(base, method="get", **smb))
-    params = {k: json.dumps(v) for k, v in whole.items()}
+    params: dict[str, Any] = {k: json.dumps(v) for k, v in whole.items()}
     params["enable_samba"] = "false"
     assert (
         ok(call(base, post=True, headers={"X-SYNO-TOKEN": token}, method="set", **params, **smb))

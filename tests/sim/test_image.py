@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import socket
 import tarfile
@@ -46,7 +47,7 @@ def client() -> Iterator[docker.DockerClient]:
         engine = docker.from_env()
         engine.ping()
     except docker.errors.DockerException as err:
-        pytest.skip(f"no Docker engine: {err}")
+        pytest.fail(f"no Docker engine ({err}): apt-get install docker.io and start dockerd")
     yield engine
     engine.close()
 
@@ -236,9 +237,11 @@ def test_accelerator_probe_says_tcg_with_a_reason_or_kvm_boots(
     assert missing.accelerator == "tcg"
     assert "/nonexistent/kvm" in missing.reason and missing.seconds < 1
 
-    result = probe_accelerator(client, sim_image.ref, timeout=25)
+    run_id = f"test-probe-{os.getpid()}"
+    result = probe_accelerator(client, sim_image.ref, timeout=25, run_id=run_id)
     assert result.reason
-    leftovers = client.containers.list(all=True, filters={"label": "vdsm-ci.kind=probe"})
+    # this probe's container only: builds running beside this test probe too
+    leftovers = client.containers.list(all=True, filters={"label": f"vdsm-ci.run-id={run_id}"})
     assert leftovers == []
     if result.accelerator == "tcg":
         assert "TCG" in result.reason

@@ -105,6 +105,46 @@ def test_build_defaults(fake_build: type[FakeBuild], tmp_path: Path) -> None:
     }
 
 
+def test_project_option_reaches_the_build_through_the_environment(
+    fake_build: type[FakeBuild], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--project DIR`` sets VDSM_CI_HOME, so stage notebooks in their own kernels see it."""
+    # recorded by monkeypatch, so the variable main() sets is gone after the test
+    monkeypatch.setenv("VDSM_CI_HOME", "set-by-this-test")
+    monkeypatch.delenv("VDSM_CI_HOME")
+    seen: list[str | None] = []
+    # the library call sees the environment the CLI set
+    monkeypatch.setattr(FakeBuild, "run", lambda self: _record_env(seen))
+    assert main(["--project", str(tmp_path), "build"]) == 0
+    assert seen == [str(tmp_path.resolve())]
+
+
+async def _record_env(seen: list[str | None]) -> BuildRecord:
+    import os
+
+    seen.append(os.environ.get("VDSM_CI_HOME"))
+    return BuildRecord(run_id="20260101-000000-test", target="sim", dsm_version="sim")
+
+
+def test_plugin_subcommands_come_from_the_registry(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vdsmlib import plugins
+
+    def add(sub: Any) -> None:
+        p = sub.add_parser("hello", help="a plugin command")
+        p.set_defaults(func=lambda args: print("hello from a plugin") or 0)
+
+    monkeypatch.setattr(plugins, "_registered", {})  # forgotten after the test
+    plugins.register(plugins.CLI, "hello", add)
+    assert main(["hello"]) == 0
+    assert capsys.readouterr().out == "hello from a plugin\n"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "hello" in help_text and "sim" in help_text  # the simulator's, from its entry point
+
+
 def test_build_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["build", "--help"])

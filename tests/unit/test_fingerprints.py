@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import shutil
 from pathlib import Path
 
 import pytest
 
 from vdsmlib.build import fingerprints
 from vdsmlib.build.base import PreparedBase
-from vdsmlib.build.fingerprint import files_digest, fingerprint
+from vdsmlib.build.fingerprint import VDSMLIB_DIR, files_digest, fingerprint, sources_digest
 from vdsmlib.params import load_params
+from vdsmlib.project import params_dir, project_dir
 
-PROFILES = Path(__file__).parents[2] / "params" / "profiles" / "dsm-7.2.2"
+CHECKPOINTS = ("start-ready", "final", "image")
 
 
 def _base(**changes: str) -> PreparedBase:
@@ -70,31 +73,171 @@ def test_sim_knobs_change_start_ready() -> None:
 
 
 def test_post_wizard_profile_bytes_change_final_only(tmp_path: Path) -> None:
-    path = PROFILES / "post-wizard.yaml"
-    params = load_params("sim")
-    original = path.read_bytes()
+    # a copy of params/: the tracked profile stays as it is
+    copy = tmp_path / "params"
+    shutil.copytree(params_dir(), copy)
+    params = load_params("sim", params_dir=copy)
+    path = copy / "profiles" / params.profile / "post-wizard.yaml"
+    assert Path(params.profile_dirs[0]) == copy / "profiles"
     before = fingerprints.compute(params, _base())
-    try:
-        path.write_bytes(original + b"\n# a comment\n")
-        after = fingerprints.compute(params, _base())
-    finally:
-        path.write_bytes(original)
+    path.write_bytes(path.read_bytes() + b"\n# a comment\n")
+    after = fingerprints.compute(params, _base())
     assert before["start-ready"] == after["start-ready"]
-    assert before["final"] != after["final"]
+    assert before["final"] != after["final"] and before["image"] != after["image"]
 
 
 def test_files_digest_covers_names_and_bytes(tmp_path: Path) -> None:
-    (tmp_path / "a").write_text("1")
-    first = files_digest([tmp_path])
-    (tmp_path / "a").write_text("2")
-    assert files_digest([tmp_path]) != first
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a").write_text("1")
+    first = files_digest([folder])
+    assert files_digest([folder]) == first
+    (folder / "a").write_text("2")
+    second = files_digest([folder])
+    assert second != first  # bytes
+    (folder / "a").rename(folder / "b")
+    assert files_digest([folder]) != second  # names, same bytes
+    (folder / "sub").mkdir()
+    (folder / "b").rename(folder / "sub" / "b")
+    assert files_digest([folder]) != second  # the path below the folder, not only the name
 
 
-def test_sources_digest_covers_the_named_files() -> None:
-    from vdsmlib.build.fingerprint import VDSMLIB_DIR, sources_digest
-
-    for name in (*fingerprints.BOOT_SOURCES, *fingerprints.CONFIGURE_SOURCES):
+def test_sources_digest_names_only_existing_files() -> None:
+    for name in (
+        *fingerprints.BOOT_SOURCES,
+        *fingerprints.CONFIGURE_SOURCES,
+        *fingerprints.IMAGE_SOURCES,
+        *fingerprints.NOT_IN_CHECKPOINTS,
+    ):
         assert (VDSMLIB_DIR / name).exists(), name
     assert sources_digest(["build/plan.py"]) != sources_digest(["build/record.py"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no_such_module"):
         sources_digest(["build/no_such_module.py"])
+
+
+# -- every source file of the stages is in the checkpoint that holds their work ----------------
+
+
+def _files(names: tuple[str, ...], root: Path = VDSMLIB_DIR) -> set[str]:
+    found: set[str] = set()
+    for name in names:
+        path = root / name
+        paths = sorted(path.rglob("*")) if path.is_dir() else [path]
+        found |= {
+            p.relative_to(root).as_posix()
+            for p in paths
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+    return found
+
+
+def _module_file(module: str) -> str | None:
+    """``vdsmlib.build.vm`` -> ``build/vm.py`` (or a package's ``__init__.py``)."""
+    path = VDSMLIB_DIR.joinpath(*module.split(".")[1:])
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate.relative_to(VDSMLIB_DIR).as_posix()
+    return None
+
+
+def _imported(rel: str) -> set[str]:
+    """vdsmlib modules that ``rel`` imports anywhere (module level or inside functions),
+    with the packages whose ``__init__`` runs on the way."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse((VDSMLIB_DIR / rel).read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            if not name.startswith("vdsmlib"):
+                continue
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                file = _module_file(".".join(parts[:i]))
+                if file:
+                    found.add(file)
+    return found
+
+
+def _closure(start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        rel = todo.pop()
+        if rel not in seen:
+            seen.add(rel)
+            todo.extend(_imported(rel))
+    return seen
+
+
+def test_stage_code_is_covered_by_a_checkpoint_or_declared_outside_them() -> None:
+    reached = _closure("build/stages.py")
+    assert "webapi/services.py" in reached and "wizard/engine.py" in reached  # the walk works
+    # the simulator's code reaches checkpoints through its image id (base_id), not these lists
+    reached = {f for f in reached if not f.startswith("sim/")}
+    covered = _files(
+        fingerprints.BOOT_SOURCES
+        + fingerprints.CONFIGURE_SOURCES
+        + fingerprints.IMAGE_SOURCES
+        + fingerprints.NOT_IN_CHECKPOINTS
+    )
+    missing = sorted(reached - covered)
+    assert not missing, (
+        f"{missing}: stage code that no fingerprint covers; add each to the sources of the first "
+        "checkpoint whose stages run it (vdsmlib/build/fingerprints.py)"
+    )
+
+
+def _first_checkpoint(rel: str) -> str:
+    for checkpoint, names in (
+        ("start-ready", fingerprints.BOOT_SOURCES),
+        ("final", fingerprints.CONFIGURE_SOURCES),
+        ("image", fingerprints.IMAGE_SOURCES),
+    ):
+        if rel in _files(names):
+            return checkpoint
+    raise AssertionError(rel)
+
+
+def test_editing_each_stage_file_invalidates_its_checkpoint_and_later_ones(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "vdsmlib"
+    shutil.copytree(VDSMLIB_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in fingerprints.IMAGE_PROJECT_FILES:
+        shutil.copy(project_dir() / name, project / name)
+    params = load_params("sim")
+
+    def compute() -> dict[str, str]:
+        return fingerprints.compute(params, _base(), package_dir=package, project=project)
+
+    edits: list[tuple[Path, str]] = [
+        (package / rel, _first_checkpoint(rel))
+        for rel in sorted(
+            _files(
+                fingerprints.BOOT_SOURCES
+                + fingerprints.CONFIGURE_SOURCES
+                + fingerprints.IMAGE_SOURCES
+            )
+        )
+    ]
+    edits += [(project / name, "image") for name in fingerprints.IMAGE_PROJECT_FILES]
+    # stage_boot and the wizard it runs are boot code; the Web API runs in services only
+    assert _first_checkpoint("build/stages.py") == "start-ready"
+    assert _first_checkpoint("wizard/engine.py") == "start-ready"
+    assert _first_checkpoint("webapi/services.py") == "final"
+    assert _first_checkpoint("build/flatten.py") == "image"
+    before = compute()
+    for path, first in edits:
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        after = compute()
+        path.write_bytes(original)
+        changed = [c for c in CHECKPOINTS if before[c] != after[c]]
+        expected = list(CHECKPOINTS[CHECKPOINTS.index(first) :])
+        assert changed == expected, f"editing {path.relative_to(tmp_path)} changed {changed}"
+    assert compute() == before

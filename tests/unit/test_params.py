@@ -25,7 +25,8 @@ def test_sim_is_the_simulator_and_real_targets_pull_a_pinned_base() -> None:
     assert real.target == "dsm" and real.base.source == "registry"
     assert real.pat is not None and real.pat.size == 361010261
     assert real.pat.url.endswith("/7.2.2/72806/DSM_VirtualDSM_72806.pat")
-    assert load_params("7.1.1").pat.url.endswith("/7.1.1/42962-1/DSM_VirtualDSM_42962.pat")
+    old = load_params("7.1.1").pat
+    assert old is not None and old.url.endswith("/7.1.1/42962-1/DSM_VirtualDSM_42962.pat")
 
 
 @pytest.mark.parametrize(

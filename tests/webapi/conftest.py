@@ -7,32 +7,26 @@ when the test ends.
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from sim_dsm import Sim, start_sim
+from sim_dsm import Sim
+
+from tests.guest import run_guest
 
 
 @pytest.fixture
 def sim_factory() -> Iterator[Callable[..., Sim]]:
-    started: list[Sim] = []
+    with contextlib.ExitStack() as stack:
 
-    def start(*, admin: bool = True, **env: str) -> Sim:
-        sim = start_sim(env)
-        started.append(sim)
-        if admin:
-            sim.create_admin()
-        return sim
+        def start(*, admin: bool = True, **env: str) -> Sim:
+            sim = Sim(stack.enter_context(run_guest(env)))
+            if admin:
+                sim.create_admin()
+            return sim
 
-    yield start
-    for sim in started:
-        sim.process.terminate()
-        try:
-            sim.process.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.process.kill()
-            sim.process.wait(5)
+        yield start
 
 
 @pytest.fixture

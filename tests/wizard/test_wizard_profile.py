@@ -318,7 +318,7 @@ def test_ffmpeg_link_uses_the_revision_of_the_installed_playwright(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+        pytest.fail("ffmpeg is not installed: apt-get install ffmpeg")
     manifest = Path(playwright.__file__).parent / "driver/package/browsers.json"
     revision = next(
         b["revision"] for b in json.loads(manifest.read_text())["browsers"] if b["name"] == "ffmpeg"

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 import urllib.request
 import zipfile
@@ -23,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.guest import run_guest
 from tests.screens import SIM_TO_PROFILE
 from vdsmlib.wizard import (
     BrowserSession,
@@ -40,47 +37,17 @@ from vdsmlib.wizard import (
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = [Path(__file__).parent / "profiles", default_profiles_dir()]
 PASSWORD = "Wizard-Test-Pass9"
 VALUES = {"server_name": "vdsm-ci", "admin_user": "ciadmin", "admin_password": PASSWORD}
 CREDENTIALS = Credentials(VALUES["admin_user"], PASSWORD)
 
 
-if not Path(os.environ.get("VDSM_CHROMIUM", "/usr/bin/chromium")).exists():
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-
 @contextmanager
 def sim(tmp_path: Path, **knobs: str) -> Iterator[str]:
-    """Run the guest web app with SIM_* knobs; yields its base URL."""
-    log_path = tmp_path / "sim.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO), **knobs}
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vdsmlib.sim.guest", "--host", "127.0.0.1", "--port", "0"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            found = re.search(r"listening on (http://[\d.]+:\d+)", log_path.read_text())
-            if found:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"sim guest did not start:\n{log_path.read_text()}")
-            time.sleep(0.05)
-        yield found.group(1) + "/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    """The guest web app with SIM_* knobs (tests.guest.run_guest); yields its base URL."""
+    with run_guest(knobs) as guest:
+        yield guest.url + "/"
 
 
 def sim_state(base_url: str) -> dict[str, Any]:

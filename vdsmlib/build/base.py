@@ -28,15 +28,14 @@ from vdsmlib.docker.engine import DockerError
 from vdsmlib.docker.images import build_image, get_image, remove_image
 from vdsmlib.params import Params
 from vdsmlib.pat import PatSpec, fetch_pat
+from vdsmlib.plugins import base_source, kvm_probe_image
+from vdsmlib.project import project_file
 from vdsmlib.qemu.accel import probe_accelerator
-from vdsmlib.sim.image.build import ensure_sim_image
 
-__all__ = ["ASSETS", "DOCKERFILE", "PreparedBase", "build_base", "cache_dir", "prepare_base"]
+__all__ = ["ASSETS", "PreparedBase", "build_base", "cache_dir", "prepare_base"]
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-DOCKERFILE = ROOT / "Dockerfile"
 ASSETS = Path(__file__).resolve().parent / "assets"
 BASE_REPOSITORY = "vdsm-ci/base"
 
@@ -67,11 +66,6 @@ class PreparedBase:
 # -- upstream image sources (params: base.source) ---------------------------------------------
 
 
-def _sim_build(client: docker.DockerClient, params: Params) -> str:
-    sim = ensure_sim_image(client)
-    return str(sim.ref)
-
-
 def _registry(client: docker.DockerClient, params: Params) -> str:
     ref = params.base.image
     if get_image(client, ref) is None:
@@ -93,8 +87,8 @@ def _registry(client: docker.DockerClient, params: Params) -> str:
     return ref
 
 
+#: built-in sources; others (``sim-build``) come from the ``vdsmlib.base_sources`` entry points
 UPSTREAM_SOURCES: dict[str, Callable[[docker.DockerClient, Params], str]] = {
-    "sim-build": _sim_build,
     "registry": _registry,
 }
 
@@ -156,7 +150,7 @@ def build_base(
     key = hashlib.sha256(f"{upstream}|{patch_file}|{tag}".encode()).hexdigest()[:12]
     rebased = f"{BASE_REPOSITORY}:rebased-{key}"
     with tempfile.TemporaryDirectory(prefix="vdsm-ci-base-") as tmp:
-        shutil.copy(DOCKERFILE, Path(tmp) / "Dockerfile")
+        shutil.copy(project_file("Dockerfile"), Path(tmp) / "Dockerfile")
         shutil.copy(ASSETS / "qcow2.sh", Path(tmp) / "qcow2.sh")
         build_image(
             client,
@@ -179,8 +173,8 @@ def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
         return params.vm.accelerator, f"accelerator={params.vm.accelerator} from params"
     if not os.path.exists("/dev/kvm"):
         return "tcg", "/dev/kvm does not exist: using TCG (software emulation, about 10x slower)"
-    sim = ensure_sim_image(client)
-    key = f"{platform.release()}|{sim.qemu_version}"
+    probe_image, probe_qemu = kvm_probe_image(client)
+    key = f"{platform.release()}|{probe_qemu}"
     cache = cache_dir() / "accelerator.json"
     try:
         known = json.loads(cache.read_text())
@@ -189,7 +183,7 @@ def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
     if key in known:
         accel, reason = known[key]
         return str(accel), f"{reason} (probed earlier on this kernel; delete {cache} to re-probe)"
-    result = probe_accelerator(client, str(sim.ref))
+    result = probe_accelerator(client, probe_image)
     known[key] = [result.accelerator, result.reason]
     cache.write_text(json.dumps(known, indent=2))
     return result.accelerator, result.reason
@@ -198,7 +192,8 @@ def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
 def prepare_base(ctx: StageContext) -> PreparedBase:
     """Everything before the first VM boots. Idempotent and cached by fingerprint."""
     client, params, state = ctx.client, ctx.params, ctx.state
-    upstream = UPSTREAM_SOURCES[params.base.source](client, params)
+    dockerfile = project_file("Dockerfile")
+    upstream = base_source(params.base.source, UPSTREAM_SOURCES)(client, params)
     upstream_id = str(client.images.get(upstream).id)
 
     pat_path = pat_sha = None
@@ -211,7 +206,7 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
         {
             "upstream_id": upstream_id,
             "patch_file": params.base.patch_file,
-            "dockerfile": files_digest([DOCKERFILE, ASSETS / "qcow2.sh"]),
+            "dockerfile": files_digest([dockerfile, ASSETS / "qcow2.sh"]),
         },
         previous="",
     )

@@ -20,7 +20,8 @@ from typing import Any
 import docker
 
 from vdsmlib.docker.engine import connect
-from vdsmlib.params import PARAMS_DIR, Params, load_params
+from vdsmlib.params import Params, load_params
+from vdsmlib.project import params_dir
 
 __all__ = ["RunState", "StageContext", "new_run_id"]
 
@@ -81,7 +82,7 @@ class StageContext:
         self.params: Params = load_params(
             self.state.dsm_version,
             self.state.overrides,
-            params_dir=Path(self.state.params_dir) if self.state.params_dir else PARAMS_DIR,
+            params_dir=Path(self.state.params_dir) if self.state.params_dir else params_dir(),
         )
         self._client = client
 

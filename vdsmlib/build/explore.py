@@ -54,9 +54,11 @@ def find_checkpoint(
 
 
 def kvm_usable() -> bool:
-    """KVM as the build would use it: /dev/kvm exists and the cached probe did not reject it."""
+    """KVM as the build would use it: /dev/kvm exists and a probe on this kernel booted a guest
+    under it. Nothing probed (no build ran here yet) means no: a TCG restore is always safe."""
     import json
     import os
+    import platform
 
     from vdsmlib.build.base import cache_dir
 
@@ -65,8 +67,10 @@ def kvm_usable() -> bool:
     try:
         probes = json.loads((cache_dir() / "accelerator.json").read_text())
     except (OSError, ValueError):
-        return True
-    return all(accel == "kvm" for accel, _ in probes.values())
+        return False
+    # keys are "<kernel release>|<QEMU version>" (vdsmlib.build.base._probe)
+    here = [accel for key, (accel, _) in probes.items() if key.split("|")[0] == platform.release()]
+    return bool(here) and all(accel == "kvm" for accel in here)
 
 
 def restore_checkpoint(

@@ -20,15 +20,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT_FILES", "VDSMLIB_DIR", "files_digest", "fingerprint", "sources_digest"]
+__all__ = ["VDSMLIB_DIR", "files_digest", "fingerprint", "source_files", "sources_digest"]
 
+#: the installed (or checked-out) vdsmlib package
 VDSMLIB_DIR = Path(__file__).resolve().parent.parent
-#: files of the final image recipe
-ROOT_FILES = (
-    VDSMLIB_DIR.parent / "Dockerfile.flatten",
-    VDSMLIB_DIR / "build" / "assets" / "healthcheck.sh",
-    VDSMLIB_DIR / "build" / "flatten.py",
-)
 
 
 def fingerprint(parts: Mapping[str, Any], *, previous: str) -> str:
@@ -37,34 +32,44 @@ def fingerprint(parts: Mapping[str, Any], *, previous: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _walk(path: Path) -> list[tuple[str, Path]]:
+    """``(name, file)`` pairs: a file is named by its name, a folder's files by their path
+    below the folder's name (``wizard/engine.py``), so a move or rename changes the digest."""
+    if not path.is_dir():
+        return [(path.name, path)]
+    return [
+        (p.relative_to(path.parent).as_posix(), p)
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    ]
+
+
 def files_digest(paths: Iterable[Path]) -> str:
     """sha256 over the names and bytes of ``paths`` (folders: every file below, sorted)."""
     h = hashlib.sha256()
-    files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-            )
-        else:
-            files.append(path)
-    for file in files:
-        h.update(str(file.name).encode() + b"\0")
-        h.update(file.read_bytes() if file.exists() else b"<missing>")
-        h.update(b"\0")
+        for name, file in _walk(path):
+            h.update(name.encode() + b"\0")
+            h.update(file.read_bytes() if file.exists() else b"<missing>")
+            h.update(b"\0")
     return h.hexdigest()
 
 
-def sources_digest(modules: Iterable[str]) -> str:
-    """Digest of vdsmlib files or subpackages, named relative to the package.
+def source_files(modules: Iterable[str], *, package_dir: Path = VDSMLIB_DIR) -> list[Path]:
+    """The files of vdsmlib files or subpackages named relative to the package.
 
     ``"wizard"`` (a folder) or ``"build/stages.py"`` (a file). A name that names nothing is an
     error: a fingerprint must never silently stop covering code.
     """
     paths = []
     for name in modules:
-        path = VDSMLIB_DIR / name
+        path = package_dir / name
         if not path.exists():
-            raise FileNotFoundError(f"fingerprint source {name!r} is not in {VDSMLIB_DIR}")
+            raise FileNotFoundError(f"fingerprint source {name!r} is not in {package_dir}")
         paths.append(path)
-    return files_digest(paths)
+    return paths
+
+
+def sources_digest(modules: Iterable[str], *, package_dir: Path = VDSMLIB_DIR) -> str:
+    """Digest of vdsmlib files or subpackages (see :func:`source_files`)."""
+    return files_digest(source_files(modules, package_dir=package_dir))

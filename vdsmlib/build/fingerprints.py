@@ -1,27 +1,96 @@
-"""What each stage's fingerprint covers (the inputs that can change its result)."""
+"""What each checkpoint's fingerprint covers (the inputs that can change its result).
+
+A checkpoint holds the work of every stage before it, so its fingerprint covers the code those
+stages run (listed below, relative to the vdsmlib package) as well as their params, profiles and
+images. ``tests/unit/test_fingerprints.py`` checks that these lists cover every vdsmlib module the
+stage code reaches, and that editing any of them invalidates the right checkpoint.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vdsmlib.build.fingerprint import ROOT_FILES, files_digest, fingerprint, sources_digest
+from vdsmlib.build.fingerprint import VDSMLIB_DIR, files_digest, fingerprint, sources_digest
 from vdsmlib.params import Params
+from vdsmlib.project import project_dir
 from vdsmlib.wizard import profile_files
 
 if TYPE_CHECKING:
     from vdsmlib.build.base import PreparedBase
 
-__all__ = ["compute"]
+__all__ = [
+    "BOOT_SOURCES",
+    "CONFIGURE_SOURCES",
+    "IMAGE_PROJECT_FILES",
+    "IMAGE_SOURCES",
+    "NOT_IN_CHECKPOINTS",
+    "compute",
+]
 
-#: vdsmlib code whose change invalidates the start-ready checkpoint
-BOOT_SOURCES = ("build/vm.py", "qemu/snapshot.py", "docker/container.py")
-#: vdsmlib code whose change invalidates the final checkpoint
-CONFIGURE_SOURCES = ("wizard", "webapi", "build/stages.py")
+#: code of prepare and boot (stage_boot itself lives in build/stages.py): start-ready and later
+BOOT_SOURCES = (
+    "build/stages.py",
+    "build/base.py",
+    "build/context.py",
+    "build/vm.py",
+    "docker",
+    "qemu",
+    "wizard",
+    "readiness.py",
+    "resource.py",
+    "params.py",
+    "pat.py",
+)
+#: code of admin, post-wizard and services: the final checkpoint and later
+CONFIGURE_SOURCES = (
+    "build/stages.py",
+    "build/context.py",
+    "build/vm.py",
+    "docker",
+    "wizard",
+    "webapi",
+    "readiness.py",
+    "params.py",
+)
+#: code and files of flatten: the final image only
+IMAGE_SOURCES = ("build/flatten.py", "build/vm.py", "build/assets/healthcheck.sh")
+IMAGE_PROJECT_FILES = ("Dockerfile.flatten",)
+#: reached from the stage code, but cannot change what a checkpoint holds: orchestration, the
+#: build record, the checkpoint cache (it moves images, never changes them), the fingerprint
+#: rules, plugin and project lookup (the simulator's own code
+#: reaches checkpoints through its image id, ``base_id``)
+NOT_IN_CHECKPOINTS = (
+    "__init__.py",
+    "build/__init__.py",
+    "build/run.py",
+    "build/plan.py",
+    "build/record.py",
+    "build/preflight.py",
+    "build/checkpoints.py",
+    "build/cache.py",
+    "build/fingerprint.py",
+    "build/fingerprints.py",
+    "errors.py",
+    "plugins.py",
+    "project.py",
+)
 
 
-def compute(params: Params, base: PreparedBase) -> dict[str, str]:
-    """Fingerprints of the checkpoints (``start-ready``, ``final``) and the final image."""
+def compute(
+    params: Params,
+    base: PreparedBase,
+    *,
+    package_dir: Path = VDSMLIB_DIR,
+    project: Path | None = None,
+) -> dict[str, str]:
+    """Fingerprints of the checkpoints (``start-ready``, ``final``) and the final image.
+
+    ``package_dir`` and ``project`` (default: :func:`vdsmlib.project.project_dir`) say where
+    the code and the project files are read from.
+    """
+    project = project or project_dir()
     boot = fingerprint(
         {
             "base_id": base.base_id,
@@ -35,7 +104,7 @@ def compute(params: Params, base: PreparedBase) -> dict[str, str]:
             "profile": files_digest(
                 profile_files(params.profile, "boot", search=params.profile_dirs)
             ),
-            "sources": sources_digest(BOOT_SOURCES),
+            "sources": sources_digest(BOOT_SOURCES, package_dir=package_dir),
         },
         previous=base.prepare_fingerprint,
     )
@@ -53,13 +122,14 @@ def compute(params: Params, base: PreparedBase) -> dict[str, str]:
                 s: files_digest(profile_files(params.profile, s, search=params.profile_dirs))
                 for s in stages
             },
-            "sources": sources_digest(CONFIGURE_SOURCES),
+            "sources": sources_digest(CONFIGURE_SOURCES, package_dir=package_dir),
         },
         previous=boot,
     )
     image = fingerprint(
         {
-            "flatten": files_digest(ROOT_FILES),
+            "flatten": sources_digest(IMAGE_SOURCES, package_dir=package_dir),
+            "project_files": files_digest(project / name for name in IMAGE_PROJECT_FILES),
             "guest_address": params.base.guest_address,
             "repository": params.image.repository,
             "dsm_release": params.dsm_release,

@@ -26,12 +26,12 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import build_image, get_image, image_size, remove_image
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
+from vdsmlib.project import project_file
 
 __all__ = ["FlattenResult", "candidate_tag", "final_tags", "flatten", "promote"]
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -111,7 +111,7 @@ def flatten(ctx: StageContext) -> FlattenResult:
         f"GUEST_ADDRESS={params.base.guest_address}\n"
     )
     with tempfile.TemporaryDirectory(prefix="vdsm-ci-flatten-") as tmp:
-        shutil.copy(ROOT / "Dockerfile.flatten", Path(tmp) / "Dockerfile")
+        shutil.copy(project_file("Dockerfile.flatten"), Path(tmp) / "Dockerfile")
         shutil.copy(ASSETS / "healthcheck.sh", Path(tmp) / "healthcheck.sh")
         (Path(tmp) / "health.conf").write_text(health)
         image = build_image(

@@ -34,14 +34,13 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, find_images
 from vdsmlib.errors import VdsmError
-from vdsmlib.params import PARAMS_DIR, Params, load_params
+from vdsmlib.params import Params, load_params
+from vdsmlib.project import notebooks_dir
+from vdsmlib.project import params_dir as project_params_dir
 
 __all__ = ["EXECUTORS", "Build", "StageError"]
 
 log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-NOTEBOOKS = ROOT / "notebooks"
 
 
 class StageError(VdsmError):
@@ -68,14 +67,15 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
 
     output = run_dir / "notebooks" / f"{stage}.ipynb"
     output.parent.mkdir(exist_ok=True)
+    notebooks = notebooks_dir()
     try:
         # papermill runs its own event loop: keep it off ours.
         await asyncio.to_thread(
             papermill.execute_notebook,
-            str(NOTEBOOKS / f"{stage}.ipynb"),
+            str(notebooks / f"{stage}.ipynb"),
             str(output),
             parameters={"run_dir": str(run_dir)},
-            cwd=str(NOTEBOOKS),
+            cwd=str(notebooks),
             progress_bar=False,
             kernel_name="python3",
         )
@@ -108,7 +108,7 @@ class Build:
         params_dir: Path | str | None = None,
     ):
         # Validated before anything starts: a weak password never reaches a container.
-        self.params_dir = Path(params_dir).resolve() if params_dir else PARAMS_DIR
+        self.params_dir = Path(params_dir).resolve() if params_dir else project_params_dir()
         self.params: Params = load_params(dsm_version, overrides, params_dir=self.params_dir)
         self.overrides = dict(overrides or {})
         self.no_cache = no_cache

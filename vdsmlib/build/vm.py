@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import docker
 
@@ -26,6 +25,7 @@ from vdsmlib.params import Params
 from vdsmlib.qemu.qmp import QmpSession
 from vdsmlib.qemu.snapshot import save_snapshot
 from vdsmlib.readiness import DsmApiReady
+from vdsmlib.resource import Closeable
 
 __all__ = [
     "CHECKPOINT_REPOSITORY",
@@ -78,7 +78,7 @@ class Checkpoint:
     seconds: float
 
 
-class StageVm:
+class StageVm(Closeable):
     """A stage's VM container with a QMP socket; a context manager that always cleans up."""
 
     def __init__(self, vm: VmContainer, qmp_dir: Path, params: Params, accelerator: str):
@@ -144,17 +144,6 @@ class StageVm:
         if not binds:
             raise DockerError(f"container {vm.short_id} has no QMP folder mounted")
         return cls(vm, Path(binds[0]["Source"]), params, accelerator)
-
-    def __enter__(self) -> StageVm:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Remove the container (unless kept) and its QMP folder. Idempotent."""

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import docker
@@ -30,6 +29,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from vdsmlib.docker.engine import DockerError
+from vdsmlib.resource import Closeable
 
 __all__ = ["ContainerExited", "VmContainer", "run_detached"]
 
@@ -55,7 +55,7 @@ class ContainerExited(DockerError):
     """The container stopped while something was still expected of it."""
 
 
-class VmContainer:
+class VmContainer(Closeable):
     """A running container of a virtual-dsm compatible image."""
 
     def __init__(self, client: docker.DockerClient, container: Container, *, keep: bool = False):
@@ -121,17 +121,6 @@ class VmContainer:
             return cls(client, client.containers.get(container_id), keep=True)
         except NotFound as err:
             raise ContainerExited(f"container {container_id[:12]} no longer exists") from err
-
-    def __enter__(self) -> VmContainer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Remove the container unless ``keep`` is set. Idempotent."""

@@ -78,11 +78,13 @@ def probe_accelerator(
     *,
     timeout: float = 25.0,
     kvm_device: str = "/dev/kvm",
+    run_id: str | None = None,
 ) -> ProbeResult:
     """Return ``kvm`` if the image's guest kernel boots under KVM within ``timeout``, else ``tcg``.
 
     Without ``kvm_device`` on the host the answer is ``tcg`` at once. The probe container
     (``image_ref`` must be a simulator image, which carries ``/run/probe.sh``) is always removed.
+    The container carries the project's labels (kind ``probe``, and ``run_id`` if given).
     Raises :class:`AcceleratorProbeError` when Docker cannot run the probe at all.
     """
     started = time.monotonic()
@@ -100,7 +102,7 @@ def probe_accelerator(
                 devices=[f"{kvm_device}:/dev/kvm:rwm"],
                 network_mode="none",
                 detach=True,
-                labels=owner_labels("probe"),
+                labels=owner_labels("probe", run_id),
             )
         except docker.errors.DockerException as err:
             raise AcceleratorProbeError(

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import requests
 
+from vdsmlib.resource import Closeable
 from vdsmlib.webapi.errors import WebApiError
 
 __all__ = [
@@ -156,7 +156,7 @@ def choose_version(api: str, entry: Mapping[str, Any], wanted: VersionSpec = Non
     )
 
 
-class DsmClient:
+class DsmClient(Closeable):
     """A DSM at ``base_url`` (``http://host:5000``); unauthenticated calls and :meth:`login`.
 
     ``session`` lets callers share a ``requests.Session`` (it is then not closed here).
@@ -339,22 +339,11 @@ class DsmClient:
         if self._owns_http:
             self.http.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"DsmClient({self.base_url!r})"
 
 
-class DsmSession:
+class DsmSession(Closeable):
     """One login to DSM; use :meth:`DsmClient.login` to get one.
 
     ``sid`` is sent as cookie ``id`` and parameter ``_sid``; ``synotoken`` (if DSM gave one) as
@@ -456,17 +445,6 @@ class DsmSession:
             log.debug("logout from %s failed (ignored): %s", self.client.base_url, err)
 
     close = logout
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.logout()
 
     def __repr__(self) -> str:  # no sid, no password
         state = "logged in" if self.sid else "logged out"

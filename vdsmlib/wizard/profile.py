@@ -57,6 +57,7 @@ from pydantic import (
     model_validator,
 )
 
+from vdsmlib.project import params_dir
 from vdsmlib.wizard.errors import ProfileError
 
 __all__ = [
@@ -295,11 +296,11 @@ class StageProfile(_Model):
 
 
 def default_profiles_dir() -> Path:
-    """``$VDSM_PROFILES_DIR``, else ``params/profiles`` of the source tree."""
+    """``$VDSM_PROFILES_DIR``, else ``params/profiles`` of the project directory."""
     env = os.environ.get("VDSM_PROFILES_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "params" / "profiles"
+    return params_dir() / "profiles"
 
 
 def _find(profile: str, stage: str, search: Sequence[Path]) -> Path:

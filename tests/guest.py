@@ -1,0 +1,95 @@
+"""The simulated DSM's guest web app, run on the host as a subprocess: one helper for every test.
+
+``python -m vdsmlib.sim.guest --port 0`` with ``SIM_*`` knobs; :func:`run_guest` yields a
+:class:`GuestServer` once it listens and stops the process afterwards::
+
+    with run_guest({"SIM_SCREENS": ""}) as guest:
+        requests.get(guest.url + "/sim/state")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+@dataclass
+class GuestServer:
+    """A running guest process and where it listens (``url`` has no trailing slash)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the guest wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def state(self) -> dict[str, Any]:
+        """``GET /sim/state``: the guest's own view (admin, screens, services)."""
+        resp = requests.get(f"{self.url}/sim/state", timeout=5)
+        resp.raise_for_status()
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def stop(self) -> None:
+        """Terminate the process (kill it after 5 s); idempotent."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+
+
+@contextlib.contextmanager
+def run_guest(env: Mapping[str, str] | None = None, timeout: float = 20.0) -> Iterator[GuestServer]:
+    """Start ``python -m vdsmlib.sim.guest`` on a free port with the given ``SIM_*`` env.
+
+    Knobs of the calling environment are not inherited: a test states the ones it wants.
+    """
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
+    child_env.update(env or {})
+    child_env["PYTHONPATH"] = str(REPO)
+    fd, log_name = tempfile.mkstemp(prefix="sim-guest-", suffix=".log")
+    log_path = Path(log_name)
+    with os.fdopen(fd, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vdsmlib.sim.guest", "--host", "127.0.0.1", "--port", "0"],
+            cwd=REPO,
+            env=child_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    server = GuestServer(url="", proc=proc, log_path=log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            match = _LISTENING.search(server.log())
+            if match:
+                server.url = match.group(1).rstrip("/")
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"guest exited with {proc.returncode}:\n{server.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"guest did not listen within {timeout}s:\n{server.log()}")
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.stop()
+        log_path.unlink(missing_ok=True)
