@@ -27,8 +27,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vdsmlib.dsm import policy
 from vdsmlib.errors import VdsmError
-from vdsmlib.sim.guest import policy
 from vdsmlib.webapi.services import ServicesSpec
 
 __all__ = [
