@@ -58,7 +58,8 @@ Account policy
 
 DSM's rules, from :mod:`vdsmlib.dsm.policy` (shared with the library; see :mod:`.facts`):
 server name 1-15 letters, digits, hyphens; user name not reserved (admin, guest, root, ...);
-password 8-127 characters with upper and lower case letters and a digit, not containing the user name; confirmation must match.
+password 8-127 characters with upper and lower case letters and a digit, not containing the
+user name; confirmation must match.
 Violations keep the form on screen with ``.v-tooltip-error`` / ``.error-msg`` texts under the
 fields; the server enforces the same rules.
 
