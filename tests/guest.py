@@ -58,19 +58,30 @@ class GuestServer:
 
 
 @contextlib.contextmanager
-def run_guest(env: Mapping[str, str] | None = None, timeout: float = 20.0) -> Iterator[GuestServer]:
-    """Start ``python -m vdsmlib.sim.guest`` on a free port with the given ``SIM_*`` env.
+def run_guest(
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+    *,
+    port: int = 0,
+    log_path: Path | None = None,
+) -> Iterator[GuestServer]:
+    """Start ``python -m vdsmlib.sim.guest`` on ``port`` (0: a free one) with ``SIM_*`` env.
 
-    Knobs of the calling environment are not inherited: a test states the ones it wants.
+    Knobs of the calling environment are not inherited: a test states the ones it wants. The
+    guest's log (its request lines included) goes to ``log_path`` when given (and stays), else
+    to a temporary file removed afterwards.
     """
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
     child_env.update(env or {})
     child_env["PYTHONPATH"] = str(REPO)
-    fd, log_name = tempfile.mkstemp(prefix="sim-guest-", suffix=".log")
-    log_path = Path(log_name)
-    with os.fdopen(fd, "wb") as log_file:
+    keep_log = log_path is not None
+    if log_path is None:
+        fd, log_name = tempfile.mkstemp(prefix="sim-guest-", suffix=".log")
+        os.close(fd)
+        log_path = Path(log_name)
+    with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vdsmlib.sim.guest", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "vdsmlib.sim.guest", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=child_env,
             stdout=subprocess.DEVNULL,
@@ -92,4 +103,5 @@ def run_guest(env: Mapping[str, str] | None = None, timeout: float = 20.0) -> It
         yield server
     finally:
         server.stop()
-        log_path.unlink(missing_ok=True)
+        if not keep_log:
+            log_path.unlink(missing_ok=True)

@@ -28,8 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vdsmlib import project
+from vdsmlib.dsm import policy
 from vdsmlib.errors import VdsmError
-from vdsmlib.sim.guest import policy
 from vdsmlib.webapi.services import ServicesSpec
 
 __all__ = [

@@ -1,23 +1,30 @@
-"""Readiness as objects: wait strategies that poll a condition until it holds.
+"""Readiness: the one wait loop of the library, and the wait objects built on it.
 
-A strategy knows *what* it waits for (:meth:`WaitStrategy.check`), how long (``timeout``),
-how often (``interval``) and which errors mean "not yet" (``retryable``). Waiting is
-``strategy.wait()`` or, inside an event loop, ``await strategy.wait_async()``; both poll with
-``time.monotonic()`` and short sleeps, never a fixed delay.
+Everything that waits for something to become true (DSM's Web API, a login, a QMP socket, a
+container to exit, a wizard screen to show or leave) polls through :func:`wait_for`: an async
+loop with a timeout, a poll interval, an explicit set of retryable errors, a progress bar, an
+``alive`` check that stops early when the waited-on thing died, and a ``describe`` callback
+whose evidence (a container log tail) goes into the timeout message. It never sleeps for a
+fixed time to "let things settle"; it polls a condition.
 
-Example::
+A probe says "not yet" by raising :class:`NotReady` or one of the ``retryable`` errors; any
+other exception is a bug or a hard failure and ends the wait unchanged, so a typo never turns
+into a timeout. :func:`wait_for_sync` runs the loop from synchronous code and refuses to run
+inside a running event loop (a Jupyter cell, async code), as playwright-python's sync API does.
+
+Wait objects (:class:`WaitStrategy`) package a probe with its defaults:
 
     api = DsmApiReady("http://127.0.0.1:5000", timeout=600)
-    info = api.wait(
+    info = await api.wait_async(
         describe=lambda: container_log_tail(),        # evidence for the timeout message
         alive=lambda: None if running() else "container exited",
         progress=True,                                # tqdm bar in notebooks
     )
+    info = api.with_timeout(30).wait()                # from synchronous code
 
-``HttpReady`` accepts any HTTP answer; ``DsmApiReady`` needs ``SYNO.API.Info`` to answer with
-``SYNO.API.Auth`` listed (the "please wait" page virtual-dsm serves with HTTP 200 is not
-ready); ``DsmLoginReady`` needs a login to succeed. ``AllReady`` composes strategies and
-``PollReady`` wraps any callable.
+``DsmApiReady`` needs ``SYNO.API.Info`` to answer with ``SYNO.API.Auth`` listed (the "please
+wait" page virtual-dsm serves with HTTP 200 is not ready); ``DsmLoginReady`` needs a login to
+succeed.
 """
 
 from __future__ import annotations
@@ -27,25 +34,29 @@ import copy
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Self, TypeVar
 
 import requests
 
+from vdsmlib.dsm import errors as dsm_errors
+from vdsmlib.dsm import webapi as dsm_webapi
 from vdsmlib.errors import VdsmError
+from vdsmlib.webapi.errors import WebApiError
 
 __all__ = [
+    "FATAL_LOGIN_CODES",
     "AliveCheck",
-    "AllReady",
     "DsmApiReady",
     "DsmLoginReady",
-    "HttpReady",
     "NotReady",
     "OnTick",
-    "PollReady",
     "ReadinessAborted",
     "ReadinessTimeout",
+    "SyncInEventLoopError",
     "WaitStrategy",
+    "wait_for",
+    "wait_for_sync",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,27 +67,37 @@ T = TypeVar("T")
 OnTick = Callable[[float, BaseException | None], None]
 #: ``alive()`` returns None while the waited-on thing lives, else why it died.
 AliveCheck = Callable[[], str | None]
+#: A probe: polls once within ``budget`` seconds; returns the ready value or raises.
+Probe = Callable[[float], Awaitable[T]]
 
-#: Longest sleep between two polls; the house rule forbids fixed sleeps of 2 s or more.
+#: Longest sleep between two polls: a wait is a poll, never a long fixed sleep.
 MAX_INTERVAL = 1.9
 #: Shortest network timeout of a probe: a last poll with a few milliseconds left would only
 #: time out and hide the real reason of the previous polls. A wait may overrun by this much.
 MIN_PROBE_TIMEOUT = 1.0
+#: Budget of a poll when time is (nearly) up, so a last poll can still answer.
+_LAST_POLL_BUDGET = 0.05
 
 
-def _probe_timeout(request_timeout: float, budget: float) -> float:
+def probe_timeout(request_timeout: float, budget: float) -> float:
+    """The network timeout of one probe: ``request_timeout``, cut to the budget left (but
+    never below :data:`MIN_PROBE_TIMEOUT`)."""
     return min(request_timeout, max(budget, MIN_PROBE_TIMEOUT))
 
 
 class NotReady(VdsmError):
-    """Raised by :meth:`WaitStrategy.check` while the condition does not hold yet."""
+    """Raised by a probe while the condition does not hold yet (always retried)."""
+
+
+class SyncInEventLoopError(VdsmError):
+    """A synchronous wait was called inside a running event loop, which it would block."""
 
 
 class ReadinessTimeout(VdsmError):
-    """A wait strategy ran out of time.
+    """A wait ran out of time.
 
     ``what`` names the condition, ``waited`` the seconds spent, ``last_error`` the last reason
-    it was not ready (None if it never failed, which cannot time out), ``attempts`` the polls.
+    it was not ready (None if no poll finished), ``attempts`` the polls.
     """
 
     def __init__(
@@ -130,9 +151,7 @@ class _Progress:
     def __init__(self, what: str, timeout: float) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(
-            total=round(timeout, 1), desc=what[:60], unit="s", bar_format=None, leave=False
-        )
+        self._bar = tqdm(total=round(timeout, 1), desc=what[:60], unit="s", leave=False)
         self._shown = 0.0
 
     def tick(self, elapsed: float, last_error: BaseException | None) -> None:
@@ -146,197 +165,165 @@ class _Progress:
         self._bar.close()
 
 
-class _Poll:
-    """The bookkeeping of one wait, shared by the sync and the async loop."""
+def _check_timing(timeout: float, interval: float) -> None:
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    if not 0 < interval <= MAX_INTERVAL:
+        raise ValueError(f"interval must be in (0, {MAX_INTERVAL}] seconds, got {interval}")
 
-    def __init__(
-        self,
-        strategy: WaitStrategy[Any],
-        describe: Callable[[], str] | None,
-        progress: object,
-        on_tick: OnTick | None,
-    ) -> None:
-        self.strategy = strategy
-        self.what = strategy.description()
-        self.describe = describe
-        self.on_tick = on_tick
-        self.start = time.monotonic()
-        self.deadline = self.start + strategy.timeout
-        self.attempts = 0
-        self.last_error: BaseException | None = None
-        self.bar = _Progress(self.what, strategy.timeout) if progress else None
 
-    def budget(self) -> float:
-        """Seconds left, at least a little so a last poll can still answer."""
-        return max(self.deadline - time.monotonic(), 0.05)
+def _evidence(describe: Callable[[], str] | None) -> str:
+    if describe is None:
+        return ""
+    try:
+        text = describe()
+    except Exception as err:  # evidence is best effort: the timeout stays the error raised
+        return f"; (describe() failed: {_short(err)})"
+    return f"; {text}" if text else ""
 
-    def failed(self, err: Exception) -> None:
-        """Record a failed poll; re-raise errors that are not retryable."""
-        self.attempts += 1
-        if not isinstance(err, NotReady) and not self.strategy.is_retryable(err):
-            raise err
-        if self.last_error is None or str(err) != str(self.last_error):
-            log.debug("%s: not ready yet: %s", self.what, _short(err))
-        self.last_error = err
 
-    def tick(self) -> None:
-        elapsed = time.monotonic() - self.start
-        if self.bar is not None:
-            self.bar.tick(elapsed, self.last_error)
-        if self.on_tick is not None:
-            self.on_tick(elapsed, self.last_error)
+async def wait_for(
+    probe: Probe[T],
+    *,
+    what: str,
+    timeout: float,
+    interval: float = 0.5,
+    retryable: tuple[type[BaseException], ...] = (),
+    describe: Callable[[], str] | None = None,
+    progress: object = None,
+    alive: AliveCheck | None = None,
+    on_tick: OnTick | None = None,
+) -> T:
+    """Poll ``probe(budget)`` until it returns; return its value.
 
-    def sleep_for(self) -> float | None:
-        """Seconds to sleep before the next poll, or None when time is up."""
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            return None
-        return min(self.strategy.interval, left)
+    ``budget`` is the time left (at least a little), to bound the probe's own timeouts. A probe
+    raising :class:`NotReady` or an instance of ``retryable`` means "not yet"; anything else
+    ends the wait as it is. ``alive()`` runs (in a thread) after every failed poll and aborts
+    with :class:`ReadinessAborted` when it names a reason. ``describe()`` adds evidence to the
+    timeout message; ``progress`` truthy shows a tqdm bar; ``on_tick(elapsed, last_error)`` runs
+    after every poll. Raises :class:`ReadinessTimeout` when ``timeout`` seconds have passed.
 
-    def _evidence(self) -> str:
-        if self.describe is None:
-            return ""
-        try:
-            return f"; {self.describe()}"
-        except Exception as err:  # evidence is best effort, the timeout is the real error
-            return f"; (describe() failed: {_short(err)})"
+    Example::
 
-    def timeout_error(self) -> ReadinessTimeout:
-        waited = time.monotonic() - self.start
-        return ReadinessTimeout(
-            f"{self.what} not ready after {waited:.1f}s ({self.attempts} attempts, "
-            f"timeout {self.strategy.timeout:g}s); last error: {_short(self.last_error)}"
-            f"{self._evidence()}. Raise the timeout if the target is just slow, "
-            "otherwise check its logs.",
-            what=self.what,
-            waited=waited,
-            last_error=self.last_error,
-            attempts=self.attempts,
-        )
+        await wait_for(lambda budget: probe_socket(budget), what="QMP socket", timeout=30,
+                       interval=0.1, retryable=(ConnectionRefusedError,))
+    """
+    _check_timing(timeout, interval)
+    start = time.monotonic()
+    deadline = start + timeout
+    attempts = 0
+    last_error: BaseException | None = None
+    bar = _Progress(what, timeout) if progress else None
 
-    def aborted_error(self, reason: str) -> ReadinessAborted:
-        waited = time.monotonic() - self.start
-        return ReadinessAborted(
-            f"stopped waiting for {self.what} after {waited:.1f}s: {reason}; "
-            f"last error: {_short(self.last_error)}{self._evidence()}",
-            what=self.what,
-            waited=waited,
-            last_error=self.last_error,
-            attempts=self.attempts,
-            reason=reason,
-        )
+    def tick() -> None:
+        elapsed = time.monotonic() - start
+        if bar is not None:
+            bar.tick(elapsed, last_error)
+        if on_tick is not None:
+            on_tick(elapsed, last_error)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    try:
+        while True:
+            attempts += 1
+            try:
+                result = await probe(max(deadline - time.monotonic(), _LAST_POLL_BUDGET))
+            except NotReady as err:
+                error: BaseException = err
+            except retryable as err:
+                error = err
+            else:
+                tick()
+                log.debug("%s ready after %.1fs", what, time.monotonic() - start)
+                return result
+            if last_error is None or str(error) != str(last_error):
+                log.debug("%s: not ready yet: %s", what, _short(error))
+            last_error = error
+            if alive is not None and (reason := await asyncio.to_thread(alive)):
+                waited = time.monotonic() - start
+                raise ReadinessAborted(
+                    f"stopped waiting for {what} after {waited:.1f}s: {reason}; "
+                    f"last error: {_short(last_error)}{_evidence(describe)}",
+                    what=what,
+                    waited=waited,
+                    last_error=last_error,
+                    attempts=attempts,
+                    reason=reason,
+                )
+            tick()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = time.monotonic() - start
+                raise ReadinessTimeout(
+                    f"{what} not ready after {waited:.1f}s ({attempts} attempts, "
+                    f"timeout {timeout:g}s); last error: {_short(last_error)}"
+                    f"{_evidence(describe)}. Raise the timeout if the target is just slow, "
+                    "otherwise check its logs.",
+                    what=what,
+                    waited=waited,
+                    last_error=last_error,
+                    attempts=attempts,
+                )
+            await asyncio.sleep(min(interval, left))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def wait_for_sync(make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+    """Run the coroutine ``make()`` creates to completion from synchronous code.
+
+    Refuses inside a running event loop (it would block it, and ``asyncio.run`` cannot nest):
+    there, ``await`` the async form instead.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    raise SyncInEventLoopError(
+        f"waiting for {what} synchronously inside a running event loop (a Jupyter cell or "
+        "async code) would block it: use the async form, e.g. `await ....wait_async(...)`."
+    )
 
 
 class WaitStrategy(ABC, Generic[T]):
-    """Poll :meth:`check` until it returns, for at most ``timeout`` seconds.
-
-    Subclasses implement :meth:`check` (return the ready value, or raise :class:`NotReady` or a
-    ``retryable`` error) and :meth:`description`. ``retryable`` defaults to ``OSError`` (which
-    covers ``requests`` errors) and :class:`VdsmError`; :meth:`is_retryable` can refine it.
+    """A wait object: what to poll (:meth:`check_async`), how long, how often, which errors
+    mean "not yet". Wait with ``await strategy.wait_async()`` or, from synchronous code,
+    ``strategy.wait()``; both run :func:`wait_for`.
     """
 
-    def __init__(
-        self,
-        *,
-        timeout: float = 60.0,
-        interval: float = 0.5,
-        retryable: tuple[type[Exception], ...] = (OSError, VdsmError),
-    ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
-        if not 0 < interval <= MAX_INTERVAL:
-            raise ValueError(f"interval must be in (0, {MAX_INTERVAL}] seconds, got {interval}")
+    #: Errors of :meth:`check_async` that mean "not yet" (besides :class:`NotReady`).
+    retryable: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, *, timeout: float = 60.0, interval: float = 0.5) -> None:
+        _check_timing(timeout, interval)
         self.timeout = float(timeout)
         self.interval = float(interval)
-        self.retryable = tuple(retryable)
-
-    # -- what to wait for --------------------------------------------------------------------
 
     @abstractmethod
-    def check(self, budget: float) -> T:
-        """Poll once; ``budget`` is the time left, to bound network timeouts."""
-
     async def check_async(self, budget: float) -> T:
-        """Poll once without blocking the event loop (default: :meth:`check` in a thread)."""
-        return await asyncio.to_thread(self.check, budget)
+        """Poll once; ``budget`` is the time left, to bound network timeouts."""
 
     def description(self) -> str:
         """What is waited for, for messages and progress bars."""
         return type(self).__name__
 
-    def is_retryable(self, err: Exception) -> bool:
-        """True if ``err`` from :meth:`check` means "not yet" rather than "never"."""
-        return isinstance(err, self.retryable)
-
-    def reset(self) -> None:
-        """Forget state from an earlier wait (for strategies that keep some)."""
-
     # -- fluent configuration (returns a modified copy) ----------------------------------------
 
     def with_timeout(self, seconds: float) -> Self:
         """A copy with another timeout."""
+        _check_timing(seconds, self.interval)
         clone = copy.copy(self)
-        WaitStrategy.__init__(
-            clone, timeout=seconds, interval=self.interval, retryable=self.retryable
-        )
+        clone.timeout = float(seconds)
         return clone
 
     def with_interval(self, seconds: float) -> Self:
         """A copy with another poll interval."""
+        _check_timing(self.timeout, seconds)
         clone = copy.copy(self)
-        WaitStrategy.__init__(
-            clone, timeout=self.timeout, interval=seconds, retryable=self.retryable
-        )
-        return clone
-
-    def with_retryable(self, *errors: type[Exception]) -> Self:
-        """A copy that also retries on ``errors``."""
-        clone = copy.copy(self)
-        clone.retryable = self.retryable + tuple(errors)
+        clone.interval = float(seconds)
         return clone
 
     # -- waiting -------------------------------------------------------------------------------
-
-    def wait(
-        self,
-        describe: Callable[[], str] | None = None,
-        progress: object = None,
-        *,
-        on_tick: OnTick | None = None,
-        alive: AliveCheck | None = None,
-    ) -> T:
-        """Block until ready and return what :meth:`check` returned.
-
-        ``describe()`` adds evidence (a log tail) to the timeout message; ``progress`` truthy
-        shows a tqdm bar; ``on_tick(elapsed, last_error)`` runs after every poll; ``alive()``
-        runs after every failed poll and aborts with :class:`ReadinessAborted` when it returns
-        a reason. Raises :class:`ReadinessTimeout` when time is up.
-        """
-        self.reset()
-        poll = _Poll(self, describe, progress, on_tick)
-        try:
-            while True:
-                try:
-                    result = self.check(poll.budget())
-                except Exception as err:
-                    poll.failed(err)
-                else:
-                    poll.tick()
-                    log.debug("%s ready after %.1fs", poll.what, time.monotonic() - poll.start)
-                    return result
-                if alive is not None and (reason := alive()):
-                    raise poll.aborted_error(reason)
-                poll.tick()
-                pause = poll.sleep_for()
-                if pause is None:
-                    raise poll.timeout_error()
-                time.sleep(pause)
-        finally:
-            poll.close()
 
     async def wait_async(
         self,
@@ -346,27 +333,33 @@ class WaitStrategy(ABC, Generic[T]):
         on_tick: OnTick | None = None,
         alive: AliveCheck | None = None,
     ) -> T:
-        """Like :meth:`wait`, without blocking the event loop (``alive`` runs in a thread)."""
-        self.reset()
-        poll = _Poll(self, describe, progress, on_tick)
-        try:
-            while True:
-                try:
-                    result = await self.check_async(poll.budget())
-                except Exception as err:
-                    poll.failed(err)
-                else:
-                    poll.tick()
-                    return result
-                if alive is not None and (reason := await asyncio.to_thread(alive)):
-                    raise poll.aborted_error(reason)
-                poll.tick()
-                pause = poll.sleep_for()
-                if pause is None:
-                    raise poll.timeout_error()
-                await asyncio.sleep(pause)
-        finally:
-            poll.close()
+        """Poll until ready and return what :meth:`check_async` returned (see
+        :func:`wait_for` for the arguments); :class:`ReadinessTimeout` when time is up."""
+        return await wait_for(
+            self.check_async,
+            what=self.description(),
+            timeout=self.timeout,
+            interval=self.interval,
+            retryable=self.retryable,
+            describe=describe,
+            progress=progress,
+            alive=alive,
+            on_tick=on_tick,
+        )
+
+    def wait(
+        self,
+        describe: Callable[[], str] | None = None,
+        progress: object = None,
+        *,
+        on_tick: OnTick | None = None,
+        alive: AliveCheck | None = None,
+    ) -> T:
+        """:meth:`wait_async` for synchronous code; refuses inside a running event loop."""
+        return wait_for_sync(
+            lambda: self.wait_async(describe, progress, on_tick=on_tick, alive=alive),
+            self.description(),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -375,118 +368,13 @@ class WaitStrategy(ABC, Generic[T]):
         )
 
 
-class PollReady(WaitStrategy[T]):
-    """Wait until ``fn()`` returns a truthy value (or, with ``truthy=False``, returns at all).
-
-    >>> PollReady(lambda: path.exists(), "boot image written", timeout=30).wait()
-    """
-
-    def __init__(
-        self,
-        fn: Callable[[], T],
-        what: str,
-        *,
-        truthy: bool = True,
-        timeout: float = 60.0,
-        interval: float = 0.5,
-        retryable: tuple[type[Exception], ...] = (OSError, VdsmError),
-    ) -> None:
-        super().__init__(timeout=timeout, interval=interval, retryable=retryable)
-        self.fn = fn
-        self.what = what
-        self.truthy = truthy
-
-    def check(self, budget: float) -> T:
-        value = self.fn()
-        if self.truthy and not value:
-            raise NotReady(f"{self.what}: got {value!r}")
-        return value
-
-    def description(self) -> str:
-        return self.what
-
-
-class AllReady(WaitStrategy[tuple[Any, ...]]):
-    """Wait until every strategy is ready, under one timeout; returns their results in order.
-
-    Strategies that became ready are not polled again.
-    """
-
-    def __init__(
-        self,
-        *strategies: WaitStrategy[Any],
-        timeout: float | None = None,
-        interval: float | None = None,
-    ) -> None:
-        if not strategies:
-            raise ValueError("AllReady needs at least one strategy")
-        super().__init__(
-            timeout=timeout if timeout is not None else max(s.timeout for s in strategies),
-            interval=interval if interval is not None else min(s.interval for s in strategies),
-        )
-        self.strategies = strategies
-        self._done: dict[int, Any] = {}
-        self._failing: WaitStrategy[Any] | None = None
-
-    def reset(self) -> None:
-        self._done = {}
-        self._failing = None
-        for strategy in self.strategies:
-            strategy.reset()
-
-    def check(self, budget: float) -> tuple[Any, ...]:
-        deadline = time.monotonic() + budget
-        for index, strategy in enumerate(self.strategies):
-            if index in self._done:
-                continue
-            self._failing = strategy
-            self._done[index] = strategy.check(max(deadline - time.monotonic(), 0.05))
-        self._failing = None
-        return tuple(self._done[i] for i in range(len(self.strategies)))
-
-    def is_retryable(self, err: Exception) -> bool:
-        failing = self._failing
-        return failing.is_retryable(err) if failing is not None else super().is_retryable(err)
-
-    def description(self) -> str:
-        return " and ".join(s.description() for s in self.strategies)
-
-
-class HttpReady(WaitStrategy[int]):
-    """Ready when ``url`` gives any HTTP answer (even 404 or 503); returns the status code."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 60.0,
-        interval: float = 0.5,
-        request_timeout: float = 5.0,
-    ) -> None:
-        super().__init__(timeout=timeout, interval=interval)
-        self.url = url
-        self.request_timeout = request_timeout
-
-    def check(self, budget: float) -> int:
-        try:
-            with requests.get(
-                self.url,
-                timeout=_probe_timeout(self.request_timeout, budget),
-                allow_redirects=False,
-            ) as resp:
-                return resp.status_code
-        except requests.RequestException as err:
-            raise NotReady(f"no HTTP answer from {self.url}: {err}") from err
-
-    def description(self) -> str:
-        return f"HTTP answer from {self.url}"
-
-
 class DsmApiReady(WaitStrategy[dict[str, Any]]):
     """Ready when DSM's ``SYNO.API.Info`` answers with ``SYNO.API.Auth`` listed.
 
     Port 5000 answers long before DSM does (virtual-dsm's "please wait" page, HTTP 200), so
-    only the API's own answer counts. Returns the ``SYNO.API.Info`` data.
+    only the API's own answer counts. While the guest boots behind NAT, connections are
+    refused, reset, or a SYN goes unanswered until the request times out: all "not yet"
+    (the client raises them as ``WebApiError``). Returns the ``SYNO.API.Info`` data.
     """
 
     def __init__(
@@ -500,27 +388,34 @@ class DsmApiReady(WaitStrategy[dict[str, Any]]):
         super().__init__(timeout=timeout, interval=interval)
         self.base_url = base_url
         self.request_timeout = request_timeout
+        self.retryable = (WebApiError, OSError, requests.RequestException)
 
     def check(self, budget: float) -> dict[str, Any]:
+        """One probe, blocking (:meth:`check_async` runs it in a thread)."""
         from vdsmlib.webapi.client import DsmClient
 
-        with DsmClient(
-            self.base_url, timeout=_probe_timeout(self.request_timeout, budget)
-        ) as client:
-            info = client.api_info("ALL")
-        if "SYNO.API.Auth" not in info:
+        with DsmClient(self.base_url, timeout=probe_timeout(self.request_timeout, budget)) as c:
+            info = c.api_info("ALL")
+        if dsm_webapi.READY_API not in info:
             raise NotReady(
-                f"SYNO.API.Info at {self.base_url} answers but lists no SYNO.API.Auth yet "
-                f"({len(info)} APIs)"
+                f"SYNO.API.Info at {self.base_url} answers but lists no {dsm_webapi.READY_API} "
+                f"yet ({len(info)} APIs)"
             )
         return info
+
+    async def check_async(self, budget: float) -> dict[str, Any]:
+        return await asyncio.to_thread(self.check, budget)
 
     def description(self) -> str:
         return f"DSM Web API at {self.base_url}"
 
 
 #: Login errors that will not go away by waiting (wrong password, disabled account, 2FA ...).
-FATAL_LOGIN_CODES = frozenset({400, 401, 402, 403, 404, 406, 407, 408, 409, 410, 411})
+FATAL_LOGIN_CODES = dsm_errors.AUTH_FATAL
+
+
+class _LoginNotYet(NotReady):
+    """A login failure that may still go away (DSM booting, account being created)."""
 
 
 class DsmLoginReady(WaitStrategy[None]):
@@ -548,24 +443,27 @@ class DsmLoginReady(WaitStrategy[None]):
         self._password = password
         self.request_timeout = request_timeout
         self.fatal_codes = fatal_codes
+        self.retryable = (OSError, requests.RequestException)
 
     def check(self, budget: float) -> None:
+        """One login and logout, blocking (:meth:`check_async` runs it in a thread)."""
         from vdsmlib.webapi.client import DsmClient
 
-        with (
-            DsmClient(
-                self.base_url, timeout=_probe_timeout(self.request_timeout, budget)
-            ) as client,
-            client.login(self.user, self._password),
-        ):
-            return None
+        try:
+            with (
+                DsmClient(
+                    self.base_url, timeout=probe_timeout(self.request_timeout, budget)
+                ) as client,
+                client.login(self.user, self._password),
+            ):
+                return None
+        except WebApiError as err:
+            if err.code is not None and err.code in self.fatal_codes:
+                raise
+            raise _LoginNotYet(str(err)) from err
 
-    def is_retryable(self, err: Exception) -> bool:
-        from vdsmlib.webapi.client import WebApiError
-
-        if isinstance(err, WebApiError) and err.code in self.fatal_codes:
-            return False
-        return super().is_retryable(err)
+    async def check_async(self, budget: float) -> None:
+        await asyncio.to_thread(self.check, budget)
 
     def description(self) -> str:
         return f"DSM login of {self.user!r} at {self.base_url}"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from vdsmlib.sim.guest import policy
+from vdsmlib.dsm import policy
 from vdsmlib.sim.guest.scenario import SCREEN_IDS, Scenario, ScenarioError, order_screens
 
 GuestServer = Any  # tests/sim/conftest.py GuestServer: url, proc, log()

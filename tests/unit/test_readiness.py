@@ -1,5 +1,6 @@
-"""Wait strategies: polling, timeouts, abort on death, async, and the HTTP/DSM probes against
-real HTTP servers on 127.0.0.1 (a "please wait" page, an API that is not up yet)."""
+"""The wait loop (timeouts, retryable errors, abort on death, progress, the sync wrapper) and
+the DSM probes against real HTTP servers on 127.0.0.1 (a "please wait" page, an API that is not
+up yet, a closed port, a connection reset, a SYN nobody answers)."""
 
 from __future__ import annotations
 
@@ -16,41 +17,63 @@ import pytest
 
 from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import (
-    AllReady,
     DsmApiReady,
-    HttpReady,
     NotReady,
-    PollReady,
     ReadinessAborted,
     ReadinessTimeout,
+    SyncInEventLoopError,
     WaitStrategy,
+    wait_for,
+    wait_for_sync,
 )
 from vdsmlib.webapi import WebApiError
 
 
 class Counter:
-    """Not ready for the first ``fails`` calls, then returns ``value``."""
+    """A probe: not ready for the first ``fails`` polls, then returns ``value``."""
 
     def __init__(self, fails: int, value: Any = "up", error: Exception | None = None) -> None:
         self.fails = fails
         self.value = value
         self.error = error or NotReady("still booting")
         self.calls = 0
+        self.budgets: list[float] = []
 
-    def __call__(self) -> Any:
+    async def __call__(self, budget: float) -> Any:
         self.calls += 1
+        self.budgets.append(budget)
         if self.calls <= self.fails:
             raise self.error
         return self.value
+
+
+class CounterReady(WaitStrategy[Any]):
+    """A wait object over a :class:`Counter`."""
+
+    def __init__(self, counter: Counter, what: str, **timing: float) -> None:
+        super().__init__(**timing)
+        self.counter = counter
+        self.what = what
+
+    async def check_async(self, budget: float) -> Any:
+        return await self.counter(budget)
+
+    def description(self) -> str:
+        return self.what
+
+
+def wait(counter: Counter, what: str = "x", **options: Any) -> Any:
+    """Run :func:`wait_for` on ``counter`` from a test (a fresh event loop)."""
+    options.setdefault("timeout", 5)
+    options.setdefault("interval", 0.01)
+    return asyncio.run(wait_for(counter, what=what, **options))
 
 
 def test_polls_until_ready_and_reports_ticks() -> None:
     counter = Counter(fails=3)
     ticks: list[tuple[float, BaseException | None]] = []
 
-    result = PollReady(counter, "thing", timeout=5, interval=0.01).wait(
-        on_tick=lambda elapsed, err: ticks.append((elapsed, err))
-    )
+    result = wait(counter, "thing", on_tick=lambda elapsed, err: ticks.append((elapsed, err)))
 
     assert result == "up"
     assert counter.calls == 4
@@ -59,11 +82,12 @@ def test_polls_until_ready_and_reports_ticks() -> None:
     assert isinstance(ticks[0][1], NotReady)
 
 
-def test_falsy_result_is_not_ready() -> None:
-    values: Iterator[object] = iter([0, "", None, [], "done"])
-    assert PollReady(lambda: next(values), "x", interval=0.01).wait() == "done"
-    # With truthy=False any return counts.
-    assert PollReady(lambda: 0, "zero", truthy=False).wait() == 0
+def test_probe_gets_the_remaining_budget() -> None:
+    counter = Counter(fails=10**6)
+    with pytest.raises(ReadinessTimeout):
+        wait(counter, timeout=0.3, interval=0.1)
+    assert counter.budgets[0] <= 0.3
+    assert counter.budgets[-1] < counter.budgets[0]
 
 
 def test_timeout_says_what_how_long_and_last_error() -> None:
@@ -71,8 +95,13 @@ def test_timeout_says_what_how_long_and_last_error() -> None:
     start = time.monotonic()
 
     with pytest.raises(ReadinessTimeout) as exc:
-        PollReady(counter, "DSM boot", timeout=0.3, interval=0.05).wait(
-            describe=lambda: "log tail: qemu started"
+        wait(
+            counter,
+            "DSM boot",
+            timeout=0.3,
+            interval=0.05,
+            retryable=(ConnectionRefusedError,),
+            describe=lambda: "log tail: qemu started",
         )
 
     elapsed = time.monotonic() - start
@@ -94,25 +123,27 @@ def test_describe_failing_does_not_hide_the_timeout() -> None:
         raise RuntimeError("docker gone")
 
     with pytest.raises(ReadinessTimeout, match="describe\\(\\) failed: RuntimeError"):
-        PollReady(Counter(10**6), "x", timeout=0.1, interval=0.05).wait(describe=broken)
+        wait(Counter(10**6), timeout=0.1, interval=0.05, describe=broken)
 
 
-def test_non_retryable_errors_propagate_at_once() -> None:
-    counter = Counter(fails=5, error=ValueError("bad config"))
-    with pytest.raises(ValueError, match="bad config"):
-        PollReady(counter, "x", timeout=5, interval=0.01).wait()
+def test_errors_outside_the_retryable_set_end_the_wait_unchanged() -> None:
+    # A bug in a probe (here a KeyError) is raised at once, never turned into a timeout.
+    counter = Counter(fails=5, error=KeyError("typo"))
+    with pytest.raises(KeyError, match="typo"):
+        wait(counter, retryable=(OSError,))
     assert counter.calls == 1
-    # ... unless declared retryable.
-    counter = Counter(fails=2, error=ValueError("flaky"))
-    assert PollReady(counter, "x", interval=0.01).with_retryable(ValueError).wait() == "up"
+    # A declared retryable error is retried.
+    counter = Counter(fails=2, error=ConnectionResetError("reset"))
+    assert wait(counter, retryable=(OSError,)) == "up"
+    assert counter.calls == 3
 
 
 def test_keyboard_interrupt_is_never_wrapped() -> None:
-    def interrupted() -> None:
+    async def interrupted(budget: float) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        PollReady(interrupted, "x", timeout=5).wait()
+        asyncio.run(wait_for(interrupted, what="x", timeout=5, retryable=(Exception,)))
 
 
 def test_alive_check_aborts_at_once() -> None:
@@ -125,7 +156,7 @@ def test_alive_check_aborts_at_once() -> None:
 
     start = time.monotonic()
     with pytest.raises(ReadinessAborted) as exc:
-        PollReady(counter, "DSM", timeout=30, interval=0.01).wait(alive=alive)
+        wait(counter, "DSM", timeout=30, alive=alive)
 
     assert time.monotonic() - start < 1
     assert isinstance(exc.value, ReadinessTimeout)
@@ -136,13 +167,15 @@ def test_alive_check_aborts_at_once() -> None:
 
 def test_interval_must_stay_short() -> None:
     with pytest.raises(ValueError, match="interval"):
-        PollReady(lambda: 1, "x", interval=2.0)
+        wait(Counter(0), interval=2.0)
     with pytest.raises(ValueError, match="timeout"):
-        PollReady(lambda: 1, "x", timeout=0)
+        CounterReady(Counter(0), "x", timeout=0)
+    with pytest.raises(ValueError, match="interval"):
+        CounterReady(Counter(0), "x").with_interval(5)
 
 
 def test_with_timeout_returns_a_copy() -> None:
-    original = PollReady(lambda: 1, "x", timeout=5, interval=0.2)
+    original = CounterReady(Counter(0), "x", timeout=5, interval=0.2)
     longer = original.with_timeout(60).with_interval(0.1)
     assert (original.timeout, original.interval) == (5, 0.2)
     assert (longer.timeout, longer.interval) == (60, 0.1)
@@ -150,57 +183,48 @@ def test_with_timeout_returns_a_copy() -> None:
 
 
 def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert PollReady(Counter(2), "with bar", interval=0.01).wait(progress=True) == "up"
+    assert wait(Counter(2), "with bar", progress=True) == "up"
     assert "with bar" in capsys.readouterr().err
 
 
-def test_all_ready_polls_each_until_ready_once() -> None:
-    a, b = Counter(fails=1, value="a"), Counter(fails=4, value="b")
-    both = AllReady(
-        PollReady(a, "first", interval=0.01), PollReady(b, "second", interval=0.01), timeout=5
-    )
-    assert both.wait() == ("a", "b")
-    assert a.calls == 2  # not polled again once ready
-    assert b.calls == 5
-    assert both.description() == "first and second"
-    # A second wait starts from scratch.
-    assert both.wait() == ("a", "b")
-
-
-def test_all_ready_respects_each_strategys_retryable() -> None:
-    strict = PollReady(Counter(fails=3, error=KeyError("k")), "strict", interval=0.01)
-    with pytest.raises(KeyError):
-        AllReady(PollReady(Counter(0), "fine"), strict).wait()
-
-
-def test_async_wait() -> None:
+def test_sync_wait_and_async_wait_are_one_loop() -> None:
     counter = Counter(fails=2)
+    assert CounterReady(counter, "x", interval=0.01).wait() == "up"
+    assert counter.calls == 3
 
     async def main() -> Any:
-        return await PollReady(counter, "x", interval=0.01).wait_async()
+        return await CounterReady(Counter(fails=2), "x", interval=0.01).wait_async()
 
     assert asyncio.run(main()) == "up"
 
 
+def test_sync_wait_refuses_inside_a_running_event_loop() -> None:
+    counter = Counter(fails=0)
+
+    async def in_a_notebook_cell() -> Any:
+        return CounterReady(counter, "DSM Web API", interval=0.01).wait()
+
+    with pytest.raises(SyncInEventLoopError, match=r"DSM Web API.*await .*wait_async"):
+        asyncio.run(in_a_notebook_cell())
+    assert counter.calls == 0  # refused before polling
+
+    async def also_the_bare_wrapper() -> None:
+        wait_for_sync(lambda: asyncio.sleep(0), "nothing")
+
+    with pytest.raises(SyncInEventLoopError):
+        asyncio.run(also_the_bare_wrapper())
+
+
 def test_async_alive_and_timeout() -> None:
-    async def aborted() -> None:
-        await PollReady(Counter(10**6), "x", interval=0.01).wait_async(alive=lambda: "gone")
-
     with pytest.raises(ReadinessAborted, match="gone"):
-        asyncio.run(aborted())
-
-    async def timed_out() -> None:
-        await PollReady(Counter(10**6), "y", timeout=0.2, interval=0.05).wait_async()
-
+        wait(Counter(10**6), alive=lambda: "gone")
     with pytest.raises(ReadinessTimeout, match="y not ready"):
-        asyncio.run(timed_out())
+        wait(Counter(10**6), "y", timeout=0.2, interval=0.05)
 
 
 def test_async_wait_can_be_cancelled() -> None:
     async def main() -> None:
-        task = asyncio.create_task(
-            PollReady(Counter(10**6), "x", timeout=30, interval=0.05).wait_async()
-        )
+        task = asyncio.create_task(wait_for(Counter(10**6), what="x", timeout=30, interval=0.05))
         await asyncio.sleep(0.2)
         task.cancel()
         await task
@@ -209,20 +233,6 @@ def test_async_wait_can_be_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(main())
     assert time.monotonic() - start < 2
-
-
-def test_custom_strategy_gets_the_remaining_budget() -> None:
-    budgets: list[float] = []
-
-    class Budgeted(WaitStrategy[None]):
-        def check(self, budget: float) -> None:
-            budgets.append(budget)
-            raise NotReady("no")
-
-    with pytest.raises(ReadinessTimeout):
-        Budgeted(timeout=0.3, interval=0.1).wait()
-    assert budgets[0] <= 0.3
-    assert budgets[-1] < budgets[0]
 
 
 # -- HTTP probes against real local servers ----------------------------------------------------
@@ -280,16 +290,71 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_http_ready_accepts_any_answer(web: http.server.ThreadingHTTPServer) -> None:
-    assert HttpReady(_url(web) + "/anything").wait() == 200
-
-
-def test_http_ready_times_out_on_a_closed_port() -> None:
+def test_dsm_api_ready_retries_a_refused_connection() -> None:
     url = _closed_port_url()
     with pytest.raises(ReadinessTimeout) as exc:
-        HttpReady(url, timeout=0.3, interval=0.05).wait()
-    assert f"HTTP answer from {url}" in str(exc.value)
-    assert isinstance(exc.value.last_error, NotReady)
+        DsmApiReady(url, timeout=0.3, interval=0.05).wait()
+    assert f"DSM Web API at {url}" in str(exc.value)
+    assert isinstance(exc.value.last_error, WebApiError)
+    assert exc.value.attempts >= 2
+
+
+def test_dsm_api_ready_retries_a_reset_connection() -> None:
+    # A guest booting behind NAT may accept and drop connections before DSM listens.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        stop = threading.Event()
+
+        def reset_everything() -> None:
+            server.settimeout(0.05)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                conn.close()  # RST instead of an answer
+
+        thread = threading.Thread(target=reset_everything, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.getsockname()[1]}"
+            with pytest.raises(ReadinessTimeout) as exc:
+                DsmApiReady(url, timeout=0.4, interval=0.05).wait()
+        finally:
+            stop.set()
+            thread.join(5)
+    assert exc.value.attempts >= 2
+    assert isinstance(exc.value.last_error, WebApiError)
+
+
+def test_dsm_api_ready_retries_a_syn_nobody_answers() -> None:
+    # A full accept queue drops further SYNs, as a NAT rule with nothing behind it does: the
+    # probe's request timeout bounds each attempt and the wait goes on.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.1)
+        try:
+            start = time.monotonic()
+            with pytest.raises(ReadinessTimeout) as exc:
+                DsmApiReady(
+                    f"http://127.0.0.1:{port}", timeout=2.5, interval=0.05, request_timeout=1
+                ).wait()
+            assert time.monotonic() - start < 6
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert exc.value.attempts >= 2
+    assert "ConnectTimeout" in str(exc.value)
 
 
 def test_please_wait_page_is_not_dsm_readiness(web: http.server.ThreadingHTTPServer) -> None:

@@ -15,6 +15,7 @@ import playwright
 import pytest
 import yaml
 
+from vdsmlib.dsm import screens
 from vdsmlib.errors import VdsmError
 from vdsmlib.wizard import (
     STAGES,
@@ -82,6 +83,26 @@ def test_dsm_722_post_wizard_knows_the_nine_screens_of_the_facts() -> None:
     notification = profile.screen("notification-setup")
     assert notification.identify.within == "div.v-notification-panel"
     assert notification.actions == [ClosePanel(close_panel="i.close-btn.window-tool-close")]
+
+
+def test_dsm_722_post_wizard_targets_exactly_dsms_selectors_and_texts() -> None:
+    # The profile is written against DSM (vdsmlib.dsm.screens, from the facts file): each of
+    # DSM's screens is identified by its title element and text and dismissed by its button.
+    profile = load_stage_profile("dsm-7.2.2", "post-wizard")
+    for fact in screens.POST_WIZARD.values():
+        matching = [s for s in profile.screens if s.identify.text == fact.title]
+        assert len(matching) == 1, fact.id
+        screen = matching[0]
+        assert screen.identify.selector == fact.title_selector, fact.id
+        clicked = [a.click for a in screen.actions if isinstance(a, Click)]
+        closed = [a.close_panel for a in screen.actions if isinstance(a, ClosePanel)]
+        assert clicked[-1:] == [fact.action_selector] or closed == [fact.action_selector], fact.id
+    assert profile.done is not None
+    assert profile.done.visible.selector == screens.DESKTOP.item_title_selector
+    assert profile.done.visible.text == screens.DESKTOP.ready_title
+    # Only modal things block the desktop; a notification panel is not modal.
+    assert set(screens.DESKTOP.modal_masks) <= set(profile.done.blocked_by)
+    assert "div.v-notification-panel" not in profile.done.blocked_by
 
 
 def test_dsm_722_admin_and_services_are_ordered_and_required() -> None:

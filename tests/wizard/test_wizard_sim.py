@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 import time
 import urllib.request
 import zipfile
@@ -45,8 +47,16 @@ CREDENTIALS = Credentials(VALUES["admin_user"], PASSWORD)
 
 @contextmanager
 def sim(tmp_path: Path, **knobs: str) -> Iterator[str]:
-    """The guest web app with SIM_* knobs (tests.guest.run_guest); yields its base URL."""
-    with run_guest(knobs) as guest:
+    """The guest web app with SIM_* knobs on a free port; yields its base URL."""
+    with sim_at(tmp_path, 0, knobs) as url:
+        yield url
+
+
+@contextmanager
+def sim_at(tmp_path: Path, port: int, knobs: dict[str, str]) -> Iterator[str]:
+    """The guest web app (tests.guest.run_guest) on ``port``; yields its base URL. Its log,
+    request lines included, is ``tmp_path / "sim.log"``."""
+    with run_guest(knobs, port=port, log_path=tmp_path / "sim.log") as guest:
         yield guest.url + "/"
 
 
@@ -162,7 +172,10 @@ async def test_services_ui_enables_nfs_once(tmp_path: Path) -> None:
 
 async def test_unknown_dialog_fails_with_a_suggestion(tmp_path: Path) -> None:
     profile = load_stage_profile("fast", "post-wizard", search=FAST)
-    with sim(tmp_path, SIM_SCREENS="update-options", SIM_EXTRA_DIALOG="Something new") as url:
+    # A non-modal toast on the desktop as well: it neither hides the modal nor takes its place
+    # in the diagnosis.
+    knobs = {"SIM_EXTRA_DIALOG": "Something new", "SIM_TOAST": "DSM 7.2.2-72806 Update 3 is ready"}
+    with sim(tmp_path, SIM_SCREENS="update-options", **knobs) as url:
         async with BrowserSession(tmp_path / "evidence") as session:
             await run_stage(session, load_stage_profile("fast", "admin", search=FAST), VALUES, url)
             started = time.monotonic()
@@ -178,6 +191,7 @@ async def test_unknown_dialog_fails_with_a_suggestion(tmp_path: Path) -> None:
     assert str(err.screenshot) in message
     assert "Something new" in message  # the visible text
     assert "sim-extra-dialog" in message  # the DOM excerpt of the topmost dialog
+    assert "Topmost dialog (div[syno-id='sim-extra-dialog'])" in message
     assert "click: button[syno-id='sim-extra-dialog-fbar-ok']" in err.suggestion_yaml
     assert "selector: div.dialog-content\n    text: Something new" in err.suggestion_yaml
     assert err.suggestion_yaml in message
@@ -258,6 +272,58 @@ async def test_boot_waits_for_the_welcome_button(tmp_path: Path) -> None:
     # It polled through the "Installing DSM" page until the button showed, not before.
     assert 3.5 <= waited < profile.timeouts.stage
     assert report.seconds > 1
+
+
+def page_loads(tmp_path: Path) -> int:
+    """How often the browser loaded the page itself (``GET /``) from the simulator."""
+    return len(re.findall(r"^GET / \d+", (tmp_path / "sim.log").read_text(), re.MULTILINE))
+
+
+async def test_boot_loads_the_welcome_page_once_and_waits_on_it(tmp_path: Path) -> None:
+    # The fast profile allows a reload every second; a page that is still on its way to the
+    # welcome button (here the simulator's install page, 7 s) is not a reason for one.
+    profile = load_stage_profile("fast", "boot", search=FAST)
+    assert profile.timeouts.reload == 1
+    with sim(tmp_path, SIM_INSTALL_DELAY="7") as url:
+        async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+            report = await run_stage(session, profile, {}, url)
+    # The stage waited several reload periods on the page...
+    assert report.ok and report.seconds >= 3
+    # ...and loaded it once.
+    assert page_loads(tmp_path) == 1
+
+
+async def test_boot_reloads_a_page_that_did_not_load(tmp_path: Path) -> None:
+    # Nothing answers at first (QEMU boots behind NAT): the browser shows its error page, and
+    # the stage reloads until DSM's welcome page comes.
+    profile = load_stage_profile("fast", "boot", search=FAST)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+        stage = asyncio.create_task(run_stage(session, profile, {}, url))
+        await asyncio.sleep(3)
+        assert not stage.done()
+        with sim_at(tmp_path, port, {}):
+            report = await asyncio.wait_for(stage, profile.timeouts.stage)
+    assert report.ok
+    assert page_loads(tmp_path) >= 1
+
+
+async def test_post_wizard_is_done_under_a_toast(tmp_path: Path) -> None:
+    # A non-modal notification stays on the desktop; it blocks neither the done condition nor
+    # the desktop title, which DSM renders with whitespace around it.
+    with sim(tmp_path, SIM_SCREENS="update-options,notification-setup", SIM_TOAST="Hi") as url:
+        async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+            admin, post = await setup(session, url)
+            async with session.stage("check", url) as page:
+                toast = page.locator("[data-sim-toast]").filter(visible=True)
+                await toast.wait_for(timeout=10_000)
+                title = page.locator("div[elementtiming='desktop-item-title']").first
+                assert (await title.text_content() or "").startswith("\n")
+    assert admin.ok and post.ok
+    assert post.handled == ["update-options", "notification-setup"]
 
 
 async def detect_soon(wizard: Wizard) -> Screen | None:

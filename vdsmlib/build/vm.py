@@ -189,7 +189,7 @@ class StageVm(Closeable):
         async with self.qmp() as qmp:
             info = await save_snapshot(qmp, name, timeout=timeout, replace=True)
             await qmp.quit()
-        code = self.container.wait_exit(timeout=120)
+        code = await self.container.wait_exit_async(timeout=120)
         if code not in (0, 143):
             log.warning(
                 "container exited %s after QEMU quit:\n%s", code, self.container.logs_tail()

@@ -6,7 +6,7 @@ Example::
                            env={"KVM": "N"}, labels=owner_labels("stage-container", run_id)) as vm:
         url = vm.url(5000)           # http://127.0.0.1:<free port>
         ...
-        vm.wait_exit(60)
+        code = vm.wait_exit(60)     # in async code: await vm.wait_exit_async(60)
         image = vm.commit("vdsm-ci/checkpoint", "x", labels={...})
 
 Published ports are bound to 127.0.0.1 on ports Docker picks, so a busy 5000 on the host never
@@ -16,9 +16,9 @@ of times; a failed start removes what was created before raising.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from vdsmlib.docker.engine import DockerError
+from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for, wait_for_sync
 from vdsmlib.resource import Closeable
 
 __all__ = ["ContainerExited", "VmContainer", "run_detached"]
@@ -209,17 +210,29 @@ class VmContainer(Closeable):
             )
         return out
 
-    def wait_exit(self, timeout: float) -> int:
+    async def wait_exit_async(self, timeout: float) -> int:
         """Wait for the container to stop by itself; returns its exit code."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code = self.exit_code()
-            if code is not None:
-                return code
-            time.sleep(_POLL)
-        raise DockerError(
-            f"container {self.short_id} did not stop within {timeout:.0f} s; last log lines:\n"
-            + self.logs_tail(15)
+
+        async def stopped(budget: float) -> int:
+            code = await asyncio.to_thread(self.exit_code)
+            if code is None:
+                raise NotReady(f"container {self.short_id} still runs")
+            return code
+
+        try:
+            return await wait_for(
+                stopped, what=f"container {self.short_id} to stop", timeout=timeout, interval=_POLL
+            )
+        except ReadinessTimeout as err:
+            raise DockerError(
+                f"container {self.short_id} did not stop within {timeout:.0f} s; last log "
+                "lines:\n" + self.logs_tail(15)
+            ) from err
+
+    def wait_exit(self, timeout: float) -> int:
+        """:meth:`wait_exit_async` for synchronous code (not inside a running event loop)."""
+        return wait_for_sync(
+            lambda: self.wait_exit_async(timeout), f"container {self.short_id} to stop"
         )
 
     def stop(self, timeout: int = 30) -> None:

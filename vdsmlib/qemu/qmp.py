@@ -35,6 +35,7 @@ from qemu.qmp import (
 
 from vdsmlib.qemu.errors import QmpError
 from vdsmlib.qemu.image import SnapshotInfo
+from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for
 
 __all__ = ["Address", "BlockDevice", "QmpSession"]
 
@@ -149,45 +150,51 @@ class QmpSession:
         """Connect, retrying until :attr:`connect_timeout`; QmpError if that runs out."""
         if self._client is not None:
             raise QmpError(f"QMP session to {self._where} is already connected")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
-        problem = "the socket never appeared"
-        last_error: BaseException | None = None
-        while (remaining := deadline - loop.time()) > 0:
+
+        async def attempt(budget: float) -> QMPClient:
             if isinstance(self.address, str) and not os.path.exists(self.address):
-                await asyncio.sleep(min(self.poll_interval, remaining))
-                continue
+                raise NotReady("the socket never appeared")
             client = QMPClient(_CONNECTING)
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(budget):
                     await client.connect(self.address)
             except TimeoutError as err:
-                last_error = err
-                problem = (
-                    "connected, but QEMU sent no QMP greeting; QEMU serves one QMP client "
-                    "at a time, so another client may still hold the socket (or QEMU is busy, "
-                    "e.g. loading a snapshot)"
-                )
-                break
+                raise QmpError(
+                    self._with_description(
+                        f"no QMP connection to {self._where} within {self.connect_timeout:g} s: "
+                        "connected, but QEMU sent no QMP greeting; QEMU serves one QMP client "
+                        "at a time, so another client may still hold the socket (or QEMU is "
+                        "busy, e.g. loading a snapshot)"
+                    )
+                ) from err
             except ConnectError as err:
-                last_error = err
-                problem = f"last attempt: {err}"
-                # Refused, reset or EOF: QEMU (or a port proxy in front of it)
-                # is not listening yet. Anything else will not get better.
-                if not isinstance(err.exc, OSError | EOFError):
-                    break
-                await asyncio.sleep(min(self.poll_interval, max(0.0, deadline - loop.time())))
-                continue
-            client.name = _CONNECTED
-            self._client = client
-            logger.debug("QMP connected to %s", self._where)
-            return
-        raise QmpError(
-            self._with_description(
-                f"no QMP connection to {self._where} within {self.connect_timeout:g} s: "
-                f"{problem}. Check that QEMU runs with -qmp on this address."
+                # Refused, reset or EOF: QEMU (or a port proxy in front of it) is not
+                # listening yet. Anything else will not get better.
+                if isinstance(err.exc, OSError | EOFError):
+                    raise NotReady(f"last attempt: {err}") from err
+                raise QmpError(
+                    self._with_description(f"no QMP connection to {self._where}: {err}")
+                ) from err
+            return client
+
+        try:
+            client = await wait_for(
+                attempt,
+                what=f"QMP at {self._where}",
+                timeout=self.connect_timeout,
+                interval=self.poll_interval,
             )
-        ) from last_error
+        except ReadinessTimeout as err:
+            problem = str(err.last_error) if err.last_error else "no attempt finished"
+            raise QmpError(
+                self._with_description(
+                    f"no QMP connection to {self._where} within {self.connect_timeout:g} s: "
+                    f"{problem}. Check that QEMU runs with -qmp on this address."
+                )
+            ) from (err.last_error.__cause__ if err.last_error else err)
+        client.name = _CONNECTED
+        self._client = client
+        logger.debug("QMP connected to %s", self._where)
 
     async def close(self) -> None:
         """Disconnect so that the next client can connect; does nothing if closed."""

@@ -7,66 +7,13 @@ depends on the API (400 is "wrong password" for ``SYNO.API.Auth`` and "no such s
 
 from __future__ import annotations
 
+from vdsmlib.dsm import errors as dsm_errors
 from vdsmlib.errors import VdsmError
 
 __all__ = ["COMMON_ERRORS", "WebApiError", "error_hint", "error_meaning"]
 
-#: Codes every API may return.
-COMMON_ERRORS: dict[int, str] = {
-    100: "unknown error",
-    101: "bad or missing API, method or version parameter",
-    102: "no such API",
-    103: "no such method",
-    104: "version not supported",
-    105: "no permission",
-    106: "session timeout",
-    107: "session interrupted by a duplicate login",
-    114: "lost parameters",
-    117: "needs manager rights",
-    119: "invalid session",
-    120: "invalid parameter",
-}
-
-_AUTH_ERRORS: dict[int, str] = {
-    400: "no such account or wrong password",
-    401: "disabled account",
-    402: "permission denied",
-    403: "2-factor authentication code required",
-    404: "2-factor authentication failed",
-    406: "2-factor authentication is enforced",
-    407: "blocked IP address",
-    408: "password expired and cannot be changed",
-    409: "password expired",
-    410: "password must be changed",
-    411: "account locked",
-}
-
-_SHARE_ERRORS: dict[int, str] = {
-    402: "no such share",
-    403: "invalid input",
-    3301: "share already exists",
-    3309: "maximum number of shares reached",
-}
-
-_SMB_ERRORS: dict[int, str] = {
-    2001: "settings refused (DSM 7.3 wants the whole settings object back)",
-}
-
-_ISCSI_ERRORS: dict[int, str] = {
-    18990002: "out of space on the volume",
-    18990531: "no such LUN",
-    18990538: "duplicated LUN name",
-    18990710: "bad target id",
-    18990744: "duplicated target name",
-}
-
-_BY_API: dict[str, dict[int, str]] = {
-    "SYNO.API.Auth": _AUTH_ERRORS,
-    "SYNO.Core.Share": _SHARE_ERRORS,
-    "SYNO.Core.FileServ.SMB": _SMB_ERRORS,
-    "SYNO.Core.ISCSI.LUN": _ISCSI_ERRORS,
-    "SYNO.Core.ISCSI.Target": _ISCSI_ERRORS,
-}
+#: Codes every API may return (DSM's facts: :mod:`vdsmlib.dsm.errors`).
+COMMON_ERRORS = dsm_errors.COMMON_ERRORS
 
 _HINTS: dict[int, str] = {
     102: "the API is not listed by SYNO.API.Info: is its package running?",
@@ -88,18 +35,14 @@ _AUTH_HINTS: dict[int, str] = {
 
 def error_meaning(code: int, api: str | None = None) -> str:
     """DSM's meaning of ``code`` for ``api``, e.g. ``"no such account or wrong password"``."""
-    if api:
-        table = _BY_API.get(api)
-        if table and code in table:
-            return table[code]
-    return COMMON_ERRORS.get(code, "unknown error code")
+    return dsm_errors.meaning(code, api)
 
 
 def error_hint(code: int, api: str | None = None) -> str | None:
     """What to do about ``code``, when there is something useful to say."""
     if api == "SYNO.API.Auth" and code in _AUTH_HINTS:
         return _AUTH_HINTS[code]
-    if api in _BY_API and code in _BY_API[api]:
+    if api in dsm_errors.BY_API and code in dsm_errors.BY_API[api]:
         return None
     return _HINTS.get(code)
 

@@ -24,22 +24,22 @@ In a notebook, where an ``async with`` cannot span cells::
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import shutil
-import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import playwright
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for
 from vdsmlib.wizard.engine import Wizard
 from vdsmlib.wizard.errors import BrowserError, WizardError
 from vdsmlib.wizard.profile import StageProfile
@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # Without the networking flags Debian's Chromium keeps trying to reach Google; as root it
@@ -182,57 +184,58 @@ async def login_if_needed(
         except PlaywrightError:
             return False  # navigating
 
-    async def wait_for(selector: str, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not await visible(selector):
-            if await visible(sel.error):
-                text = await page.locator(sel.error).filter(visible=True).first.inner_text()
-                raise WizardError(
-                    f"login as {credentials.user!r} failed at {page.url}: {text.strip()!r}. "
-                    f"Check the admin credentials in the params."
-                )
-            if time.monotonic() > deadline:
-                raise WizardError(
-                    f"login as {credentials.user!r} at {page.url}: {what} within {timeout:g} s"
-                )
-            await asyncio.sleep(poll)
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if await visible(sel.user):
-            break
-        for marker in sel.signed_in:
-            if await visible(marker):
-                return False
-        if time.monotonic() > deadline:
-            log.info("no login form and no signed-in marker after %g s at %s", timeout, page.url)
-            return False
-        await asyncio.sleep(poll)
-    log.info("logging in as %s (two-step login page)", credentials.user)
-    try:
-        await user.first.fill(credentials.user)
-        await user.first.press("Enter")
-        await wait_for(sel.password, "the password field did not show")
-        await password.first.fill(credentials.password)
-        await password.first.press("Enter")
-    except PlaywrightError as err:
-        raise WizardError(
-            f"login as {credentials.user!r} at {page.url} failed: {str(err).splitlines()[0]}"
-        ) from err
-    deadline = time.monotonic() + timeout
-    while await visible(sel.password) or await visible(sel.user):
+    async def login_error() -> None:
         if await visible(sel.error):
             text = await page.locator(sel.error).filter(visible=True).first.inner_text()
             raise WizardError(
                 f"login as {credentials.user!r} failed at {page.url}: {text.strip()!r}. "
                 f"Check the admin credentials in the params."
             )
-        if time.monotonic() > deadline:
-            raise WizardError(
-                f"login as {credentials.user!r} at {page.url}: the login form did not go away "
-                f"within {timeout:g} s"
-            )
-        await asyncio.sleep(poll)
+
+    async def until(probe: Callable[[float], Awaitable[T]], what: str) -> T:
+        return await wait_for(probe, what=what, timeout=timeout, interval=poll)
+
+    async def form_or_signed_in(budget: float) -> bool:
+        if await visible(sel.user):
+            return True
+        for marker in sel.signed_in:
+            if await visible(marker):
+                return False
+        raise NotReady("neither the login form nor a signed-in marker shows")
+
+    try:
+        if not await until(form_or_signed_in, f"login form at {page.url}"):
+            return False
+    except ReadinessTimeout:
+        log.info("no login form and no signed-in marker after %g s at %s", timeout, page.url)
+        return False
+
+    async def password_field(budget: float) -> None:
+        await login_error()
+        if not await visible(sel.password):
+            raise NotReady("the password field did not show")
+
+    async def form_gone(budget: float) -> None:
+        await login_error()
+        if await visible(sel.password) or await visible(sel.user):
+            raise NotReady("the login form did not go away")
+
+    log.info("logging in as %s (two-step login page)", credentials.user)
+    try:
+        await user.first.fill(credentials.user)
+        await user.first.press("Enter")
+        await until(password_field, "the password field")
+        await password.first.fill(credentials.password)
+        await password.first.press("Enter")
+        await until(form_gone, "the login form to go away")
+    except PlaywrightError as err:
+        raise WizardError(
+            f"login as {credentials.user!r} at {page.url} failed: {str(err).splitlines()[0]}"
+        ) from err
+    except ReadinessTimeout as err:
+        raise WizardError(
+            f"login as {credentials.user!r} at {page.url}: {err.last_error} within {timeout:g} s"
+        ) from err
     return True
 
 

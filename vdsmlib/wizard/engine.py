@@ -15,7 +15,6 @@ Example (in a notebook cell, with a page from :class:`vdsmlib.wizard.BrowserSess
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
 
+from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for
 from vdsmlib.wizard.errors import (
     RequiredScreenMissing,
     ScreenError,
@@ -56,6 +56,11 @@ log = logging.getLogger(__name__)
 _MAX_REPEATS = 8
 _TEXT_EXCERPT = 1500
 _HTML_EXCERPT = 4000
+# The HTTP status of the document on screen (0 when the browser does not know it).
+_DOCUMENT_STATUS_JS = (
+    "() => { const n = performance.getEntriesByType('navigation')[0];"
+    " return n && n.responseStatus ? n.responseStatus : 0; }"
+)
 
 
 def _trim(text: str, limit: int) -> str:
@@ -63,8 +68,11 @@ def _trim(text: str, limit: int) -> str:
 
 
 def _text_pattern(text: str, exact: bool) -> str | re.Pattern[str]:
+    """What a target's text matches: DSM's templates wrap texts in newlines and indentation
+    (and may break them across lines), so any run of whitespace matches any other."""
     if exact:
-        return re.compile(r"^\s*" + re.escape(text) + r"\s*$")
+        words = [re.escape(word) for word in text.split()]
+        return re.compile(r"^\s*" + r"\s+".join(words) + r"\s*$")
     return text
 
 
@@ -73,7 +81,8 @@ class Wizard:
 
     ``values``: the named values fill actions use (``admin_user``, ``admin_password``, ...);
     values whose names look secret are never logged or written. ``evidence``: directory for
-    screenshots and unknown-screen reports. ``base_url``: where a reload goes (``timeouts.reload``).
+    screenshots and unknown-screen reports. ``base_url``: where a reload goes (``timeouts.reload``,
+    ``reload_when``).
     """
 
     def __init__(
@@ -144,57 +153,51 @@ class Wizard:
     # ----------------------------------------------------------------- public, whole stage
 
     async def run(self) -> StageReport:
-        """Handle screens until the stage is done; returns the report (raises WizardError)."""
+        """Handle screens until the stage is done; returns the report (raises WizardError).
+
+        Each step waits (on :func:`vdsmlib.readiness.wait_for`) for a known screen or the done
+        condition, for at most ``timeouts.screen`` seconds and within ``timeouts.stage``.
+        """
         profile, timeouts = self.profile, self.profile.timeouts
         start = time.monotonic()
         deadline = start + timeouts.stage
-        last_progress = last_reload = start
         cursor = 0  # order: sequence: index of the next expected step
         repeats: dict[str, int] = {}
         log.info("stage %s: profile %s", profile.stage, profile.profile)
         try:
             while True:
-                now = time.monotonic()
-                if now > deadline:
+                last_progress = time.monotonic()
+                left = deadline - last_progress
+                if left <= 0:
                     raise await self._unknown(
                         start, f"the stage took longer than timeouts.stage={timeouts.stage:g} s"
                     )
-                sequence = profile.order == "sequence"
-                screen = await self._detect(
-                    profile.screens[cursor:] if sequence else profile.screens
-                )
-                if screen is not None:
-                    if sequence:
-                        cursor = self._advance(cursor, screen, start)
-                    repeats[screen.id] = repeats.get(screen.id, 0) + 1
-                    if repeats[screen.id] > _MAX_REPEATS:
-                        raise ScreenError(
-                            f"stage {profile.stage}: screen {screen.id} showed "
-                            f"{_MAX_REPEATS} times: its actions do not dismiss it. Check the "
-                            f"actions in {profile.files[0] if profile.files else 'the profile'}.",
-                            screen=screen.id,
-                            report=self.report,
-                        )
-                    await self._handle(screen, start)
-                    last_progress = time.monotonic()
-                    continue
-                if await self._done(cursor, last_progress):
+                try:
+                    screen = await self._next_step(
+                        cursor, last_progress, min(timeouts.screen, left)
+                    )
+                except ReadinessTimeout as err:
+                    why = (
+                        f"the stage took longer than timeouts.stage={timeouts.stage:g} s"
+                        if time.monotonic() >= deadline
+                        else f"nothing known showed for timeouts.screen={timeouts.screen:g} s "
+                        f"({err.last_error})"
+                    )
+                    raise await self._unknown(start, why) from None
+                if screen is None:
                     break
-                if now - last_progress > timeouts.screen:
-                    waiting = (
-                        f"waiting for step {profile.screens[cursor].id}"
-                        if profile.order == "sequence" and cursor < len(profile.screens)
-                        else "waiting for a known screen or the done condition"
+                if profile.order == "sequence":
+                    cursor = self._advance(cursor, screen, start)
+                repeats[screen.id] = repeats.get(screen.id, 0) + 1
+                if repeats[screen.id] > _MAX_REPEATS:
+                    raise ScreenError(
+                        f"stage {profile.stage}: screen {screen.id} showed "
+                        f"{_MAX_REPEATS} times: its actions do not dismiss it. Check the "
+                        f"actions in {profile.files[0] if profile.files else 'the profile'}.",
+                        screen=screen.id,
+                        report=self.report,
                     )
-                    raise await self._unknown(
-                        start,
-                        f"nothing known showed for timeouts.screen={timeouts.screen:g} s "
-                        f"({waiting})",
-                    )
-                if timeouts.reload and now - last_reload > timeouts.reload:
-                    last_reload = now
-                    await self._reload()
-                await asyncio.sleep(timeouts.poll)
+                await self._handle(screen, start)
         except WizardError as err:
             self.report.seconds = time.monotonic() - start
             self.report.error = str(err)
@@ -206,6 +209,34 @@ class Wizard:
         handled = ", ".join(self.report.handled) or "no screens"
         log.info("stage %s done in %.1f s: %s", profile.stage, self.report.seconds, handled)
         return self.report
+
+    async def _next_step(self, cursor: int, last_progress: float, timeout: float) -> Screen | None:
+        """Wait for the next known screen (returned) or the done condition (None)."""
+        profile = self.profile
+        sequence = profile.order == "sequence"
+        candidates = profile.screens[cursor:] if sequence else profile.screens
+        waiting = (
+            f"waiting for step {profile.screens[cursor].id}"
+            if sequence and cursor < len(profile.screens)
+            else "waiting for a known screen or the done condition"
+        )
+        last_reload = [time.monotonic()]
+
+        async def step(budget: float) -> Screen | None:
+            screen = await self._detect(candidates)
+            if screen is not None:
+                return screen
+            if await self._done(cursor, last_progress):
+                return None
+            await self._reload_if_broken(last_reload)
+            raise NotReady(waiting)
+
+        return await wait_for(
+            step,
+            what=f"stage {profile.stage}: next screen",
+            timeout=timeout,
+            interval=profile.timeouts.poll,
+        )
 
     # ----------------------------------------------------------------- matching
 
@@ -395,28 +426,32 @@ class Wizard:
     async def _poll(
         self, probe: Callable[[], Awaitable[bool]], timeout: float, what: str, screen: Screen
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if await probe():
-                    return
-            except PlaywrightError as err:
-                log.debug("%s: %s", what, err)
-            if time.monotonic() > deadline:
-                after = await self._failure_shot(screen.id)
-                raise ScreenError(
-                    f"stage {self.profile.stage}: screen {screen.id}: {what} within {timeout:g} s. "
-                    f"Screenshot: {after}.",
-                    screen=screen.id,
-                    screenshot=after,
-                    report=self.report,
-                )
-            await asyncio.sleep(self.profile.timeouts.poll)
+        async def holds(budget: float) -> None:
+            if not await probe():
+                raise NotReady(what)
+
+        try:
+            await wait_for(
+                holds,
+                what=what,
+                timeout=timeout,
+                interval=self.profile.timeouts.poll,
+                retryable=(PlaywrightError,),  # the page may be navigating
+            )
+        except ReadinessTimeout as err:
+            after = await self._failure_shot(screen.id)
+            raise ScreenError(
+                f"stage {self.profile.stage}: screen {screen.id}: {what} within {timeout:g} s. "
+                f"Screenshot: {after}.",
+                screen=screen.id,
+                screenshot=after,
+                report=self.report,
+            ) from err
 
     async def _wait_left(self, screen: Screen, shot: Path, timeout: float) -> None:
         condition = screen.leave_condition
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def left(budget: float) -> None:
             error = await self._error_text(screen)
             if error:
                 after = await self._failure_shot(screen.id)
@@ -428,20 +463,27 @@ class Wizard:
                     screenshot=after,
                     report=self.report,
                 )
-            if await self._holds(condition):
-                return
-            if time.monotonic() > deadline:
-                after = await self._failure_shot(screen.id)
-                raise ScreenError(
-                    f"stage {self.profile.stage}: screen {screen.id} did not leave within "
-                    f"{timeout:g} s after its actions (waiting for {condition.describe()}). "
-                    f"Screenshots: {shot}, {after}. Check the actions and the 'left' condition "
-                    f"in the profile, or raise the screen's timeout.",
-                    screen=screen.id,
-                    screenshot=after,
-                    report=self.report,
-                )
-            await asyncio.sleep(self.profile.timeouts.poll)
+            if not await self._holds(condition):
+                raise NotReady(f"waiting for {condition.describe()}")
+
+        try:
+            await wait_for(
+                left,
+                what=f"screen {screen.id} to leave",
+                timeout=timeout,
+                interval=self.profile.timeouts.poll,
+            )
+        except ReadinessTimeout as err:
+            after = await self._failure_shot(screen.id)
+            raise ScreenError(
+                f"stage {self.profile.stage}: screen {screen.id} did not leave within "
+                f"{timeout:g} s after its actions (waiting for {condition.describe()}). "
+                f"Screenshots: {shot}, {after}. Check the actions and the 'left' condition "
+                f"in the profile, or raise the screen's timeout.",
+                screen=screen.id,
+                screenshot=after,
+                report=self.report,
+            ) from err
 
     async def _error_text(self, screen: Screen) -> str | None:
         for selector in screen.errors:
@@ -462,14 +504,43 @@ class Wizard:
             log.warning("no failure screenshot: %s", err)
             return None
 
-    async def _reload(self) -> None:
+    async def _broken_page(self) -> str | None:
+        """Why the page needs a reload (it failed to load, answered an HTTP error, or shows
+        one of the profile's ``reload_when`` pages), or None: a page still rendering is left
+        alone, however long its first render takes."""
+        url = self.page.url
+        if url.startswith("chrome-error://") or url == "about:blank":
+            return f"the page did not load ({url})"
+        try:
+            status = await self.page.evaluate(_DOCUMENT_STATUS_JS)
+        except PlaywrightError as err:  # navigating: look again at the next poll
+            log.debug("document status: %s", err)
+            return None
+        if isinstance(status, int) and status >= 500:
+            return f"the page answered HTTP {status}"
+        for target in self.profile.reload_when:
+            if await self._visible(target):
+                return f"it shows {target.describe()}"
+        return None
+
+    async def _reload_if_broken(self, last_reload: list[float]) -> None:
+        """Reload when :meth:`_broken_page` says so, at most every ``timeouts.reload`` s."""
+        gap = self.profile.timeouts.reload
+        if gap is None or time.monotonic() - last_reload[0] < gap:
+            return
+        why = await self._broken_page()
+        if why is None:
+            return
+        last_reload[0] = time.monotonic()
+        log.info("stage %s: reloading: %s", self.profile.stage, why)
         try:
             if self.base_url:
                 await self.page.goto(self.base_url, wait_until="domcontentloaded")
             else:
                 await self.page.reload(wait_until="domcontentloaded")
         except PlaywrightError as err:
-            # The server may not answer yet (the VM is booting): keep polling.
+            # The server may not answer yet (the VM is booting): the next poll sees the
+            # browser's error page and reloads again.
             log.info("reload: %s", str(err).splitlines()[0])
 
     # ----------------------------------------------------------------- unknown screens

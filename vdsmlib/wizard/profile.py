@@ -16,9 +16,15 @@ Schema of a stage file (every field is checked when loading; errors name file an
     order: any                  # any: a set of screens in any order (optional by default)
                                 # sequence: ordered steps (required by default)
     timeouts: {screen: 120, stage: 900, idle: 10, poll: 0.25, reload: null}
+                                # reload: seconds between two reloads of a page that failed
+                                # to load, answered HTTP 5xx or shows a reload_when page;
+                                # null: never reload. A page that is still rendering is never
+                                # reloaded, however long its first render takes.
+    reload_when: [selector | {selector, text}, ...]   # e.g. the container's "please wait" page
     done:                       # when the stage is over (besides the steps of a sequence)
-      visible: {selector: ..., text: ..., exact: false}
-      blocked_by: [selector, ...]   # ...but not while one of these is visible
+      visible: {selector: ..., text: ..., exact: false}   # exact: any whitespace matches
+      blocked_by: [selector, ...]   # ...but not while one of these is visible (modal things:
+                                    # a toast or notification on the desktop blocks nothing)
     screens:
       - id: update-options
         identify: {selector: div.welcome-step-title, text: Select an update option}
@@ -256,6 +262,7 @@ class StageProfile(_Model):
     stage: Literal["boot", "admin", "post-wizard", "services-ui"]
     order: Literal["any", "sequence"]
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    reload_when: list[Target] = Field(default_factory=list)
     done: Done | None = None
     screens: list[Screen] = Field(default_factory=list)
     profile: str = ""

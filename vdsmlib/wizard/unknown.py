@@ -45,12 +45,16 @@ capture_js = r"""
     '[role=dialog], .x-window, .v-window, .syno-promotion-app, [syno-id="promotion-app-window"],'
     + ' .v-notification-panel, .dialog-content, .welcome-app, .v-message-box, .x-msg-box'
   )).filter(visible);
-  // Topmost: highest stacking z-index, later in the document on ties; outermost of nested.
-  let top = null, topZ = -1, topIndex = -1;
+  // Topmost: a modal window before a notification or toast (which blocks nothing), then the
+  // highest stacking z-index, later in the document on ties; outermost of nested.
+  const nonModal = (el) => el.matches('.v-notification-panel, [role=status]');
+  let top = null, topRank = [-1, -1, -1];
   windows.forEach((el, i) => {
     if (windows.some((other) => other !== el && other.contains(el))) return;
-    const z = zOf(el);
-    if (z > topZ || (z === topZ && i > topIndex)) { top = el; topZ = z; topIndex = i; }
+    const rank = [nonModal(el) ? 0 : 1, zOf(el), i];
+    const wins = rank[0] !== topRank[0] ? rank[0] > topRank[0]
+      : rank[1] !== topRank[1] ? rank[1] > topRank[1] : rank[2] > topRank[2];
+    if (wins) { top = el; topRank = rank; }
   });
   const scope = top || document.body;
   const clean = (t) => (t || '').replace(/\s+/g, ' ').trim();

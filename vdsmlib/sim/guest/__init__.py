@@ -32,6 +32,10 @@ Scenario knobs (environment variables, read once at startup)
     with button ``button[syno-id='sim-extra-dialog-fbar-ok']`` "OK" (a syno-id the facts do not
     know). It shows right after the welcome-wizard steps, or at a seeded position among the
     desktop screens when ``SIM_SCREEN_SEED`` is set. Its screen id is ``extra-dialog``.
+``SIM_TOAST``
+    Text of a non-modal notification on the desktop (``div.v-notification-panel`` with
+    ``role="status"``, no mask, a close tool that only hides it): DSM leaves such notifications
+    around, and they must block nothing. Shown on every desktop view.
 ``SIM_TRANSITION_MS``
     Milliseconds a post-wizard screen keeps showing after its action (default 0).
 ``SIM_SAVE_MS``
@@ -52,9 +56,10 @@ Scenario knobs (environment variables, read once at startup)
 Account policy
 --------------
 
-See :mod:`.policy` (pure functions, also for the library): server name 1-15 letters, digits,
-hyphens; user name not reserved (admin, guest, root, ...); password 8-127 characters with upper
-and lower case letters and a digit, not containing the user name; confirmation must match.
+DSM's rules, from :mod:`vdsmlib.dsm.policy` (shared with the library; see :mod:`.facts`):
+server name 1-15 letters, digits, hyphens; user name not reserved (admin, guest, root, ...);
+password 8-127 characters with upper and lower case letters and a digit, not containing the
+user name; confirmation must match.
 Violations keep the form on screen with ``.v-tooltip-error`` / ``.error-msg`` texts under the
 fields; the server enforces the same rules.
 
@@ -67,6 +72,10 @@ UI beyond the facts
   ``button[syno-id=login-btn-signin]``). A wrong password shows ``div.login-error``. The page
   logs in through the Web API (``SYNO.API.Auth`` v7, ``format=cookie``): UI and Web API share
   sessions (cookie ``id``).
+- The post-wizard screens are one table, :data:`.screens.SCREENS` (id, kind, title, body,
+  buttons and what each action does, whether a seed may drop it); titles, selectors and button
+  ids come from :mod:`vdsmlib.dsm.screens`. The desktop titles carry newlines and indentation
+  around the words, as DSM's template renders them.
 - Post-wizard screens 1-3 are full-page welcome-wizard steps; the others are drawn over the
   desktop (promotions and message boxes over ``.v-window-container-mask``; the notification
   panel without a mask). Every action is POSTed, so completion lives in the server and a reload

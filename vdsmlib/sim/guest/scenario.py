@@ -9,6 +9,9 @@ import random
 import re
 from dataclasses import dataclass
 
+from .facts import screens as dsm
+from .screens import EXTRA_DIALOG_ID, SCREENS
+
 __all__ = [
     "DESKTOP_SCREENS",
     "EXTRA_DIALOG_ID",
@@ -20,26 +23,15 @@ __all__ = [
 ]
 
 #: The post-wizard screens of DSM 7.2.2, in the order DSM usually shows them.
-SCREEN_IDS: tuple[str, ...] = (
-    "update-options",
-    "synology-account",
-    "user-experience",
-    "file-access-promo",
-    "2fa-promo",
-    "amfa-promo",
-    "mfa-warning",
-    "notification-setup",
-    "notification-reminder",
-)
+SCREEN_IDS: tuple[str, ...] = dsm.SCREEN_IDS
 #: Steps of the welcome wizard itself (full page, no desktop behind them).
-WIZARD_SCREENS = frozenset({"update-options", "synology-account", "user-experience"})
+WIZARD_SCREENS = frozenset(s.id for s in SCREENS.values() if not s.over_desktop)
 #: Screens drawn over the desktop.
 DESKTOP_SCREENS = frozenset(SCREEN_IDS) - WIZARD_SCREENS
-#: Identifier of the unexpected dialog of ``SIM_EXTRA_DIALOG``.
-EXTRA_DIALOG_ID = "extra-dialog"
-
 # Screens a seeded scenario may drop (the rest always show).
-_DROPPABLE = ("synology-account", "user-experience", "file-access-promo", "amfa-promo")
+_DROPPABLE = frozenset(s.id for s in SCREENS.values() if s.droppable)
+# Screens that answer another one (DSM's data flow): they never show alone.
+_FOLLOWERS = frozenset(dsm.FOLLOWS)
 
 
 class ScenarioError(ValueError):
@@ -74,16 +66,15 @@ def order_screens(screens: list[str], seed: int | None) -> list[str]:
     kept = [s for s in screens if not (s in _DROPPABLE and rng.random() < 0.4)]
     wizard = [s for s in kept if s in WIZARD_SCREENS]
     rng.shuffle(wizard)
-    followers = {"mfa-warning", "notification-reminder"}
-    desktop = [s for s in kept if s in DESKTOP_SCREENS and s not in followers]
+    desktop = [s for s in kept if s in DESKTOP_SCREENS and s not in _FOLLOWERS]
     rng.shuffle(desktop)
     ordered = wizard + desktop
-    if "mfa-warning" in kept:
-        promos = [i for i, s in enumerate(ordered) if s in ("2fa-promo", "amfa-promo")]
-        if promos:
-            ordered.insert(promos[0] + 1, "mfa-warning")
-    if "notification-reminder" in kept and "notification-setup" in ordered:
-        ordered.insert(ordered.index("notification-setup") + 1, "notification-reminder")
+    for follower, answers in dsm.FOLLOWS.items():
+        if follower not in kept:
+            continue
+        shown = [i for i, s in enumerate(ordered) if s in answers]
+        if shown:
+            ordered.insert(shown[0] + 1, follower)
     return ordered
 
 
@@ -94,6 +85,7 @@ class Scenario:
     install_delay: float = 0.0
     screens: tuple[str, ...] = SCREEN_IDS
     extra_dialog: str = ""
+    toast: str = ""
     transition_ms: int = 0
     save_ms: int = 0
     require_synotoken: bool = False
@@ -148,10 +140,7 @@ class Scenario:
             if seed is not None:
                 position = random.Random(seed + 1).randint(first_desktop, len(ordered))
                 # Never split a data-flow pair.
-                while 0 < position < len(ordered) and ordered[position] in (
-                    "mfa-warning",
-                    "notification-reminder",
-                ):
+                while 0 < position < len(ordered) and ordered[position] in _FOLLOWERS:
                     position += 1
             ordered.insert(position, EXTRA_DIALOG_ID)
         hostname = env.get("SIM_HOSTNAME", "").strip() or "VirtualDSM"
@@ -159,6 +148,7 @@ class Scenario:
             install_delay=max(0.0, install_delay),
             screens=tuple(ordered),
             extra_dialog=extra,
+            toast=env.get("SIM_TOAST", "").strip(),
             transition_ms=_int_env(env, "SIM_TRANSITION_MS", 0),
             save_ms=_int_env(env, "SIM_SAVE_MS", 0),
             require_synotoken=env.get("SIM_REQUIRE_SYNOTOKEN", "").strip().lower()

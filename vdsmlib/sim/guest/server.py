@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import policy, views, webapi
-from .scenario import EXTRA_DIALOG_ID
+from . import views, webapi
+from .facts import policy
+from .screens import SCREENS
 from .state import Account, Session, SimState
 
 __all__ = ["SimServer", "make_server"]
@@ -36,20 +37,6 @@ _CONTENT_TYPES = {
     ".svg": "image/svg+xml",
 }
 _WEBAPI_CGIS = ("query.cgi", "auth.cgi", "entry.cgi")
-# Actions each post-wizard screen accepts; every one completes the screen.
-_SCREEN_ACTS = {
-    "update-options": {"next"},
-    "synology-account": {"skip"},
-    "user-experience": {"submit"},
-    "file-access-promo": {"skip", "close"},
-    "2fa-promo": {"skip", "close"},
-    "amfa-promo": {"skip", "close"},
-    "mfa-warning": {"ok"},
-    "notification-setup": {"close"},
-    "notification-reminder": {"ok"},
-    EXTRA_DIALOG_ID: {"ok"},
-}
-_UPDATE_OPTION_KEYS = {"auto", "important", "notify"}
 
 
 def _log(line: str) -> None:
@@ -272,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
         act = str(body.get("act", ""))
         with state.lock:
             current = state.current_screen() if state.is_admin(session) else None
-            valid = current is not None and current == screen and act in _SCREEN_ACTS[current]
+            valid = current is not None and current == screen and act in SCREENS[current].acts
         if not valid:
             self._send_json({"ok": False, "view": views.current_view(state, session)}, 409)
             return
@@ -282,9 +269,9 @@ class Handler(BaseHTTPRequestHandler):
             if state.current_screen() == screen:
                 state.screens_done.append(screen)
                 state.screen_actions[screen] = act
-                option = str(body.get("option", ""))
-                if screen == "update-options" and option in _UPDATE_OPTION_KEYS:
-                    state.update_option = option
+                effect = SCREENS[screen].effect
+                if effect is not None:
+                    effect(state, body)
             view = views.current_view(state, session)
         self._send_json({"ok": True, "view": view}, note=f"screen {screen} {act}")
 

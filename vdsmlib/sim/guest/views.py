@@ -7,20 +7,22 @@ Elements the automation keys on carry the facts' classes, ``syno-id``s and texts
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from .scenario import EXTRA_DIALOG_ID, WIZARD_SCREENS
+from . import facts
+from .screens import SCREENS, Button, SimScreen, screen_for
 from .state import Session, SimState
 
 __all__ = ["View", "current_view", "page", "panel", "welcome_admin_form"]
 
 View = dict[str, Any]
 
-#: Texts of the screens, verbatim from the facts where the facts name them.
-T_WELCOME = "Welcome to DSM 7"
-T_WELCOME_DESC = "Next-generation data management begins here"
-T_ADMIN_TITLE = "Get started with your VirtualDSM"
+#: Texts of the screens, verbatim from the facts.
+T_WELCOME = facts.screens.WELCOME["title"]
+T_WELCOME_DESC = facts.screens.WELCOME["description"]
+T_ADMIN_TITLE = facts.screens.ADMIN_FORM["title"]
 
 
 def _e(text: str) -> str:
@@ -103,75 +105,14 @@ def welcome_admin_form(hostname: str) -> str:
     )
 
 
-# -- post-wizard screens ----------------------------------------------------------------------
-
-_UPDATE_OPTIONS = (
-    ("auto", "Install the latest DSM and package updates automatically"),
-    ("important", "Install important DSM and package updates automatically (recommended)"),
-    ("notify", "Notify me and let me decide whether to install the new update"),
-)
+# -- post-wizard screens: one renderer per kind of screens.SCREENS entry -----------------------
 
 
-def _wizard_page(screen: str, title: str, body: str, fbar: str) -> str:
+def _button(button: Button) -> str:
+    kind = "v-btn-main" if button.main else "v-btn-sub"
     return (
-        f'<div class="welcome-app welcome-page-bg" data-sim-screen="{screen}">'
-        '<div class="welcome-app-card">'
-        f'<div class="welcome-step-title">{_e(title)}</div>'
-        f'<div class="welcome-step-body">{body}</div>'
-        f'<div class="welcome-app-fbar">{fbar}</div>'
-        "</div></div>"
-    )
-
-
-def _screen_button(syno_id: str, text: str, act: str, main: bool = True) -> str:
-    kind = "v-btn-main" if main else "v-btn-sub"
-    return (
-        f'<button type="button" class="v-btn {kind}" syno-id="{syno_id}" '
-        f'data-sim-action="screen" data-sim-act="{act}">{_e(text)}</button>'
-    )
-
-
-def _update_options(state: SimState) -> str:
-    radios = []
-    for key, label in _UPDATE_OPTIONS:
-        checked = key == state.update_option
-        radios.append(
-            f'<div class="v-radio-wrapper{" v-radio-wrapper-checked" if checked else ""}" '
-            f'syno-id="welcome-app-select-update-radio-{key}" data-sim-radio="{key}" '
-            f'role="radio" aria-checked="{"true" if checked else "false"}">'
-            '<span class="v-radio"><input type="radio" class="v-radio-input" '
-            f'name="update_option" value="{key}"{" checked" if checked else ""}>'
-            '<span class="v-radio-inner"></span></span>'
-            f'<span class="v-radio-label">{_e(label)}</span></div>'
-        )
-    return _wizard_page(
-        "update-options",
-        "Select an update option",
-        '<div class="v-radio-group">' + "".join(radios) + "</div>",
-        _screen_button("welcome-app-wizard-fbar-next", "Next", "next"),
-    )
-
-
-def _synology_account() -> str:
-    return _wizard_page(
-        "synology-account",
-        "Create a Synology Account",
-        '<div class="welcome-step-desc">Sign in with your Synology Account to access online '
-        "services such as QuickConnect and DDNS.</div>",
-        _screen_button("welcome-app-wizard-fbar-back", "Skip", "skip", main=False),
-    )
-
-
-def _user_experience() -> str:
-    return _wizard_page(
-        "user-experience",
-        "Opt-in for a better user experience",
-        '<div class="welcome-step-desc">Help improve Synology products by sending device '
-        "analytics. No personal data is collected.</div>"
-        '<label class="v-checkbox-wrapper"><input type="checkbox" class="v-checkbox-input" '
-        'name="device_analytics"><span class="v-checkbox-label">Allow Synology to collect '
-        "device analytics</span></label>",
-        _screen_button("welcome-app-wizard-fbar-next", "Submit", "submit"),
+        f'<button type="button" class="v-btn {kind}" syno-id="{button.syno_id}" '
+        f'data-sim-action="screen" data-sim-act="{button.act}">{_e(button.text)}</button>'
     )
 
 
@@ -179,110 +120,110 @@ def _mask() -> str:
     return '<div class="v-window-container-mask v-window-mask"></div>'
 
 
-def _promotion(screen: str, title: str, desc: str, skip_id: str, skip_text: str) -> str:
+def _wizard_step(screen: SimScreen, body: str) -> str:
     return (
-        _mask() + f'<div class="v-window syno-promotion-app" syno-id="promotion-app-window" '
-        f'role="dialog" data-sim-screen="{screen}">'
-        '<div class="v-window-header"><span class="v-window-header-title">Synology</span>'
-        '<i class="v-close-btn x-tool-close" data-sim-action="screen" data-sim-act="close">'
-        "</i></div>"
-        '<div class="v-window-body">'
-        f'<div class="title">{_e(title)}</div>'
-        f'<div class="desc">{_e(desc)}</div></div>'
-        '<div class="v-window-fbar">'
-        + _screen_button(skip_id, skip_text, "skip", main=False)
-        + "</div></div>"
+        f'<div class="welcome-app welcome-page-bg" data-sim-screen="{screen.id}">'
+        '<div class="welcome-app-card">'
+        f'<div class="welcome-step-title">{_e(screen.title)}</div>'
+        f'<div class="welcome-step-body">{body}</div>'
+        f'<div class="welcome-app-fbar">{"".join(_button(b) for b in screen.buttons)}</div>'
+        "</div></div>"
     )
 
 
-def _msgbox(screen: str, text: str, button_id: str, window_id: str, title: str = "") -> str:
+def _close_tool(screen: SimScreen, classes: str) -> str:
+    if not screen.close_act:
+        return ""
+    return f'<i class="{classes}" data-sim-action="screen" data-sim-act="{screen.close_act}"></i>'
+
+
+def _promotion(screen: SimScreen, body: str) -> str:
+    return (
+        _mask() + '<div class="v-window syno-promotion-app" syno-id="promotion-app-window" '
+        f'role="dialog" data-sim-screen="{screen.id}">'
+        '<div class="v-window-header"><span class="v-window-header-title">Synology</span>'
+        + _close_tool(screen, "v-close-btn x-tool-close")
+        + "</div>"
+        '<div class="v-window-body">'
+        f'<div class="title">{_e(screen.title)}</div>'
+        f'<div class="desc">{body}</div></div>'
+        '<div class="v-window-fbar">' + "".join(_button(b) for b in screen.buttons) + "</div></div>"
+    )
+
+
+def _message_box(screen: SimScreen, body: str) -> str:
     header = (
-        f'<div class="v-window-header"><span class="v-window-header-title">{_e(title)}</span></div>'
-        if title
+        '<div class="v-window-header"><span class="v-window-header-title">'
+        f"{_e(screen.header_title)}</span></div>"
+        if screen.header_title
         else ""
     )
     return (
-        _mask() + f'<div class="v-window v-message-box" syno-id="{window_id}" role="dialog" '
-        f'data-sim-screen="{screen}">{header}'
-        f'<div class="v-window-body"><div class="dialog-content">{_e(text)}</div></div>'
-        '<div class="v-window-fbar">' + _screen_button(button_id, "OK", "ok") + "</div></div>"
+        _mask() + f'<div class="v-window v-message-box" syno-id="{screen.window_syno_id}" '
+        f'role="dialog" data-sim-screen="{screen.id}">{header}'
+        f'<div class="v-window-body"><div class="dialog-content">{_e(screen.title)}</div>'
+        f"{body}</div>"
+        '<div class="v-window-fbar">' + "".join(_button(b) for b in screen.buttons) + "</div></div>"
     )
 
 
-def _notification_setup() -> str:
+def _notification_panel(screen: SimScreen, body: str) -> str:
     return (
-        '<div class="v-notification-panel" data-sim-screen="notification-setup">'
+        f'<div class="v-notification-panel" data-sim-screen="{screen.id}">'
         '<div class="v-notification-header">'
-        '<div class="v-notification-title">Notification Setup</div>'
-        '<i class="close-btn window-tool-close" data-sim-action="screen" data-sim-act="close">'
-        "</i></div>"
-        '<div class="v-notification-body">Set up email, SMS or push notifications to be '
-        "informed about system events.</div></div>"
+        f'<div class="v-notification-title">{_e(screen.title)}</div>'
+        + _close_tool(screen, "close-btn window-tool-close")
+        + "</div>"
+        f'<div class="v-notification-body">{body}</div></div>'
     )
 
 
-def _desktop_screen(state: SimState, screen: str) -> str:
-    if screen == "file-access-promo":
-        return _promotion(
-            screen,
-            "Securely Access and Share Files From Anywhere",
-            "Install Synology Drive Server to access and share files from any device.",
-            "syno-promotion-preinstall-btn-skip",
-            "No, thanks",
-        )
-    if screen == "2fa-promo":
-        return _promotion(
-            screen,
-            "Enable 2-Factor Authentication (2FA)",
-            "Add a second sign-in step to protect your account.",
-            "syno-promotion-ss-btn-skip",
-            "Skip",
-        )
-    if screen == "amfa-promo":
-        return _promotion(
-            screen,
-            "Protect your account with Adaptive MFA",
-            "Require an extra verification when a sign-in looks suspicious.",
-            "syno-promotion-manually-amfa-btn-give-up",
-            "No, thanks",
-        )
-    if screen == "mfa-warning":
-        return _msgbox(
-            screen,
-            "We strongly recommend enabling 2FA or Adaptive MFA",
-            "promotion-app-window-msgbox-fbar-commit",
-            "promotion-app-window-msgbox",
-        )
-    if screen == "notification-setup":
-        return _notification_setup()
-    if screen == "notification-reminder":
-        return _msgbox(
-            screen,
-            "You can enable notifications later",
-            "window-manager-msg-box-fbar-commit",
-            "window-manager-msg-box",
-        )
-    if screen == EXTRA_DIALOG_ID:
-        text = state.scenario.extra_dialog
-        return _msgbox(screen, text, "sim-extra-dialog-fbar-ok", "sim-extra-dialog", title=text)
-    raise ValueError(f"no desktop screen {screen!r}")
+_RENDERERS: dict[str, Callable[[SimScreen, str], str]] = {
+    "wizard-step": _wizard_step,
+    "promotion": _promotion,
+    "message-box": _message_box,
+    "notification-panel": _notification_panel,
+}
+
+
+def _screen_html(state: SimState, screen_id: str) -> str:
+    screen = screen_for(state, screen_id)
+    return _RENDERERS[screen.kind](screen, screen.render_body(state))
+
+
+def _toast(state: SimState) -> str:
+    """``SIM_TOAST``: a notification DSM drops on the desktop without a mask; it waits for
+    nothing and blocks nothing (its close tool only hides it in this page)."""
+    text = state.scenario.toast
+    if not text:
+        return ""
+    return (
+        '<div class="v-notification-panel v-notification-toast" role="status" '
+        'aria-live="polite" data-sim-toast="1">'
+        '<div class="v-notification-header">'
+        f'<div class="v-notification-title">{_e(text)}</div>'
+        '<i class="close-btn window-tool-close" data-sim-action="toast-close"></i></div></div>'
+    )
 
 
 # -- desktop, Control Panel -------------------------------------------------------------------
 
-_DESKTOP_ITEMS = (
-    ("SYNO.SDS.PkgManApp.Instance", "Package Center", "pkg"),
-    ("SYNO.SDS.AdminCenter.Application", "Control Panel", "cp"),
-    ("SYNO.SDS.App.FileStation3.Instance", "File Station", "fs"),
-)
+_ICON_KEYS = {
+    "SYNO.SDS.PkgManApp.Instance": "pkg",
+    "SYNO.SDS.AdminCenter.Application": "cp",
+    "SYNO.SDS.App.FileStation3.Instance": "fs",
+}
 
 
 def _desktop(state: SimState, session: Session) -> str:
+    # DSM's template puts the title on a line of its own, so its text content carries
+    # newlines and indentation around the words; automation must match it with any whitespace.
     items = "".join(
-        f'<li class="icon-item" syno-id="{app}" data-sim-open="{key}">'
-        f'<div class="icon-image icon-{key}"></div>'
-        f'<div class="icon-title" elementtiming="desktop-item-title">{_e(title)}</div></li>'
-        for app, title, key in _DESKTOP_ITEMS
+        f'<li class="icon-item" syno-id="{app}" data-sim-open="{_ICON_KEYS[app]}">'
+        f'<div class="icon-image icon-{_ICON_KEYS[app]}"></div>'
+        '<div class="icon-title" elementtiming="desktop-item-title">\n'
+        f"            {_e(title)}\n        </div></li>"
+        for app, title in facts.screens.DESKTOP.items
     )
     return (
         f'<div class="sds-desktop" id="sds-desktop" data-synotoken="{_e(session.synotoken)}">'
@@ -291,7 +232,7 @@ def _desktop(state: SimState, session: Session) -> str:
         '<div class="sds-taskbar-logout" data-sim-action="logout" title="Sign out"></div></div>'
         f'<ul class="sds-desktop-shortcut">{items}</ul>'
         '<div id="sds-windows"></div>'
-        "</div>"
+        f"{_toast(state)}</div>"
     )
 
 
@@ -463,12 +404,7 @@ def current_view(state: SimState, session: Session | None, want: str = "") -> Vi
         screen = state.current_screen()
         if screen is None:
             return {"view": "desktop", "html": _desktop(state, session)}
-        if screen in WIZARD_SCREENS:
-            html = {
-                "update-options": lambda: _update_options(state),
-                "synology-account": _synology_account,
-                "user-experience": _user_experience,
-            }[screen]()
-        else:
-            html = _desktop(state, session) + _desktop_screen(state, screen)
+        html = _screen_html(state, screen)
+        if SCREENS[screen].over_desktop:
+            html = _desktop(state, session) + html
         return {"view": "screen", "screen": screen, "html": html}

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .facts import errors as codes
+from .facts import webapi as catalogue
 from .state import (
     MAX_LUNS,
     MAX_SHARES,
@@ -29,30 +31,31 @@ from .state import (
 
 __all__ = ["ApiError", "ApiResult", "api_catalog", "handle"]
 
-# Common error codes (see shared facts: dsm-webapi.md).
-E_UNKNOWN = 100
-E_BAD_REQUEST = 101
-E_NO_API = 102
-E_NO_METHOD = 103
-E_BAD_VERSION = 104
-E_NO_PERMISSION = 105
-E_LOST_PARAM = 114
-E_INVALID_SESSION = 119
-E_INVALID_PARAM = 120
-E_AUTH_FAILED = 400
-E_SMB_PARTIAL = 2001
-E_SHARE_NONE = 402
-E_SHARE_INVALID = 403
-E_SHARE_EXISTS = 3301
-E_SHARE_MAX = 3309
-E_ISCSI_NO_SPACE = 18990002
+# DSM's error codes (vdsmlib.dsm.errors); the three without a public source are the
+# simulator's choice.
+E_UNKNOWN = codes.UNKNOWN
+E_BAD_REQUEST = codes.BAD_REQUEST
+E_NO_API = codes.NO_SUCH_API
+E_NO_METHOD = codes.NO_SUCH_METHOD
+E_BAD_VERSION = codes.VERSION_NOT_SUPPORTED
+E_NO_PERMISSION = codes.NO_PERMISSION
+E_LOST_PARAM = codes.LOST_PARAMETERS
+E_INVALID_SESSION = codes.INVALID_SESSION
+E_INVALID_PARAM = codes.INVALID_PARAMETER
+E_AUTH_FAILED = codes.AUTH_FAILED
+E_SMB_PARTIAL = codes.SMB_PARTIAL_SETTINGS
+E_SHARE_NONE = codes.SHARE_NOT_FOUND
+E_SHARE_INVALID = codes.SHARE_INVALID_INPUT
+E_SHARE_EXISTS = codes.SHARE_EXISTS
+E_SHARE_MAX = codes.SHARE_MAX_COUNT
+E_ISCSI_NO_SPACE = codes.ISCSI_NO_SPACE
 E_ISCSI_BAD_TYPE = 18990500
-E_ISCSI_NO_LUN = 18990531
-E_ISCSI_DUP_LUN = 18990538
+E_ISCSI_NO_LUN = codes.ISCSI_NO_SUCH_LUN
+E_ISCSI_DUP_LUN = codes.ISCSI_DUPLICATE_LUN
 E_ISCSI_LUN_MAX = 18990541
 E_ISCSI_TARGET_MAX = 18990542
-E_ISCSI_BAD_TARGET = 18990710
-E_ISCSI_DUP_TARGET = 18990744
+E_ISCSI_BAD_TARGET = codes.ISCSI_BAD_TARGET
+E_ISCSI_DUP_TARGET = codes.ISCSI_DUPLICATE_TARGET
 
 LUN_TYPES = frozenset(
     {"BLOCK", "FILE", "THIN", "ADV", "BLUN", "BLUN_THICK", "BLUN_SINK", "BLUN_THICK_SINK"}
@@ -165,14 +168,31 @@ class Method:
 
 @dataclass(frozen=True)
 class Api:
-    """One API as SYNO.API.Info lists it."""
+    """One API: DSM's catalogue entry (path, versions) and the simulator's methods of it."""
 
-    path: str
-    min_version: int
-    max_version: int
+    name: str
     methods: dict[str, Method]
-    request_format: str | None = None
     cgis: tuple[str, ...] = ("entry.cgi",)
+
+    @property
+    def facts(self) -> catalogue.ApiEntry:
+        return catalogue.CATALOGUE[self.name]
+
+    @property
+    def path(self) -> str:
+        return self.facts.path
+
+    @property
+    def min_version(self) -> int:
+        return self.facts.min_version
+
+    @property
+    def max_version(self) -> int:
+        return self.facts.max_version
+
+    @property
+    def request_format(self) -> str | None:
+        return self.facts.request_format
 
 
 # -- SYNO.API.Info ----------------------------------------------------------------------------
@@ -184,14 +204,7 @@ def _info_query(ctx: Ctx) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, api in CATALOG.items():
         if "ALL" in names or name in names:
-            entry: dict[str, Any] = {
-                "path": api.path,
-                "minVersion": api.min_version,
-                "maxVersion": api.max_version,
-            }
-            if api.request_format:
-                entry["requestFormat"] = api.request_format
-            out[name] = entry
+            out[name] = api.facts.info()
     return out
 
 
@@ -654,61 +667,38 @@ def _target_delete(ctx: Ctx) -> None:
 
 # -- the catalog ------------------------------------------------------------------------------
 
-CATALOG: dict[str, Api] = {
-    "SYNO.API.Info": Api(
-        "query.cgi",
-        1,
-        1,
+_APIS = (
+    Api(
+        "SYNO.API.Info",
         {"query": Method(_info_query, auth=False)},
         cgis=("query.cgi", "entry.cgi"),
     ),
-    "SYNO.API.Auth": Api(
-        "entry.cgi",
-        1,
-        7,
+    Api(
+        "SYNO.API.Auth",
         {
             # DSM answers login below version 3 with 103 (no such method).
-            "login": Method(_auth_login, min_version=3, auth=False),
+            "login": Method(_auth_login, min_version=catalogue.LOGIN_MIN_VERSION, auth=False),
             "logout": Method(_auth_logout, auth=False),
         },
         cgis=("auth.cgi", "entry.cgi"),
     ),
-    "SYNO.Core.FileServ.NFS": Api(
-        "entry.cgi",
-        1,
-        3,
-        {"get": Method(_nfs_get), "set": Method(_nfs_set, write=True)},
-        "JSON",
-    ),
-    "SYNO.Core.FileServ.SMB": Api(
-        "entry.cgi",
-        1,
-        3,
-        {"get": Method(_smb_get), "set": Method(_smb_set, write=True)},
-        "JSON",
-    ),
-    "SYNO.Core.Service": Api("entry.cgi", 1, 3, {"get": Method(_service_get)}, "JSON"),
-    "SYNO.Core.Storage.Volume": Api(
-        "entry.cgi", 1, 1, {"list": Method(_volume_list), "get": Method(_volume_get)}, "JSON"
-    ),
-    "SYNO.Core.System": Api("entry.cgi", 1, 3, {"info": Method(_system_info)}, "JSON"),
-    "SYNO.DSM.Info": Api("entry.cgi", 1, 2, {"getinfo": Method(_dsm_getinfo)}),
-    "SYNO.Core.Share": Api(
-        "entry.cgi",
-        1,
-        1,
+    Api("SYNO.Core.FileServ.NFS", {"get": Method(_nfs_get), "set": Method(_nfs_set, write=True)}),
+    Api("SYNO.Core.FileServ.SMB", {"get": Method(_smb_get), "set": Method(_smb_set, write=True)}),
+    Api("SYNO.Core.Service", {"get": Method(_service_get)}),
+    Api("SYNO.Core.Storage.Volume", {"list": Method(_volume_list), "get": Method(_volume_get)}),
+    Api("SYNO.Core.System", {"info": Method(_system_info)}),
+    Api("SYNO.DSM.Info", {"getinfo": Method(_dsm_getinfo)}),
+    Api(
+        "SYNO.Core.Share",
         {
             "list": Method(_share_list),
             "get": Method(_share_get),
             "create": Method(_share_create, write=True),
             "delete": Method(_share_delete, write=True),
         },
-        "JSON",
     ),
-    "SYNO.Core.ISCSI.LUN": Api(
-        "entry.cgi",
-        1,
-        1,
+    Api(
+        "SYNO.Core.ISCSI.LUN",
         {
             "list": Method(_lun_list),
             "get": Method(_lun_get),
@@ -717,21 +707,19 @@ CATALOG: dict[str, Api] = {
             "map_target": Method(_lun_map_target, write=True),
             "unmap_target": Method(_lun_unmap_target, write=True),
         },
-        "JSON",
     ),
-    "SYNO.Core.ISCSI.Target": Api(
-        "entry.cgi",
-        1,
-        1,
+    Api(
+        "SYNO.Core.ISCSI.Target",
         {
             "list": Method(_target_list),
             "get": Method(_target_get),
             "create": Method(_target_create, write=True),
             "delete": Method(_target_delete, write=True),
         },
-        "JSON",
     ),
-}
+)
+#: Every API the simulator serves; each is in DSM's catalogue (vdsmlib.dsm.webapi).
+CATALOG: dict[str, Api] = {api.name: api for api in _APIS}
 
 
 def api_catalog() -> dict[str, tuple[int, int]]:

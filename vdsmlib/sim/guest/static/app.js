@@ -266,6 +266,7 @@
       else if (action === "login-submit") { loginSubmit(); }
       else if (action === "logout") { webapi("SYNO.API.Auth", 1, "logout", {}).then(function () { loadView(""); }); }
       else if (action === "window-close") { el.closest(".x-window").remove(); }
+      else if (action === "toast-close") { el.closest("[data-sim-toast]").remove(); }
       else if (action === "fs-apply") { apply(); }
       else if (action === "fs-reset") { openModule("SYNO.SDS.AdminCenter.FileService.Main"); }
       return;

@@ -1,10 +1,11 @@
-"""DSM-like account rules of the simulator's first-run wizard, as pure functions.
+"""DSM's account rules for the first-run wizard's admin form, as pure functions.
 
-The simulator's admin form and its server side use these functions, and so can the library to
-validate build params before any container starts (``from vdsmlib.sim.guest import policy``).
-Each function returns a list of problems in DSM's wording; an empty list means the value is fine.
+The library validates build params with them before any container starts, and the simulator's
+admin form enforces the same rules. Each function returns a list of problems in DSM's wording;
+an empty list means the value is fine.
 
-The rules (DSM 7.2 defaults as the simulator models them):
+The rules (DSM 7.2 defaults: the admin form keeps a value that breaks them on screen with an
+error tooltip, shared/facts dsm-ui-7.2.2.md section 2):
 
 - Server name: 1-15 characters, letters, digits and hyphens only, not starting or ending with a
   hyphen.

@@ -1,0 +1,140 @@
+"""DSM Web API error codes and their meanings (shared/facts dsm-webapi.md, "Error codes").
+
+DSM answers a failed call with ``{"success": false, "error": {"code": N}}``. Codes below 400 are
+common to every API; from 400 on, the meaning depends on the API: 402 is "permission denied" for
+``SYNO.API.Auth`` and "no such share" for ``SYNO.Core.Share``. :func:`meaning` looks up the API's
+table first.
+
+Example::
+
+    >>> meaning(400, "SYNO.API.Auth")
+    'no such account or wrong password'
+    >>> meaning(119)
+    'invalid session'
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AUTH_ERRORS",
+    "AUTH_FATAL",
+    "BY_API",
+    "COMMON_ERRORS",
+    "ISCSI_ERRORS",
+    "SHARE_ERRORS",
+    "SMB_ERRORS",
+    "meaning",
+]
+
+# -- common codes ---------------------------------------------------------------------------
+UNKNOWN = 100
+BAD_REQUEST = 101
+NO_SUCH_API = 102
+NO_SUCH_METHOD = 103
+VERSION_NOT_SUPPORTED = 104
+NO_PERMISSION = 105
+SESSION_TIMEOUT = 106
+DUPLICATE_LOGIN = 107
+LOST_PARAMETERS = 114
+NEEDS_MANAGER = 117
+INVALID_SESSION = 119
+INVALID_PARAMETER = 120
+
+# -- SYNO.API.Auth ----------------------------------------------------------------------------
+AUTH_FAILED = 400
+AUTH_DISABLED_ACCOUNT = 401
+AUTH_PERMISSION_DENIED = 402
+AUTH_2FA_REQUIRED = 403
+AUTH_2FA_FAILED = 404
+AUTH_2FA_ENFORCED = 406
+AUTH_BLOCKED_IP = 407
+AUTH_PASSWORD_EXPIRED_CANNOT_CHANGE = 408
+AUTH_PASSWORD_EXPIRED = 409
+AUTH_PASSWORD_MUST_CHANGE = 410
+AUTH_ACCOUNT_LOCKED = 411
+
+# -- SYNO.Core.Share --------------------------------------------------------------------------
+SHARE_NOT_FOUND = 402
+SHARE_INVALID_INPUT = 403
+SHARE_EXISTS = 3301
+SHARE_MAX_COUNT = 3309
+
+# -- SYNO.Core.FileServ.SMB -------------------------------------------------------------------
+SMB_PARTIAL_SETTINGS = 2001
+
+# -- SYNO.Core.ISCSI.LUN / Target -------------------------------------------------------------
+ISCSI_NO_SPACE = 18990002
+ISCSI_NO_SUCH_LUN = 18990531
+ISCSI_DUPLICATE_LUN = 18990538
+ISCSI_BAD_TARGET = 18990710
+ISCSI_DUPLICATE_TARGET = 18990744
+
+#: Codes every API may return.
+COMMON_ERRORS: dict[int, str] = {
+    UNKNOWN: "unknown error",
+    BAD_REQUEST: "bad or missing API, method or version parameter",
+    NO_SUCH_API: "no such API",
+    NO_SUCH_METHOD: "no such method",
+    VERSION_NOT_SUPPORTED: "version not supported",
+    NO_PERMISSION: "no permission",
+    SESSION_TIMEOUT: "session timeout",
+    DUPLICATE_LOGIN: "session interrupted by a duplicate login",
+    LOST_PARAMETERS: "lost parameters",
+    NEEDS_MANAGER: "needs manager rights",
+    INVALID_SESSION: "invalid session",
+    INVALID_PARAMETER: "invalid parameter",
+}
+
+AUTH_ERRORS: dict[int, str] = {
+    AUTH_FAILED: "no such account or wrong password",
+    AUTH_DISABLED_ACCOUNT: "disabled account",
+    AUTH_PERMISSION_DENIED: "permission denied",
+    AUTH_2FA_REQUIRED: "2-factor authentication code required",
+    AUTH_2FA_FAILED: "2-factor authentication failed",
+    AUTH_2FA_ENFORCED: "2-factor authentication is enforced",
+    AUTH_BLOCKED_IP: "blocked IP address",
+    AUTH_PASSWORD_EXPIRED_CANNOT_CHANGE: "password expired and cannot be changed",
+    AUTH_PASSWORD_EXPIRED: "password expired",
+    AUTH_PASSWORD_MUST_CHANGE: "password must be changed",
+    AUTH_ACCOUNT_LOCKED: "account locked",
+}
+
+#: Login errors that waiting does not cure (wrong password, disabled account, 2FA, ...).
+AUTH_FATAL: frozenset[int] = frozenset(AUTH_ERRORS)
+
+SHARE_ERRORS: dict[int, str] = {
+    SHARE_NOT_FOUND: "no such share",
+    SHARE_INVALID_INPUT: "invalid input",
+    SHARE_EXISTS: "share already exists",
+    SHARE_MAX_COUNT: "maximum number of shares reached",
+}
+
+SMB_ERRORS: dict[int, str] = {
+    SMB_PARTIAL_SETTINGS: "settings refused (DSM 7.3 wants the whole settings object back)",
+}
+
+ISCSI_ERRORS: dict[int, str] = {
+    ISCSI_NO_SPACE: "out of space on the volume",
+    ISCSI_NO_SUCH_LUN: "no such LUN",
+    ISCSI_DUPLICATE_LUN: "duplicated LUN name",
+    ISCSI_BAD_TARGET: "bad target id",
+    ISCSI_DUPLICATE_TARGET: "duplicated target name",
+}
+
+#: API name -> its own codes (looked up before :data:`COMMON_ERRORS`).
+BY_API: dict[str, dict[int, str]] = {
+    "SYNO.API.Auth": AUTH_ERRORS,
+    "SYNO.Core.Share": SHARE_ERRORS,
+    "SYNO.Core.FileServ.SMB": SMB_ERRORS,
+    "SYNO.Core.ISCSI.LUN": ISCSI_ERRORS,
+    "SYNO.Core.ISCSI.Target": ISCSI_ERRORS,
+}
+
+
+def meaning(code: int, api: str | None = None) -> str:
+    """DSM's meaning of ``code`` for ``api`` (``"unknown error code"`` if DSM's lists lack it)."""
+    if api:
+        table = BY_API.get(api)
+        if table and code in table:
+            return table[code]
+    return COMMON_ERRORS.get(code, "unknown error code")

@@ -1,0 +1,1 @@
+../../../dsm/errors.py

@@ -1,0 +1,1 @@
+../../../dsm/webapi.py
