@@ -42,6 +42,7 @@ BOOT_SOURCES = (
     "resource.py",
     "params.py",
     "pat.py",
+    "dsm",
 )
 #: code of admin, post-wizard and services: the final checkpoint and later
 CONFIGURE_SOURCES = (
@@ -53,6 +54,7 @@ CONFIGURE_SOURCES = (
     "webapi",
     "readiness.py",
     "params.py",
+    "dsm",
 )
 #: code and files of flatten: the final image only
 IMAGE_SOURCES = ("build/flatten.py", "build/vm.py", "build/assets/healthcheck.sh")
