@@ -71,6 +71,16 @@ class BaseSpec(_Strict):
     patch_file: str = "/run/prepare.sh"
     #: base name of the disks in /storage (``<base>.boot.img``, ``<base>.system.img``).
     disk_base: str
+    #: QEMU version the pinned base image ships (``10.0`` for virtual-dsm 7.41, Debian
+    #: trixie's); the simulator's QEMU must have the same major version (a test checks it).
+    qemu_version: str | None = None
+
+    @field_validator("qemu_version")
+    @classmethod
+    def _qemu_version(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+){0,2}", value):
+            raise ValueError(f"{value!r} is not a QEMU version like 10.0")
+        return value
 
 
 class PatParams(_Strict):

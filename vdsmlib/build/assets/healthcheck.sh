@@ -4,8 +4,11 @@
 # Plain bash (/dev/tcp), so it needs nothing the base image may lack.
 set -u
 . /etc/vdsm-ci/health.conf  # HEALTH_USER, HEALTH_PASSWORD (URL-encoded)
+# NAT mode (virtual-dsm's default): DSM is the guest on the container's bridge, and nothing
+# answers on 127.0.0.1:5000; user-mode networking forwards 127.0.0.1:5000 to it.
+# /run/shm/dsm.url is not used: it is absent after a -loadvm restore.
 addr=127.0.0.1:5000
-if [ -s /run/shm/dsm.url ]; then addr=$(cat /run/shm/dsm.url); fi
+if [ -d /sys/class/net/dockerbridge ]; then addr=20.20.20.21:5000; fi
 host=${addr%:*}; port=${addr##*:}
 get() {
   exec 3<>"/dev/tcp/$host/$port" || return 1

@@ -5,7 +5,9 @@
 set -eu
 f="$1"
 [ -s "$f" ] || exit 0
-fmt=$(qemu-img info --output=json "$f" | sed -n 's/.*"format": *"\([a-z0-9]*\)".*/\1/p' | head -n1)
+# The image's own format is the top-level "format" (since QEMU 8 a "children" list with the
+# protocol layer's "format": "file" comes first).
+fmt=$(qemu-img info --output=json "$f" | jq -r .format)
 [ "$fmt" = "qcow2" ] && exit 0
 echo "vdsm-ci: converting $(basename "$f") from ${fmt:-unknown} to qcow2"
 qemu-img convert -f "${fmt:-raw}" -O qcow2 "$f" "$f.qcow2.tmp"
