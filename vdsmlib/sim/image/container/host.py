@@ -78,7 +78,7 @@ def _answer(command: str) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         url = urlparse(self.path)
         if url.path != "/read":
             self.send_error(404)

@@ -4,6 +4,8 @@
 # booting guest first reports, it polls http://127.0.0.1:2210/read?command=10.
 set -Eeuo pipefail
 
+[[ "${NETWORK:-Y}" == [Nn]* ]] && exit 0  # no network card, no address to name
+
 file=/run/shm/dsm.url
 shutdown=/run/shm/qemu.end
 url="http://127.0.0.1:2210/read?command=10"
