@@ -77,6 +77,17 @@ class BaseSpec(_Strict):
         pattern=r"^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$",
     )
 
+    #: QEMU version the pinned base image ships (``10.0`` for virtual-dsm 7.41, Debian
+    #: trixie's); the simulator's QEMU must have the same major version (a test checks it).
+    qemu_version: str | None = None
+
+    @field_validator("qemu_version")
+    @classmethod
+    def _qemu_version(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9]+(\.[0-9]+){0,2}", value):
+            raise ValueError(f"{value!r} is not a QEMU version like 10.0")
+        return value
+
 
 class PatParams(_Strict):
     """The DSM install image (.pat) for a real-DSM target."""

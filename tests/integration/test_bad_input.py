@@ -242,8 +242,10 @@ def test_sim_run_on_a_free_port_works_and_prints_the_container_id(
         assert container.id == lines[-1]
         assert container.labels[L.KIND] == "sim-run"
         assert container.image.id == client.images.get(sim_image).id
-        # port 5000 answers (the "please wait" page first, as on virtual-dsm)
-        deadline = time.monotonic() + 30
+        # NAT like params/sim.yaml's run options, and port 5000 answers (the wait page while
+        # the simulator installs, then DSM through the container's eth0)
+        assert container.attrs["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
+        deadline = time.monotonic() + 90
         status = None
         while status is None and time.monotonic() < deadline:
             try:

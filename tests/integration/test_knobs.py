@@ -137,6 +137,9 @@ def test_seeded_slow_token_enforcing_build_through_papermill(
         detach=True,
         ports={"5000/tcp": ("127.0.0.1", None)},
         labels=L.owner_labels("test", result["run_id"]),
+        # the snapshot was taken in NAT mode, which a restore needs too (params/sim.yaml run)
+        devices=["/dev/net/tun:/dev/net/tun:rwm"],
+        cap_add=["NET_ADMIN"],
     )
     try:
         container.reload()

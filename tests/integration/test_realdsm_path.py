@@ -96,11 +96,12 @@ def realdsm_params(
         "source": "registry",
         "image": sim_image,
         "patch_file": patch_file,
-        "disk_base": "DSM_VirtualDSM_SIM",
+        # the PAT is mounted at /boot.pat, so the disks are DSM_VirtualDSM.* (as on 7.41)
+        "disk_base": "DSM_VirtualDSM",
+        "qemu_version": data["base"]["qemu_version"],
     }
     data["vm"] = sim["vm"]
     data["timeouts"] = sim["timeouts"]
-    data["run"] = {"devices": [], "cap_add": []}
     data["pat"] = pat
     (folder / "7.2.2.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return folder
@@ -164,7 +165,7 @@ def test_registry_base_with_a_downloaded_pat_builds(
         remove=True,
         labels=L.owner_labels("test", build.run_id),
     ).decode()
-    assert "DSM_VirtualDSM_SIM.system.img" in listing, listing
+    assert "DSM_VirtualDSM.system.img" in listing, listing
     assert ".pat" not in listing.replace("/boot.pat", ""), listing
     assert "No such file" in listing  # no /boot.pat baked in either
     labels = client.images.get(record.image).labels

@@ -1,7 +1,8 @@
-"""The DSM simulator image honours the vdsm/virtual-dsm container contract.
+"""The DSM simulator image honours the vdsm/virtual-dsm 7.41 container contract.
 
 Real dockerd, real QEMU (TCG) in the container, the real guest application. Every container,
-image and directory a test creates is removed at the end.
+image and directory a test creates is removed at the end. Each test names the file of
+vdsm/virtual-dsm at tag v7.41 whose behaviour it pins (the twin rule of the architecture).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import tarfile
@@ -25,13 +27,19 @@ import pytest
 import requests
 from qemu.qmp import QMPClient
 
+from vdsmlib.params import load_params
 from vdsmlib.qemu.accel import probe_accelerator
 from vdsmlib.sim.image.build import SIM_REPOSITORY, SimImage, ensure_sim_image
 
 pytestmark = pytest.mark.docker
 
-BASE = "DSM_VirtualDSM_SIM"
+# Without a PAT, 7.41 installs its default PAT (DSM 7.2.2-72806) and names the disks after it
+# (src/install.sh); params/sim.yaml's base.disk_base says the same.
+BASE = "DSM_VirtualDSM_72806"
+GUEST_IP = "20.20.20.21"
 LABELS = {"vdsm-ci.owner": "vdsm-ci", "vdsm-ci.kind": "test"}
+# What virtual-dsm's default NAT networking needs, as params/7.2.2.yaml and params/sim.yaml say.
+NAT = {"devices": ["/dev/net/tun:/dev/net/tun:rwm"], "cap_add": ["NET_ADMIN"]}
 INFO_QUERY = "/webapi/query.cgi?api=SYNO.API.Info&version=1&method=query&query=ALL"
 ADMIN = {
     "device_name": "simtest",
@@ -39,6 +47,7 @@ ADMIN = {
     "password": "Sim-Test-Passw0rd",
     "password_confirm": "Sim-Test-Passw0rd",
 }
+BOOT_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +129,7 @@ def api_ready(port: int) -> Callable[[], bool]:
         try:
             return bool(answer.json().get("success"))
         except ValueError:
-            return False  # still the "please wait" page
+            return False  # still the wait page
 
     return check
 
@@ -147,8 +156,12 @@ def run_sim(
     image: str,
     containers: list[Any],
     env: dict[str, str],
+    *,
+    nat: bool = True,
     **kwargs: Any,
 ) -> tuple[Any, int]:
+    """Start the image with port 5000 published on a free loopback port (NAT options unless
+    ``nat=False``)."""
     port = free_port()
     container = client.containers.run(
         image,
@@ -156,7 +169,7 @@ def run_sim(
         environment={"KVM": "N", **env},
         ports={"5000/tcp": ("127.0.0.1", port)},
         labels=LABELS,
-        **kwargs,
+        **({**NAT, **kwargs} if nat else kwargs),
     )
     containers.append(container)
     return container, port
@@ -169,53 +182,225 @@ def exec_out(container: Any, *cmd: str) -> str:
     return str(text)
 
 
-def test_boot_shows_wait_page_then_guest_api_and_installs_storage(
+def curl_inside(container: Any, url: str) -> tuple[int, str]:
+    """``curl`` in the container: (curl's exit code, HTTP status or '')."""
+    code, output = container.exec_run(
+        ["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url]
+    )
+    return code, output.decode(errors="replace").strip()
+
+
+def host_helper_answer(container: Any) -> dict[str, Any]:
+    """What the host helper answers print.sh (127.0.0.1:2210/read?command=10)."""
+    answer: dict[str, Any] = json.loads(
+        exec_out(container, "curl", "-s", "-m", "5", "http://127.0.0.1:2210/read?command=10")
+    )
+    return answer
+
+
+async def _qmp(socket_path: Path, command: str, **arguments: Any) -> Any:
+    qmp = QMPClient("vdsm-test")
+    await qmp.connect(str(socket_path))
+    try:
+        return await qmp.execute(command, arguments or None)
+    finally:
+        await qmp.disconnect()
+
+
+def test_qemu_major_version_is_the_pinned_bases(
+    client: docker.DockerClient, sim_image: SimImage
+) -> None:
+    """vdsm/virtual-dsm v7.41 Dockerfile: FROM debian:trixie-slim + Debian's qemu-system-x86.
+
+    params/7.2.2.yaml records that QEMU version (base.qemu_version); a pin that moves QEMU must
+    move the simulator with it.
+    """
+    pinned = load_params("7.2.2").base.qemu_version
+    assert pinned, "params/7.2.2.yaml has no base.qemu_version"
+    output = client.containers.run(
+        sim_image.ref,
+        entrypoint=["qemu-system-x86_64", "--version"],
+        remove=True,
+        network_mode="none",
+        labels=LABELS,
+    ).decode()
+    match = re.search(r"version (\d+)\.(\d+)", output)
+    assert match, output
+    assert match.group(1) == pinned.split(".")[0], (output, pinned)
+    assert sim_image.qemu_version.split(".")[0] == pinned.split(".")[0]
+    debian = client.containers.run(
+        sim_image.ref, entrypoint=["cat", "/etc/debian_version"], remove=True, labels=LABELS
+    ).decode()
+    assert debian.startswith("13."), debian  # trixie
+
+
+async def test_nat_boot_wait_page_only_while_installing_then_guest_behind_eth0(
     client: docker.DockerClient,
     sim_image: SimImage,
     containers: list[Any],
     tmp_dirs: Callable[[str], Path],
 ) -> None:
-    storage = tmp_dirs("storage")
+    """src/network.sh (configureNAT, configureDNS; nginx stopped before QEMU), src/reset.sh
+    (dsm.url removed, nginx started), src/install.sh (disk names, wait page while installing),
+    src/print.sh (dsm.url = ip:port), src/config.sh (virtio-balloon-pci), all at v7.41."""
+    storage, qmp_dir = tmp_dirs("storage"), tmp_dirs("qmp")
     started = time.monotonic()
     container, port = run_sim(
         client,
         sim_image.ref,
         containers,
-        {"SIM_HOSTNAME": "sim-test-host", "SIM_INSTALL_DELAY": "0"},
-        volumes={str(storage): {"bind": "/storage", "mode": "rw"}},
+        {
+            "SIM_HOSTNAME": "sim-test-host",
+            "SIM_INSTALL_SECONDS": "8",
+            "QMP": "unix:/qmp/qmp.sock,server=on,wait=off",
+        },
+        volumes={
+            str(storage): {"bind": "/storage", "mode": "rw"},
+            str(qmp_dir): {"bind": "/qmp", "mode": "rw"},
+        },
     )
 
-    first = wait_for("any HTTP answer on port 5000", lambda: get(port, "/"), 30, container)
+    # While installing: nginx's wait page on 5000 (every other path: 404, like nginx there).
+    first = wait_for("the wait page on port 5000", lambda: get(port, "/"), 30, container)
     assert first.status_code == 200
     assert "<title>Virtual DSM</title>" in first.text
-    assert "Please wait while Virtual DSM is booting" in first.text
-    # The Web API gets the same page before the guest is up, as with virtual-dsm.
+    assert "Please wait while Virtual DSM is being installed" in first.text
     early = get(port, INFO_QUERY)
-    assert early is not None and "Please wait" in early.text
+    assert early is not None and early.status_code == 404
 
-    wait_for("the guest's Web API", api_ready(port), 60, container)
+    wait_for(
+        "the guest's Web API through the published port", api_ready(port), BOOT_TIMEOUT, container
+    )
     boot_seconds = time.monotonic() - started
-    info = requests.get(f"http://127.0.0.1:{port}{INFO_QUERY}", timeout=5).json()
-    assert "SYNO.API.Auth" in info["data"]
-    # The SIM_* knob reached the guest through the kernel command line.
+    # From now on port 5000 is the guest's: the wait page is gone for good.
+    page = get(port, "/")
+    assert page is not None and "Please wait while Virtual DSM" not in page.text
     state = requests.get(f"http://127.0.0.1:{port}/sim/state", timeout=5).text
-    assert "sim-test-host" in state
+    assert "sim-test-host" in state  # the SIM_* knob reached the guest
+
+    # NAT: the guest is 20.20.20.21 on dockerbridge; only eth0 traffic is DNATed to it, so
+    # nothing inside the container answers on 127.0.0.1:5000.
+    assert curl_inside(container, f"http://{GUEST_IP}:5000/") == (0, "200")
+    code, status = curl_inside(container, "http://127.0.0.1:5000/")
+    assert code == 7 and status == "000", (code, status)
+    rules = exec_out(container, "iptables", "-t", "nat", "-S")
+    assert f"-i eth0 -p tcp -j DNAT --to-destination {GUEST_IP}" in rules, rules
+    assert f"-i eth0 -p udp -j DNAT --to-destination {GUEST_IP}" in rules, rules
+    assert "-o eth0 -j MASQUERADE" in rules, rules
+    assert "20.20.20.1/24" in exec_out(container, "ip", "-4", "addr", "show", "dockerbridge")
+    leases = exec_out(container, "cat", "/var/lib/misc/dnsmasq.leases")
+    mac = (storage / "dsm.mac").read_text().strip()
+    assert re.fullmatch(r"02:11:32(:[0-9A-F]{2}){3}", mac), mac
+    assert f"{mac} {GUEST_IP}" in leases, leases
+    assert f"eth0 {GUEST_IP}/24 by DHCP" in container.logs().decode(errors="replace")
+
+    # dsm.url: written once the booting guest reported its address to the host helper.
+    url = wait_for(
+        "/run/shm/dsm.url",
+        lambda: (
+            container.exec_run(["cat", "/run/shm/dsm.url"]).output.decode().strip()
+            if container.exec_run(["test", "-s", "/run/shm/dsm.url"]).exit_code == 0
+            else ""
+        ),
+        30,
+        container,
+    )
+    assert url == f"{GUEST_IP}:5000"
+    assert host_helper_answer(container)["status"] == "success"
 
     assert (storage / "dsm.ver").read_text().strip() == BASE
     assert (storage / f"{BASE}.boot.img").stat().st_size > 0
     assert (storage / f"{BASE}.system.img").stat().st_size > 0
     assert (storage / "data.img").stat().st_size == 2 * 1024**3
-    assert (storage / "dsm.mac").read_text().startswith("02:11:32:")
-    # Where DSM answers from inside the container: QEMU's forward of guest port 5000.
-    assert exec_out(container, "cat", "/run/shm/dsm.url").strip() == "127.0.0.1:15000"
     assert "guest app started" in container.logs().decode(errors="replace")
+
+    pci = await _qmp(qmp_dir / "qmp.sock", "query-pci")
+    qdev_ids = {d.get("qdev_id") for bus in pci for d in bus["devices"]}
+    assert "balloon0" in qdev_ids, qdev_ids
 
     stop_started = time.monotonic()
     container.stop(timeout=20)
     container.reload()
     assert container.attrs["State"]["ExitCode"] == 0, container.logs().decode()[-2000:]
     assert time.monotonic() - stop_started < 10
-    print(f"boot to Web API: {boot_seconds:.1f} s")
+    print(f"install (8 s) + boot to Web API: {boot_seconds:.1f} s")
+
+
+def test_without_net_admin_falls_back_to_user_mode_forwarding_5000(
+    client: docker.DockerClient, sim_image: SimImage, containers: list[Any]
+) -> None:
+    """src/network.sh v7.41: configureNAT fails without NET_ADMIN, a warning says it falls back
+    to user-mode networking, and getUserPorts forwards 22 and 5000 (plus USER_PORTS) only."""
+    container, port = run_sim(client, sim_image.ref, containers, {"USER_PORTS": "5001"}, nat=False)
+    wait_for("the guest's Web API (user mode)", api_ready(port), BOOT_TIMEOUT, container)
+    logs = container.logs().decode(errors="replace")
+    assert "--cap-add NET_ADMIN" in logs
+    assert "falling back to user-mode networking" in logs
+    forwards = sorted(set(re.findall(r"hostfwd=(\w+)::(\d+)-" + GUEST_IP + r":(\d+)", logs)))
+    assert forwards == [("tcp", "22", "22"), ("tcp", "5000", "5000"), ("tcp", "5001", "5001")]
+    # QEMU's forward listens in the container, so there 127.0.0.1:5000 is DSM.
+    assert curl_inside(container, "http://127.0.0.1:5000/") == (0, "200")
+    assert "dockerbridge" not in exec_out(container, "ip", "link")
+
+
+def test_boot_pat_names_the_disks_and_an_existing_install_is_kept(
+    client: docker.DockerClient,
+    sim_image: SimImage,
+    containers: list[Any],
+    tmp_dirs: Callable[[str], Path],
+) -> None:
+    """src/install.sh v7.41: a PAT at /boot.pat makes BASE DSM_VirtualDSM; install is skipped
+    when both images exist and are non-empty."""
+    storage, pat_dir = tmp_dirs("storage"), tmp_dirs("pat")
+    pat = pat_dir / "DSM_VirtualDSM_72806.pat"
+    pat.write_bytes(b"not a real PAT\n" * 64)
+    volumes = {
+        str(storage): {"bind": "/storage", "mode": "rw"},
+        str(pat): {"bind": "/boot.pat", "mode": "ro"},
+    }
+    env = {"NETWORK": "N"}
+    first, _ = run_sim(client, sim_image.ref, containers, env, volumes=volumes)
+    wait_for("QEMU's start", lambda: b"Booting Virtual DSM" in first.logs(), 60, first)
+    first.stop(timeout=20)
+    assert "Install: using the installation image /boot.pat" in first.logs().decode()
+    assert (storage / "dsm.ver").read_text().strip() == "DSM_VirtualDSM"
+    boot, system = storage / "DSM_VirtualDSM.boot.img", storage / "DSM_VirtualDSM.system.img"
+    assert boot.stat().st_size > 0 and system.stat().st_size > 0
+    assert not list(storage.glob(f"{BASE}.*"))
+    stamp = (boot.stat().st_mtime_ns, system.stat().st_mtime_ns)
+
+    second, _ = run_sim(client, sim_image.ref, containers, env, volumes=volumes)
+    wait_for("QEMU's start", lambda: b"Booting Virtual DSM" in second.logs(), 60, second)
+    second.stop(timeout=20)
+    assert "Install:" not in second.logs().decode()
+    assert (boot.stat().st_mtime_ns, system.stat().st_mtime_ns) == stamp
+
+
+def test_ram_size_above_available_memory_exits_17(
+    client: docker.DockerClient, sim_image: SimImage, containers: list[Any]
+) -> None:
+    """src/reset.sh and src/config.sh v7.41: RAM_SIZE larger than the available memory, exit 17."""
+    container, _ = run_sim(client, sim_image.ref, containers, {"RAM_SIZE": "4096G"})
+    assert container.wait(timeout=60)["StatusCode"] == 17
+    logs = container.logs(stdout=False).decode(errors="replace")
+    assert "RAM_SIZE=4096G is too high" in logs
+
+
+def test_qemu_failing_to_start_exits_15_with_its_error(
+    client: docker.DockerClient, sim_image: SimImage, containers: list[Any]
+) -> None:
+    """src/entry.sh v7.41: QEMU's error goes to stderr and the container exits 15;
+    ARGUMENTS are appended last to QEMU's command line (src/config.sh)."""
+    container, _ = run_sim(
+        client, sim_image.ref, containers, {"ARGUMENTS": "-device no-such-device-x"}
+    )
+    assert container.wait(timeout=60)["StatusCode"] == 15
+    stderr = container.logs(stdout=False).decode(errors="replace")
+    assert "no-such-device-x" in stderr
+    command = next(
+        line for line in container.logs().decode().splitlines() if "Booting Virtual DSM" in line
+    )
+    assert command.rstrip().endswith("-device no-such-device-x")
 
 
 def test_kvm_without_device_exits_88(
@@ -279,15 +464,6 @@ def _tar(files: dict[str, tuple[bytes, int]]) -> bytes:
     return buffer.getvalue()
 
 
-async def _qmp(socket_path: Path, command: str, **arguments: Any) -> Any:
-    qmp = QMPClient("vdsm-test")
-    await qmp.connect(str(socket_path))
-    try:
-        return await qmp.execute(command, arguments or None)
-    finally:
-        await qmp.disconnect()
-
-
 def _snapshots(container: Any, disk: str) -> list[dict[str, Any]]:
     info = json.loads(exec_out(container, "qemu-img", "info", "-U", "--output=json", disk))
     snapshots: list[dict[str, Any]] = info.get("snapshots", [])
@@ -300,6 +476,9 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
     containers: list[Any],
     tmp_dirs: Callable[[str], Path],
 ) -> None:
+    """QMP/ARGUMENTS as src/config.sh v7.41 passes them; the boot and system disks attached
+    raw (src/disk.sh v7.41), so snapshots need the build base's qcow2 patch; after a
+    ``-loadvm`` restore no dsm.url (src/print.sh, src/reset.sh); exit 15 (src/entry.sh)."""
     storage, qmp_dir = tmp_dirs("storage"), tmp_dirs("qmp")
     qmp_socket = qmp_dir / "qmp.sock"
     qmp_env = {"DISK_FMT": "qcow2", "QMP": "unix:/qmp/qmp.sock,server=on,wait=off"}
@@ -313,7 +492,7 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
         qmp_env,
         volumes={str(storage): {"bind": "/storage", "mode": "rw"}, **qmp_volume},
     )
-    wait_for("the guest's Web API", api_ready(port), 60, first)
+    wait_for("the guest's Web API", api_ready(port), BOOT_TIMEOUT, first)
     status = await _qmp(qmp_socket, "query-status")
     assert status["status"] == "running"
     refused = await _qmp(qmp_socket, "human-monitor-command", **{"command-line": "savevm final"})
@@ -344,11 +523,22 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
         ports={"5000/tcp": ("127.0.0.1", port)},
         volumes=qmp_volume,
         labels=LABELS,
+        **NAT,
     )
     containers.append(second)
     assert second.put_archive("/", _tar(files))
     second.start()
-    wait_for("the guest's Web API (qcow2 disks)", api_ready(port), 60, second)
+    wait_for("the guest's Web API (qcow2 disks)", api_ready(port), BOOT_TIMEOUT, second)
+    # A cold boot: the guest reports its address and print.sh writes dsm.url (src/print.sh).
+    wait_for(
+        "dsm.url after a cold boot",
+        lambda: (
+            second.exec_run(["cat", "/run/shm/dsm.url"]).output.decode().strip()
+            == f"{GUEST_IP}:5000"
+        ),
+        30,
+        second,
+    )
 
     # 3. State that lives only in the guest's memory: the admin account.
     created = requests.post(f"http://127.0.0.1:{port}/sim/ui/admin", json=ADMIN, timeout=10)
@@ -369,22 +559,31 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
         third, port3 = run_sim(
             client, committed.id, containers, {"ARGUMENTS": "-loadvm final"}, volumes=qmp_volume
         )
-        wait_for("the restored guest's Web API", api_ready(port3), 30, third)
+        wait_for("the restored guest's Web API", api_ready(port3), 60, third)
         restore_seconds = time.monotonic() - restored_at
         assert login(port3)["success"] is True
         assert "guest app started" not in third.logs().decode(errors="replace")
+        # A restored guest does not boot, so it reports nothing and dsm.url stays absent
+        # (src/reset.sh removes it at every start; src/print.sh writes it only on a report).
+        assert host_helper_answer(third)["status"] == "error"
+        code, _ = third.exec_run(["test", "-e", "/run/shm/dsm.url"])
+        assert code == 1, "dsm.url exists after a -loadvm restore"
+        # NAT: DSM only behind eth0; nothing answers on the container's 127.0.0.1:5000.
+        assert curl_inside(third, "http://127.0.0.1:5000/")[0] == 7
+        assert curl_inside(third, f"http://{GUEST_IP}:5000/") == (0, "200")
         third.remove(force=True, v=True)
 
-        # 5. A QEMU error (unknown snapshot) ends the container with a non-zero code.
+        # 5. QEMU failing to start (unknown snapshot) ends the container with code 15.
         broken = client.containers.run(
             committed.id,
             detach=True,
             environment={"KVM": "N", "ARGUMENTS": "-loadvm nosuchsnapshot"},
             labels=LABELS,
+            **NAT,
         )
         containers.append(broken)
-        assert broken.wait(timeout=60)["StatusCode"] != 0
-        assert "nosuchsnapshot" in broken.logs().decode(errors="replace")
+        assert broken.wait(timeout=60)["StatusCode"] == 15  # src/entry.sh v7.41
+        assert "nosuchsnapshot" in broken.logs(stdout=False).decode(errors="replace")
         print(f"restore to Web API: {restore_seconds:.1f} s")
     finally:
         for container in containers:

@@ -167,8 +167,8 @@ def _check_command(words: list[str], where: str) -> None:
         words = words[1:]
     exe = words[0]
     name = Path(exe).name
-    if exe.startswith(".venv/bin/"):
-        assert (ROOT / "pyproject.toml").exists()
+    if "venv/bin/" in exe and name in ("python", "python3"):
+        name = "python"
     if name == "make":
         targets = set(re.findall(r"(?m)^([a-zA-Z_-]+):", (ROOT / "Makefile").read_text()))
         for target in words[1:]:
@@ -186,6 +186,8 @@ def _check_command(words: list[str], where: str) -> None:
         for flag, value in itertools.pairwise(words):
             if flag in ("-p", "-r", "--parameters", "--parameters_raw"):
                 assert value in parameters, f"{where}: {notebook.name} has no parameter {value}"
+    elif name == "python3" and words[1:3] == ["-m", "venv"]:
+        pass
     elif name == "python" and words[1:3] == ["-m", "pytest"]:
         for word in words[3:]:
             if not word.startswith("-") and "$" not in word:

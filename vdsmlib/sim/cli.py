@@ -6,7 +6,9 @@
     vdsm sim run --port 5000 [-e SIM_SCREENS=update-options,2fa-promo] [--kvm]
 
 ``vdsm sim run`` starts an unconfigured simulator (the DSM welcome page) detached, with port
-5000 published on 127.0.0.1:PORT, and prints the container id on its last line.
+5000 published on 127.0.0.1:PORT and the ``run`` options of ``params/sim.yaml`` (the tun device
+and NET_ADMIN that virtual-dsm's NAT networking needs), and prints the container id on its last
+line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import docker.errors
 from vdsmlib.docker.container import run_detached
 from vdsmlib.docker.labels import owner_labels
 from vdsmlib.errors import VdsmError
+from vdsmlib.params import load_params
 
 __all__ = ["SimRunError", "add_subcommands"]
 
@@ -75,8 +78,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "ports": {"5000/tcp": ("127.0.0.1", args.port)},
         "labels": owner_labels("sim-run", f"sim-run-{time.strftime('%Y%m%d-%H%M%S')}"),
     }
-    if args.kvm:
-        run_kwargs["devices"] = ["/dev/kvm:/dev/kvm:rwm"]
+    # The same docker run options as every build of the sim target (params/sim.yaml `run`).
+    run = load_params("sim").run
+    devices = [*run.devices, *(["/dev/kvm"] if args.kvm else [])]
+    run_kwargs["devices"] = [f"{d}:{d}:rwm" for d in devices]
+    if run.cap_add:
+        run_kwargs["cap_add"] = list(run.cap_add)
     try:
         container = run_detached(client, image.ref, **run_kwargs)
     except docker.errors.DockerException as err:

@@ -40,6 +40,7 @@ from vdsmlib.errors import VdsmError
 __all__ = [
     "BASE_IMAGE",
     "DEBIAN_MIRROR",
+    "DEBIAN_SUITE",
     "GUEST_DIR",
     "IMAGE_DIR",
     "SIM_REPOSITORY",
@@ -52,11 +53,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BASE_IMAGE = "vdsm-ci/debian:bookworm"
+BASE_IMAGE = "vdsm-ci/debian:trixie"
 """The locally made Debian base image (debootstrap minbase + docker import)."""
 
 SIM_REPOSITORY = "vdsm-ci/sim"
 """Repository of the simulator image; tags are the content hash and ``latest``."""
+
+DEBIAN_SUITE = "trixie"
+"""The Debian release of the base: vdsm/virtual-dsm 7.41 is built ``FROM debian:trixie-slim``."""
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -70,6 +74,8 @@ GUEST_DIR = IMAGE_DIR.parent / "guest"
 _CONTEXT_PARTS = ("Dockerfile.sim", "container", "initramfs")
 _SKIP_NAMES = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _LOG_TAIL_LINES = 40
+# Simulator builds kept by the pruning after a build (several checkouts may share one engine).
+_KEEP_BUILDS = 4
 _QEMU_VERSION_RE = re.compile(r"version\s+(\S+)")
 
 
@@ -106,7 +112,7 @@ def _image_or_none(client: docker.DockerClient, ref: str) -> Any:
 
 
 def ensure_base_image(client: docker.DockerClient, *, mirror: str = DEBIAN_MIRROR) -> str:
-    """Return the id of ``vdsm-ci/debian:bookworm``, making it with debootstrap if missing.
+    """Return the id of ``vdsm-ci/debian:trixie``, making it with debootstrap if missing.
 
     Needs root and ``debootstrap`` on the host (about 30 s and 150 MB of downloads once).
     """
@@ -130,11 +136,11 @@ def ensure_base_image(client: docker.DockerClient, *, mirror: str = DEBIAN_MIRRO
     try:
         log.info("making base image %s with debootstrap from %s", BASE_IMAGE, mirror)
         tail = _run_logged(
-            [debootstrap, "--variant=minbase", "bookworm", str(rootfs), mirror], "debootstrap"
+            [debootstrap, "--variant=minbase", DEBIAN_SUITE, str(rootfs), mirror], "debootstrap"
         )
         if tail is not None:
             raise SimImageError(
-                f"debootstrap of bookworm from {mirror} failed; last lines:\n{tail}\n"
+                f"debootstrap of {DEBIAN_SUITE} from {mirror} failed; last lines:\n{tail}\n"
                 "check network access to the Debian archive and retry"
             )
         _trim_rootfs(rootfs)
@@ -392,24 +398,32 @@ def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
     """Untag simulator images of older trees and drop stale initramfs-stage images.
 
     Without this every edit of the guest would leave a tagged image and an untagged
-    builder-stage image behind. Images still used by containers or as parents stay.
+    builder-stage image behind. The newest few builds stay: other checkouts of the project
+    that share the Docker engine may be using them. Images still used by containers or as
+    parents stay too.
     """
     try:
         stages = client.images.list(
             filters={"label": "vdsm-ci.sim-stage=initramfs", "dangling": True}
         )
-        old_tags = [
-            tag
-            for image in client.images.list(name=SIM_REPOSITORY)
-            for tag in image.tags
-            if tag not in (keep, f"{SIM_REPOSITORY}:latest")
-        ]
+        builds = client.images.list(name=SIM_REPOSITORY)
     except docker.errors.DockerException as err:
         log.warning("could not list old simulator images to prune: %s", err)
         return
-    # The newest stage image carries the layer cache of the next build; keep it.
-    stages.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
-    for target in old_tags + [image.id for image in stages[1:]]:
+
+    def created(image: Any) -> str:
+        return str(image.attrs.get("Created", ""))
+
+    builds.sort(key=created, reverse=True)
+    old_tags = [
+        tag
+        for image in builds[_KEEP_BUILDS:]
+        for tag in image.tags
+        if tag not in (keep, f"{SIM_REPOSITORY}:latest")
+    ]
+    # The newest stage images carry the layer cache of the next builds; keep them.
+    stages.sort(key=created, reverse=True)
+    for target in old_tags + [image.id for image in stages[_KEEP_BUILDS:]]:
         try:
             client.images.remove(target)
             log.info("pruned old simulator build %s", target)

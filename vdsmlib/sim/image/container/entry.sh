@@ -1,51 +1,57 @@
 #!/usr/bin/env bash
 # Entry point of the DSM simulator container (run by `tini -s`).
 #
-# The same contract as vdsm/virtual-dsm: small scripts sourced in order set up /storage and
-# the QEMU command line, then QEMU runs in the foreground. SIGTERM asks QEMU to quit through a
-# private monitor socket; the container exits with QEMU's exit code.
+# The contract of vdsm/virtual-dsm v7.41 (src/entry.sh): small scripts sourced in order set up
+# /storage, the network and the QEMU command line; QEMU starts daemonized, and if it fails to
+# start the container exits 15 with QEMU's error on stderr. SIGTERM asks QEMU to quit through a
+# private monitor socket; the container exits when QEMU is gone.
 set -Eeuo pipefail
 
 cd /run
-. /run/reset.sh     # defaults, KVM check, runtime directories
-. /run/install.sh   # first start: boot and system disks, dsm.ver, MAC
+. /run/reset.sh     # defaults, memory check, runtime files, wait page
+. /run/install.sh   # first start: boot and system disks, dsm.ver
 . /run/disk.sh      # createDevice, data disk
 . /run/prepare.sh   # attach boot and system disks
-. /run/network.sh   # user-mode networking with port forwards
+. /run/network.sh   # NAT (or user-mode) networking; stops the wait page
 . /run/proc.sh      # accelerator and CPU
+. /run/serial.sh    # host helper, virtio-serial channel, console
 . /run/config.sh    # the QEMU command line (QEMU_ARGS)
 
-# Port 5000: "please wait" page until the guest answers, then a TCP proxy to it.
-python3 /run/waitpage.py &
+finish() {
+    touch "$QEMU_END"
+    kill "$HOST_HELPER_PID" 2>/dev/null || true
+    exit "$1"
+}
 
-# Guest console: QEMU writes it to a file, tail copies it into the container log.
-tail -n +1 -F "$CONSOLE_LOG" 2>/dev/null &
-
-QEMU_PID=""
 stopQemu() {
     info "received a stop signal: asking QEMU to quit"
-    if [ -n "$QEMU_PID" ]; then
-        python3 /run/hmp.py "$PRIVATE_MONITOR" quit >/dev/null 2>&1 || kill -TERM "$QEMU_PID" 2>/dev/null || true
+    touch "$QEMU_END"
+    if [ -s "$QEMU_PID" ]; then
+        python3 /run/hmp.py "$PRIVATE_MONITOR" quit >/dev/null 2>&1 \
+            || kill -TERM "$(cat "$QEMU_PID")" 2>/dev/null || true
     fi
 }
 trap stopQemu TERM INT
 
-info "starting qemu-system-x86_64 ${QEMU_ARGS[*]}"
-qemu-system-x86_64 "${QEMU_ARGS[@]}" &
-QEMU_PID=$!
+# Guest console: QEMU writes it to a file, tail copies it into the container log.
+tail -n +1 -F "$CONSOLE_LOG" 2>/dev/null &
 
+version=$(head -n 1 /run/qemu-version | sed 's/.*version \([^ ]*\).*/\1/')
+info "Booting Virtual DSM (simulator) using QEMU v$version: ${QEMU_ARGS[*]}"
 rc=0
-while :; do
-    # `wait` returns early when a trapped signal arrives; wait again until QEMU is gone.
-    wait "$QEMU_PID" && rc=0 || rc=$?
-    kill -0 "$QEMU_PID" 2>/dev/null || break
-done
-# One last reap so that rc is QEMU's own status, not that of an interrupted wait.
-wait "$QEMU_PID" 2>/dev/null && rc=0 || { r=$?; [ "$r" -ne 127 ] && rc=$r; }
-
+qemu-system-x86_64 "${QEMU_ARGS[@]}" >"$QEMU_OUT" 2>"$QEMU_LOG" || rc=$?
 if [ "$rc" -ne 0 ]; then
-    error "QEMU exited with code $rc (its error is above)"
-else
-    info "QEMU exited"
+    error "$(cat "$QEMU_LOG")"
+    error "QEMU failed to start (exit code $rc)"
+    finish 15
 fi
-exit "$rc"
+tail -n +1 -F "$QEMU_LOG" 2>/dev/null >&2 &
+
+pid=$(cat "$QEMU_PID")
+# QEMU is not this shell's child (it daemonized; tini reaps it): poll until it is gone.
+while kill -0 "$pid" 2>/dev/null; do
+    sleep 0.5 &
+    wait $! || true
+done
+info "QEMU exited"
+finish 0

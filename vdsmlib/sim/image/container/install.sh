@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# First start ("install"): create the DSM boot and system disks, dsm.ver and the MAC file.
-# Install is done when both disks exist and are non-empty, as on vdsm/virtual-dsm.
+# First start ("install"): create the DSM boot and system disks and dsm.ver.
+# Disk names follow vdsm/virtual-dsm v7.41 src/install.sh: a PAT mounted at /boot.pat (or a
+# boot.pat in $STORAGE) makes them DSM_VirtualDSM.*; with URL, the PAT's file name; otherwise
+# the name dsm.ver records, or that of the PAT 7.41 downloads by default (DSM 7.2.2-72806,
+# the release the simulator imitates). Install is skipped when both disks exist and are
+# non-empty. The simulator reads no PAT: its disks are blank, the guest is in the initramfs.
 set -Eeuo pipefail
 
+: "${URL:=}"
+# Seconds the install takes (a simulator knob, so tests can watch the wait page).
+: "${SIM_INSTALL_SECONDS:=0}"
+
+DEFAULT_BASE="DSM_VirtualDSM_72806"
 BOOT_SIZE=64M
 SYSTEM_SIZE=256M
 MIN_FREE_KB=$((1024 * 1024))
@@ -16,32 +25,53 @@ checkFreeSpace() {
     fi
 }
 
+patName() {  # file name of a PAT URL without .pat, reduced to safe characters
+    local name="${1%%\?*}"
+    name="${name##*/}"
+    name="${name%.pat}"
+    echo "$name" | sed -e 's/[^A-Za-z0-9._-]/_/g'
+}
+
+BASE=""
+[ -f "$STORAGE/dsm.ver" ] && BASE=$(tr -cd '[:print:]' < "$STORAGE/dsm.ver")
+[ -z "$BASE" ] && BASE="$DEFAULT_BASE"
+
+PAT_FILE=""
+for candidate in /boot.pat "$STORAGE/boot.pat"; do
+    if [ -f "$candidate" ] && [ -s "$candidate" ]; then
+        PAT_FILE="$candidate"
+        break
+    fi
+done
+if [ -n "$PAT_FILE" ]; then
+    BASE="DSM_VirtualDSM"
+elif [ -n "$URL" ] && [ ! -s "$STORAGE/$BASE.system.img" ]; then
+    BASE=$(patName "$URL")
+fi
+
+BOOT="$STORAGE/$BASE.boot.img"
+SYSTEM="$STORAGE/$BASE.system.img"
+
 installDisks() {
-    local boot="$STORAGE/$BASE.boot.img"
-    local system="$STORAGE/$BASE.system.img"
-
-    if [ -s "$boot" ] && [ -s "$system" ]; then
-        return 0
+    html "Please wait while Virtual DSM is being installed..."
+    if [ -n "$PAT_FILE" ]; then
+        info "Install: using the installation image $PAT_FILE"
+    else
+        info "Install: installing the DSM simulator as $BASE"
     fi
-    info "installing the DSM simulator into $STORAGE"
     checkFreeSpace
-    rm -f "$boot" "$system"
-    # raw and sparse, like the disks vdsm/virtual-dsm extracts from a PAT
-    truncate -s "$BOOT_SIZE" "$boot"
-    truncate -s "$SYSTEM_SIZE" "$system"
-    echo "$BASE" > "$STORAGE/dsm.ver"
-}
-
-installMac() {
-    local file="$STORAGE/dsm.mac"
-    if [ ! -s "$file" ]; then
-        # Synology's OUI with the locally administered bit, as a stable per-install address
-        printf '02:11:32:%02x:%02x:%02x\n' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)) > "$file"
+    if [[ "$SIM_INSTALL_SECONDS" != "0" ]]; then
+        sleep "$SIM_INSTALL_SECONDS"
     fi
-    MAC=$(tr -d '[:space:]' < "$file")
+    rm -f "$BOOT" "$SYSTEM"
+    # raw and sparse, like the disks vdsm/virtual-dsm extracts from a PAT
+    truncate -s "$BOOT_SIZE" "$BOOT"
+    truncate -s "$SYSTEM_SIZE" "$SYSTEM"
+    echo "$BASE" > "$STORAGE/dsm.ver"
+    html "Booting DSM instance..."
 }
 
-installDisks
-[ -s "$STORAGE/dsm.ver" ] || echo "$BASE" > "$STORAGE/dsm.ver"
-installMac
+if [[ ! -s "$BOOT" || ! -s "$SYSTEM" ]]; then
+    installDisks
+fi
 return 0

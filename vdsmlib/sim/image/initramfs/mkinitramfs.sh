@@ -4,8 +4,8 @@
 #   mkinitramfs.sh KERNEL_ROOT GUEST_DIR OUT_DIR
 #
 # KERNEL_ROOT is a `dpkg -x` of Debian's linux-image-*-cloud-amd64 package. Writes
-# OUT_DIR/vmlinuz and OUT_DIR/initrd.img (gzip cpio): busybox, the virtio modules, python3.11
-# with the libraries it links and a pruned, precompiled stdlib, the guest package at
+# OUT_DIR/vmlinuz and OUT_DIR/initrd.img (gzip cpio): busybox, the virtio modules, the builder's
+# python3 (Debian's, 3.13 on trixie) with the libraries it links and a pruned, precompiled stdlib, the guest package at
 # /opt/sim/guest, and /init.
 set -eu
 
@@ -14,9 +14,14 @@ GUEST=$2
 OUT=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(mktemp -d /tmp/initramfs.XXXXXX)
-PY=python3.11
+PY=$(readlink -f /usr/bin/python3 | sed 's,.*/,,')
+echo "python $PY"
 PYLIB=/usr/lib/$PY
 
+# trixie's kernel package ships merged-/usr paths (usr/lib/modules); older ones lib/modules
+if [ ! -e "$KROOT/lib" ] && [ -d "$KROOT/usr/lib/modules" ]; then
+    ln -s usr/lib "$KROOT/lib"
+fi
 KVER=$(ls "$KROOT/lib/modules")
 echo "kernel $KVER"
 
@@ -36,7 +41,7 @@ done
 
 # virtio modules with their dependencies, resolved by kmod against the package's tree
 depmod -b "$KROOT" "$KVER"
-for mod in virtio_pci virtio_net virtio_blk virtio_rng; do
+for mod in virtio_pci virtio_net virtio_blk virtio_rng virtio_console; do
     modprobe -d "$KROOT" -S "$KVER" --show-depends "$mod" | while read -r kind path _; do
         [ "$kind" = insmod ] || continue
         rel=${path#"$KROOT"/}
@@ -50,7 +55,7 @@ cp "$KROOT/lib/modules/$KVER"/modules.order "$KROOT/lib/modules/$KVER"/modules.b
 depmod -b "$ROOT" "$KVER"
 echo "modules: $(cd "$ROOT/usr/lib/modules/$KVER" && find . -name '*.ko*' | sed 's,.*/,,' | tr '\n' ' ')"
 
-# python3.11 and a pruned stdlib. Dropped: tests, GUI, packaging tools, docs, databases,
+# python3 and a pruned stdlib. Dropped: tests, GUI, packaging tools, docs, databases,
 # terminal UIs and everything else a headless HTTP application does not import.
 cp "/usr/bin/$PY" "$ROOT/usr/bin/$PY"
 ln -s "$PY" "$ROOT/usr/bin/python3"
@@ -61,7 +66,7 @@ tar -C "$PYLIB" -c \
     --exclude=./unittest --exclude=./venv --exclude=./sqlite3 --exclude=./curses \
     --exclude=./dbm --exclude='./config-*' --exclude=./turtle.py --exclude=./pydoc.py \
     --exclude=./doctest.py --exclude=./sitecustomize.py --exclude=./_pydecimal.py \
-    --exclude=./__phello__ --exclude=./site-packages --exclude=./dist-packages \
+    --exclude=./__phello__ --exclude=./_pyrepl --exclude=./site-packages --exclude=./dist-packages \
     --exclude=__pycache__ \
     --exclude='./lib-dynload/_tkinter*' --exclude='./lib-dynload/_curses*' \
     --exclude='./lib-dynload/_dbm*' --exclude='./lib-dynload/_gdbm*' \
@@ -92,7 +97,25 @@ find "$ROOT/opt/sim/guest" -name __pycache__ -prune -exec rm -rf {} +
 
 # name resolution from files only: http.server looks up its own address at bind time
 printf 'hosts: files\n' > "$ROOT/etc/nsswitch.conf"
-printf '127.0.0.1 localhost\n10.0.2.15 VirtualDSM\n' > "$ROOT/etc/hosts"
+printf '127.0.0.1 localhost VirtualDSM\n' > "$ROOT/etc/hosts"
+
+# udhcpc's hook: apply the lease to the interface (DSM gets its address by DHCP too)
+mkdir -p "$ROOT/usr/share/udhcpc"
+cat > "$ROOT/usr/share/udhcpc/default.script" <<'SCRIPT'
+#!/bin/sh
+case "$1" in
+deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+bound | renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+exit 0
+SCRIPT
+chmod 755 "$ROOT/usr/share/udhcpc/default.script"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$ROOT/etc/passwd"
 printf 'root:x:0:\n' > "$ROOT/etc/group"
 
