@@ -1,7 +1,8 @@
 """Run the simulated DSM: ``python -m vdsmlib.sim.guest --host 127.0.0.1 --port 5000``.
 
-``--tls-port 5001 --tls-cert CERT --tls-key KEY`` also serves HTTPS (DSM's 5001) from the same
-state; it prints ``sim guest listening on https://HOST:PORT`` once bound.
+``--tls-port 5001 --tls-cert CERT --tls-key KEY`` (or ``SIM_TLS_PORT``, ``SIM_TLS_CERT``,
+``SIM_TLS_KEY``) also serves HTTPS (DSM's 5001) from the same state; it prints
+``sim guest listening on https://HOST:PORT`` once bound.
 
 In the guest the package is copied as top-level ``guest``: ``python3 -m guest --host 0.0.0.0
 --port 5000`` with ``PYTHONPATH=/opt/sim``. Prints ``sim guest listening on http://HOST:PORT``
@@ -25,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="guest", description="Simulated DSM web server")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--tls-port", type=int, default=None, help="also serve HTTPS here")
+    tls_port = os.environ.get("SIM_TLS_PORT", "")
+    parser.add_argument(
+        "--tls-port",
+        type=int,
+        default=int(tls_port) if tls_port.isdigit() else None,
+        help="also serve HTTPS here (default: SIM_TLS_PORT)",
+    )
     parser.add_argument("--tls-cert", default=os.environ.get("SIM_TLS_CERT", ""))
     parser.add_argument("--tls-key", default=os.environ.get("SIM_TLS_KEY", ""))
     args = parser.parse_args(argv)
