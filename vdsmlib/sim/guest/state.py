@@ -6,8 +6,10 @@ state, exactly like a real VM carries DSM's.
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -281,8 +283,9 @@ class SimState:
     # -- login encryption --------------------------------------------------------------------
 
     def start_key_generation(self) -> None:
-        """Generate the login RSA key in the background (seconds on a host, longer under TCG);
-        it lives in memory, so a restored snapshot has it already. Idempotent."""
+        """Generate the login RSA key in a child process at the lowest priority (seconds on a
+        host, minutes under TCG), so the web server keeps answering meanwhile; the key lives in
+        this process's memory, so a restored snapshot has it already. Idempotent."""
         with self.lock:
             if self._keygen_started:
                 return
@@ -290,8 +293,17 @@ class SimState:
 
         def run() -> None:
             started = time.monotonic()
-            key = crypto.generate_rsa_key()
-            self._rsa_key = key
+            child = subprocess.run(
+                [sys.executable, "-m", f"{__package__}.crypto"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode == 0:
+                self._rsa_key = crypto.RsaKey(**json.loads(child.stdout))
+            else:  # no child process possible: generate here
+                sys.stderr.write(f"sim guest: key child failed: {child.stderr.strip()}\n")
+                self._rsa_key = crypto.generate_rsa_key()
             self._rsa_ready.set()
             sys.stderr.write(
                 f"sim guest: RSA-{crypto.RSA_BITS} login key ready after "
