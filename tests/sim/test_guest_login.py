@@ -119,6 +119,9 @@ def stock_login(
         timeout=10,
     )
     assert resp.status_code == 200 and resp.json()["success"] is True, resp.text
+    # get_ik_message: the page's static X25519 key in cookie _SSID (base64url, 32 bytes).
+    ssid = http.cookies.get("_SSID")
+    assert ssid and len(base64.urlsafe_b64decode(ssid + "=" * (-len(ssid) % 4))) == 32
     types = ok(
         call(base, session=http, api="SYNO.API.Auth.Type", version=1, method="get", account=ADMIN)
     )

@@ -27,6 +27,8 @@ __all__ = [
     "generate_rsa_key",
     "openssl_aes_decrypt",
     "rsa_decrypt",
+    "x25519",
+    "x25519_keypair",
 ]
 
 CIPHER_KEY_NAME = "__cIpHeRtExT"
@@ -210,6 +212,45 @@ def openssl_aes_decrypt(passphrase: bytes, b64: str) -> bytes:
         block = hashlib.md5(block + passphrase + salt).digest()
         derived += block
     return aes_cbc_decrypt(derived[:32], derived[32:48], body)
+
+
+# -- X25519 (RFC 7748), for the ``_SSID`` static key of DSM 7's login page --------------------
+
+_P25519 = 2**255 - 19
+
+
+def x25519(scalar: bytes, u: bytes) -> bytes:
+    """RFC 7748 X25519: the Montgomery ladder on Curve25519."""
+    k = bytearray(scalar)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    n = int.from_bytes(k, "little")
+    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for t in reversed(range(255)):
+        bit = (n >> t) & 1
+        swap ^= bit
+        if swap:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b = (x2 + z2) % _P25519, (x2 - z2) % _P25519
+        aa, bb = a * a % _P25519, b * b % _P25519
+        e = (aa - bb) % _P25519
+        c, d = (x3 + z3) % _P25519, (x3 - z3) % _P25519
+        da, cb = d * a % _P25519, c * b % _P25519
+        x3 = (da + cb) ** 2 % _P25519
+        z3 = x1 * (da - cb) ** 2 % _P25519
+        x2 = aa * bb % _P25519
+        z2 = e * (aa + 121665 * e) % _P25519
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, _P25519 - 2, _P25519) % _P25519).to_bytes(32, "little")
+
+
+def x25519_keypair() -> tuple[bytes, bytes]:
+    """(private, public) X25519 keys."""
+    private = secrets.token_bytes(32)
+    return private, x25519(private, (9).to_bytes(32, "little"))
 
 
 def main() -> int:

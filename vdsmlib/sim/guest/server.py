@@ -217,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
             header_token=self.headers.get("X-SYNO-TOKEN"),
         )
         headers = [self._cookie_header(result.set_cookie_sid)] if result.set_cookie_sid else []
+        for name, value in result.cookies:
+            headers.append(("Set-Cookie", f"{name}={value}; Path=/; SameSite=Lax"))
         outcome = "ok" if result.code == 0 else f"error {result.code}"
         note = f"api={result.api} method={result.method} version={result.version} -> {outcome}"
         self._send_json(result.payload, headers=headers, note=note)

@@ -279,6 +279,8 @@ class SimState:
         self._rsa_key: crypto.RsaKey | None = None
         self._rsa_ready = threading.Event()
         self._keygen_started = False
+        #: The login page's static X25519 key (DSM 7's ``_SSID`` cookie).
+        self.ssid_private, self.ssid_public = crypto.x25519_keypair()
 
     # -- login encryption --------------------------------------------------------------------
 

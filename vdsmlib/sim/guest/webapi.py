@@ -7,6 +7,7 @@ GET/POST parameters, the ``id`` cookie and the ``X-SYNO-TOKEN`` header, and retu
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -86,6 +87,8 @@ class ApiResult:
 
     payload: dict[str, Any]
     set_cookie_sid: str | None = None
+    #: Other cookies to set (name, value).
+    cookies: list[tuple[str, str]] = field(default_factory=list)
     api: str = ""
     method: str = ""
     version: str = ""
@@ -108,6 +111,7 @@ class Ctx:
     version: int
     session: Session | None
     set_cookie_sid: str | None = None
+    cookies: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- parameter helpers (DSM sends JSON-encoded values, or sometimes plain strings) --------
@@ -277,6 +281,10 @@ def _encryption_getinfo(ctx: Ctx) -> dict[str, Any]:
 
 
 def _uiconfig_get(ctx: Ctx) -> dict[str, Any]:
+    # The login page's static Noise key, base64url without padding, in cookie ``_SSID``
+    # (N4S4/synology-api auth.py get_ik_message reads it); see FACTS.md, "Login handshake".
+    ssid = base64.urlsafe_b64encode(ctx.state.ssid_public).decode().rstrip("=")
+    ctx.cookies.append(("_SSID", ssid))
     return {
         "enable_syno_token": True,
         "login_style": "default",
@@ -1442,6 +1450,7 @@ def _dispatch(
     ctx = Ctx(state=state, cgi=cgi, params=params, version=version, session=session)
     data = method.handler(ctx)
     result.set_cookie_sid = ctx.set_cookie_sid
+    result.cookies = ctx.cookies
     return data
 
 
