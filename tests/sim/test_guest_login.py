@@ -27,6 +27,7 @@ import requests
 
 from tests.guest import run_guest
 from tests.sim.test_guest_api import ADMIN, PASSWORD, SERVER_NAME, call, create_admin, err, ok
+from vdsmlib.sim.guest.crypto import x25519
 
 GuestServer = Any
 
@@ -341,3 +342,14 @@ def test_https_on_a_tls_port(tmp_path: Path) -> None:
         # Plain http on the TLS port is refused, not answered.
         with pytest.raises(requests.RequestException):
             requests.get(url.replace("https://", "http://"), timeout=5).json()
+
+
+def test_x25519_matches_rfc_7748() -> None:
+    """The _SSID key is real X25519 (RFC 7748 section 5.2, first vector; section 6.1 keys)."""
+    scalar = bytes.fromhex("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4")
+    u = bytes.fromhex("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c")
+    expected = "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"
+    assert x25519(scalar, u).hex() == expected
+    alice = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+    alice_public = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    assert x25519(alice, (9).to_bytes(32, "little")).hex() == alice_public
