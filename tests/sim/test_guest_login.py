@@ -91,7 +91,7 @@ def guest(guest_launcher: Any) -> Iterator[GuestServer]:
 
 
 def stock_login(
-    base: str, tmp: Path, password: str = PASSWORD
+    base: str, tmp: Path, password: str = PASSWORD, account: str = ADMIN
 ) -> tuple[requests.Session, dict[str, Any]]:
     """The DSM 7 login of synology_api/auth.py: discovery, UIConfig, Encryption, login v7."""
     http = requests.Session()
@@ -124,7 +124,7 @@ def stock_login(
     ssid = http.cookies.get("_SSID")
     assert ssid and len(base64.urlsafe_b64decode(ssid + "=" * (-len(ssid) % 4))) == 32
     types = ok(
-        call(base, session=http, api="SYNO.API.Auth.Type", version=1, method="get", account=ADMIN)
+        call(base, session=http, api="SYNO.API.Auth.Type", version=1, method="get", account=account)
     )
     assert {"type": "passwd"} in types
     # The key is generated at the guest's start (seconds; more under TCG): getinfo waits for it.
@@ -142,7 +142,7 @@ def stock_login(
     assert int(info["public_key"], 16).bit_length() == 4096
     assert abs(info["server_time"] - time.time()) < 60
     hidden = {
-        "account": ADMIN,
+        "account": account,
         "enable_device_token": "no",
         "logintype": "local",
         "otp_code": "",
