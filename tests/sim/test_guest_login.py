@@ -133,7 +133,7 @@ def stock_login(
         params={
             "api": "SYNO.API.Encryption",
             "method": "getinfo",
-            "version": 1,
+            "version": "1",
             "format": "module",
         },
         timeout=300,
@@ -192,7 +192,12 @@ def test_stock_client_logs_in_with_encrypted_params_and_reads_nfs(
     )
     assert any(s["service_id"] == "nfs-server" for s in services["service"])
     # 7.3.2 behaviour (SIM_REQUIRE_SYNOTOKEN=1): a write needs the token, the cookie alone is 119.
-    write = {"api": "SYNO.Core.FileServ.NFS", "version": 2, "method": "set", "enable_nfs": "true"}
+    write: dict[str, Any] = {
+        "api": "SYNO.Core.FileServ.NFS",
+        "version": 2,
+        "method": "set",
+        "enable_nfs": "true",
+    }
     assert err(call(guest.url, session=http, **write)) == 119
     ok(call(guest.url, session=http, headers=token, **write))
     assert (
@@ -329,7 +334,7 @@ def test_https_on_a_tls_port(tmp_path: Path) -> None:
             f"{https}/webapi/auth.cgi",
             params={
                 "api": "SYNO.API.Auth",
-                "version": 3,
+                "version": "3",
                 "method": "login",
                 "account": ADMIN,
                 "passwd": PASSWORD,
