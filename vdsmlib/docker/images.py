@@ -112,13 +112,16 @@ def clean(
     *,
     run_id: str | None = None,
     images: bool = True,
-    kinds: tuple[str, ...] = ("checkpoint", "base", "final", "sim"),
+    kinds: tuple[str, ...] = (),
     dry_run: bool = False,
 ) -> CleanReport:
     """Remove containers (and images) this project created, found by label.
 
-    With ``run_id`` only what that run created; images of the kinds given (by default every kind:
-    checkpoints, build bases and final images; the simulator image too).
+    With ``run_id``: what that run created, whether its process runs or not (a build cleans up
+    after itself). Without: only what belongs to runs that are no longer alive
+    (:func:`~vdsmlib.docker.labels.run_alive`). Images only of the ``kinds`` given (none by
+    default: checkpoints and build bases are a cache, final images are results); a final image
+    carries no run's ownership, so it is found by its kind.
     """
     label = {L.OWNER: L.OWNER_VALUE}
     if run_id:
@@ -126,13 +129,22 @@ def clean(
     report = CleanReport(containers=[], images=[])
     filters = {"label": [f"{k}={v}" for k, v in label.items()]}
     for container in client.containers.list(all=True, filters=filters):
+        if not run_id and L.run_alive(container.labels):
+            continue
         report["containers"].append(f"{container.short_id} {container.name}")
         if not dry_run:
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=True)
-    if images:
-        for image in client.images.list(filters=filters):
-            if image.labels.get(L.KIND) not in kinds:
+    if images and kinds:
+        seen: set[str] = set()
+        found = list(client.images.list(filters=filters))
+        if "final" in kinds and not run_id:
+            found += client.images.list(filters={"label": [f"{L.KIND}=final"]})
+        for image in found:
+            if image.id in seen or image.labels.get(L.KIND) not in kinds:
+                continue
+            seen.add(str(image.id))
+            if not run_id and L.run_alive(image.labels):
                 continue
             refs = image.tags or [image.id]
             report["images"].append(", ".join(refs))
