@@ -346,9 +346,10 @@ class Build:
                 self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT]
             )
             state.final_image_id = str(final.id)
-            # the moving tag follows the build even when nothing ran
-            repo, _, name = state.tags[1].rpartition(":")
-            final.tag(repo, name)
+            # every tag the record will name points at this image, the moving one too
+            for tag in state.tags:
+                repo, _, name = tag.rpartition(":")
+                final.tag(repo, name)
         state.save(self.run_dir)
         return plan
 

@@ -1,0 +1,177 @@
+"""Faults a build must end cleanly under: SIGTERM (a cancelled CI job), an out_dir that cannot
+be written, papermill parameters the notebook does not take."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import papermill
+import pytest
+
+from tests.integration.conftest import TEST_REPOSITORY
+from tests.integration.test_bad_input import containers_created, error_lines, vdsm
+from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
+from vdsmlib.docker import labels as L
+
+ROOT = Path(__file__).parents[2]
+
+
+def _run_containers(
+    client: docker.DockerClient, run_id: str
+) -> list[docker.models.containers.Container]:
+    filters = {"label": [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.RUN_ID}={run_id}"]}
+    return list(client.containers.list(all=True, filters=filters))
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
+    client: docker.DockerClient, sim_image: str, tmp_path: Path
+) -> None:
+    """What a cancelled CI job does: SIGTERM to `vdsm build` while a stage VM runs."""
+    out = tmp_path / "out"
+    # a repository of its own: the build lock is per image, so it does not wait for the
+    # session's builds of the same target
+    repository = f"{TEST_REPOSITORY}-sigterm"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "vdsmlib.cli"),
+            "build",
+            "sim",
+            "--no-cache",
+            "--out",
+            str(out),
+            "-p",
+            f"image_repository={repository}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id, qmp_dirs = None, []
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            runs = [p.name for p in out.iterdir() if p.is_dir()] if out.exists() else []
+            if runs:
+                run_id = runs[0]
+                running = [c for c in _run_containers(client, run_id) if c.status == "running"]
+                stage = [c for c in running if c.labels.get(L.KIND) == "stage-container"]
+                if stage:
+                    qmp_dirs = [
+                        m["Source"]
+                        for m in stage[0].attrs.get("Mounts", [])
+                        if m.get("Destination") == QMP_DIR_IN_CONTAINER
+                    ]
+                    break
+            time.sleep(1)
+        assert run_id and proc.poll() is None, "no stage VM ever ran"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr[-2000:]
+    assert error_lines(stderr)[-1] == (
+        "vdsm: terminated (SIGTERM); containers of this run were removed"
+    ), stderr[-2000:]
+    assert _run_containers(client, run_id) == []
+    assert qmp_dirs and not any(Path(d).exists() for d in qmp_dirs), qmp_dirs
+    record = json.loads((out / run_id / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "terminated by SIGTERM" in record["error"], record["error"]
+    assert not [s for s in record["stages"] if s["status"] == "running"], record["stages"]
+
+
+@pytest.fixture
+def tiny_out(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: what a full disk under out_dir looks like."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def read_only_out(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=512m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.docker
+def test_full_out_dir_is_one_line_before_any_container(
+    client: docker.DockerClient, tiny_out: Path
+) -> None:
+    out = tiny_out / "out"
+    with containers_created(client, out) as created:
+        result = vdsm("build", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"vdsm: too little free disk for the run folder in {out}")
+    assert "pass another out_dir" in line
+    assert created == []
+
+
+@pytest.mark.docker
+def test_read_only_out_dir_is_one_line_before_any_container(
+    client: docker.DockerClient, read_only_out: Path
+) -> None:
+    out = read_only_out / "out"
+    with containers_created(client, out) as created:
+        result = vdsm("build", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"vdsm: cannot write the run folder in {out}"), line
+    assert "writable or pass another out_dir" in line
+    assert created == []
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"admin_pasword": "S3cure-Passw0rd!"}, "unknown parameter(s) admin_pasword"),
+        ({"no_cache": "maybe"}, "no_cache must be true or false, got 'maybe'"),
+        ({"image_repository": "Not/A:Repo"}, "is not a Docker repository reference"),
+    ],
+    ids=["unknown", "boolean", "repository"],
+)
+def test_bad_papermill_parameters_start_nothing(
+    client: docker.DockerClient, tmp_path: Path, parameters: dict[str, str], message: str
+) -> None:
+    out = tmp_path / "out"
+    with (
+        containers_created(client, out) as created,
+        pytest.raises(papermill.PapermillExecutionError) as exc,
+    ):
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "build.ipynb"),
+            str(tmp_path / "build.ipynb"),
+            parameters={"out_dir": str(out), **parameters},
+            cwd=str(ROOT / "notebooks"),
+            progress_bar=False,
+        )
+    assert exc.value.ename == "ParamsError", exc.value.evalue
+    assert message in exc.value.evalue
+    assert "\n" not in exc.value.evalue
+    assert created == []
+    assert not out.exists() or not any(out.iterdir())
