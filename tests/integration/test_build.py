@@ -385,3 +385,16 @@ def test_parallel_builds_of_one_image_serialise(
             filters={"dangling": True, "label": f"{L.RUN_ID}={record.run_id}"}
         )
         assert dangling == [], dangling
+
+
+async def test_soak_restores_the_final_image_every_time(
+    first_build: dict, client: docker.DockerClient
+) -> None:
+    """`make soak` in short (N=3): every restore of the final image logs in."""
+    from vdsmlib.build.soak import soak
+    from vdsmlib.params import load_params
+
+    result = first_build["result"]
+    report = await soak(client, result["image"], load_params("sim"), 3, run_id=result["run_id"])
+    assert len(report.seconds) == 3 and all(s > 0 for s in report.seconds)
+    print(report.summary())

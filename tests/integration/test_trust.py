@@ -62,7 +62,8 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
         run_id, qmp_dirs = None, []
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
-            runs = [p.name for p in out.iterdir() if p.is_dir()] if out.exists() else []
+            folders = list(out.iterdir()) if out.exists() else []
+            runs = [p.name for p in folders if p.is_dir() and not p.is_symlink()]
             if runs:
                 run_id = runs[0]
                 running = [c for c in _run_containers(client, run_id) if c.status == "running"]
@@ -82,6 +83,8 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
     assert proc.returncode == 143, stderr[-2000:]
     assert error_lines(stderr)[-1] == (
         "vdsm: terminated (SIGTERM); containers of this run were removed"
