@@ -46,7 +46,14 @@ from vdsmlib.params import Params, check_bool, load_params
 from vdsmlib.project import notebooks_dir
 from vdsmlib.project import params_dir as project_params_dir
 
-__all__ = ["EXECUTORS", "Build", "StageError", "describe_os_error", "note_signal"]
+__all__ = [
+    "EXECUTORS",
+    "Build",
+    "StageError",
+    "cancel_on_sigterm",
+    "describe_os_error",
+    "note_signal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,32 @@ _SIGNALS: list[str] = []
 def note_signal(signum: int) -> None:
     """Remember that ``signum`` ended the build (recorded in ``result.json``)."""
     _SIGNALS.append(signal.Signals(signum).name)
+
+
+# The builds running in this process, so that a SIGTERM can cancel them (see cancel_on_sigterm).
+_RUNNING: set[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = set()
+
+
+def cancel_on_sigterm() -> None:
+    """Let SIGTERM cancel the builds running in this process, as Ctrl-C does (for kernels).
+
+    A notebook kernel runs ``await build.run()`` on its own loop, where a SIGTERM would end the
+    process with the build's containers left running; with this handler the build is cancelled,
+    cleans up and records ``failed`` with the reason. With no build running, SIGTERM ends the
+    process as usual. Call it from the main thread.
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        running = list(_RUNNING)
+        if not running:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        note_signal(signum)
+        for loop, task in running:
+            loop.call_soon_threadsafe(task.cancel)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _interruption() -> str:
@@ -213,11 +246,21 @@ class Build:
         started = time.monotonic()
         preflight(self.params, self.client, self.run_dir.parent)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        lock = await self._lock()
+        # stage notebooks' kernels label what they create with this process: it is the build
+        os.environ.setdefault(L.PROCESS_ENV, L.process_label())
+        task = asyncio.current_task()
+        running = (asyncio.get_running_loop(), task) if task is not None else None
+        if running:
+            _RUNNING.add(running)
         try:
-            return await self._run_locked(started)
+            lock = await self._lock()
+            try:
+                return await self._run_locked(started)
+            finally:
+                os.close(lock)  # releases the flock
         finally:
-            os.close(lock)  # releases the flock
+            if running:
+                _RUNNING.discard(running)
 
     async def _run_locked(self, started: float) -> BuildRecord:
         RunState(

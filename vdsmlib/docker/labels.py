@@ -22,6 +22,7 @@ __all__ = [
     "OWNER",
     "OWNER_VALUE",
     "PROCESS",
+    "PROCESS_ENV",
     "QEMU_VERSION",
     "RUN_ID",
     "STAGE",
@@ -57,9 +58,14 @@ def owner_labels(kind: str, run_id: str | None = None, **extra: str) -> dict[str
     return labels
 
 
+#: set by a build for the processes it starts (stage notebooks' kernels): their objects belong to
+#: the build's process, which outlives them
+PROCESS_ENV = "VDSM_CI_PROCESS"
+
+
 def process_label() -> str:
-    """``<host>:<pid>`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``<host>:<pid>`` of the build this process works for (``$VDSM_CI_PROCESS``), or its own."""
+    return os.environ.get(PROCESS_ENV) or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_alive(labels: dict[str, str] | None) -> bool:
