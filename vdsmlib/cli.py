@@ -284,8 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vdsm: {name}; containers of this run were removed", file=sys.stderr)
         return 143 if terminated else 130
     except OSError as err:
-        from vdsmlib.build.run import describe_os_error
+        from vdsmlib.build.run import describe_os_error, is_file_error
 
+        if not is_file_error(err):
+            raise
         print(f"vdsm: {describe_os_error(err)}", file=sys.stderr)
         return 1
     except ParamsError as err:

@@ -31,6 +31,47 @@ def _run_containers(
     return list(client.containers.list(all=True, filters=filters))
 
 
+def _wait_for_stage_vm(
+    client: docker.DockerClient, out: Path, proc: subprocess.Popen[str]
+) -> tuple[str, docker.models.containers.Container]:
+    """The run id and the stage VM's container, once one runs."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        folders = list(out.iterdir()) if out.exists() else []
+        for run_id in [p.name for p in folders if p.is_dir() and not p.is_symlink()]:
+            running = [c for c in _run_containers(client, run_id) if c.status == "running"]
+            stage = [c for c in running if c.labels.get(L.KIND) == "stage-container"]
+            if stage:
+                return run_id, stage[0]
+        time.sleep(1)
+    _, stderr = proc.communicate(timeout=60) if proc.poll() is not None else ("", "")
+    raise AssertionError(f"no stage VM ever ran: {stderr[-2000:]}")
+
+
+def _qmp_dirs(container: docker.models.containers.Container) -> list[str]:
+    return [
+        m["Source"]
+        for m in container.attrs.get("Mounts", [])
+        if m.get("Destination") == QMP_DIR_IN_CONTAINER
+    ]
+
+
+def _assert_cancelled_cleanly(
+    client: docker.DockerClient, out: Path, run_id: str, qmp_dirs: list[str]
+) -> None:
+    assert _run_containers(client, run_id) == []
+    assert qmp_dirs and not any(Path(d).exists() for d in qmp_dirs), qmp_dirs
+    record = json.loads((out / run_id / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "terminated by SIGTERM" in record["error"], record["error"]
+    assert not [s for s in record["stages"] if s["status"] == "running"], record["stages"]
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != L.PROCESS_ENV}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
@@ -53,30 +94,14 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
             f"image_repository={repository}",
         ],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        run_id, qmp_dirs = None, []
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None:
-            folders = list(out.iterdir()) if out.exists() else []
-            runs = [p.name for p in folders if p.is_dir() and not p.is_symlink()]
-            if runs:
-                run_id = runs[0]
-                running = [c for c in _run_containers(client, run_id) if c.status == "running"]
-                stage = [c for c in running if c.labels.get(L.KIND) == "stage-container"]
-                if stage:
-                    qmp_dirs = [
-                        m["Source"]
-                        for m in stage[0].attrs.get("Mounts", [])
-                        if m.get("Destination") == QMP_DIR_IN_CONTAINER
-                    ]
-                    break
-            time.sleep(1)
-        assert run_id and proc.poll() is None, "no stage VM ever ran"
+        run_id, vm = _wait_for_stage_vm(client, out, proc)
+        qmp_dirs = _qmp_dirs(vm)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=180)
     finally:
@@ -89,12 +114,58 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
     assert error_lines(stderr)[-1] == (
         "vdsm: terminated (SIGTERM); containers of this run were removed"
     ), stderr[-2000:]
-    assert _run_containers(client, run_id) == []
-    assert qmp_dirs and not any(Path(d).exists() for d in qmp_dirs), qmp_dirs
-    record = json.loads((out / run_id / "result.json").read_text())
-    assert record["status"] == "failed"
-    assert "terminated by SIGTERM" in record["error"], record["error"]
-    assert not [s for s in record["stages"] if s["status"] == "running"], record["stages"]
+    _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_to_the_build_notebooks_kernel_cancels_the_build(
+    client: docker.DockerClient, sim_image: str, tmp_path: Path
+) -> None:
+    """`papermill build.ipynb`: the kernel that runs the build gets SIGTERM (a job runner that
+    ends every process, or jupyter_client shutting the kernel down)."""
+    out = tmp_path / "out"
+    repository = f"{TEST_REPOSITORY}-sigterm-nb"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "papermill"),
+            str(ROOT / "notebooks" / "build.ipynb"),
+            str(tmp_path / "build.ipynb"),
+            "-p",
+            "no_cache",
+            "True",
+            "-p",
+            "executor",
+            "inline",
+            "-p",
+            "out_dir",
+            str(out),
+            "-p",
+            "image_repository",
+            repository,
+        ],
+        cwd=ROOT / "notebooks",
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id, vm = _wait_for_stage_vm(client, out, proc)
+        qmp_dirs = _qmp_dirs(vm)
+        # the kernel is the build's process: its pid is in the VM's labels
+        kernel_pid = int(vm.labels[L.PROCESS].rpartition(":")[2])
+        assert kernel_pid != proc.pid
+        os.kill(kernel_pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    assert proc.returncode != 0, stderr[-2000:]
+    _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import docker
 
@@ -99,9 +99,16 @@ def _interruption() -> str:
     return "interrupted (SIGINT or cancelled): the build's containers were removed"
 
 
+def is_file_error(err: BaseException) -> TypeGuard[OSError]:
+    """An error of the file system (disk full, permission, read-only), not of a connection
+    (requests' and docker's errors are OSErrors too, without an errno)."""
+    return (
+        isinstance(err, OSError) and err.errno is not None and not isinstance(err, ConnectionError)
+    )
+
+
 def describe_os_error(err: OSError) -> str:
     """One line: which path, what went wrong, what to do."""
-    path = err.filename or "?"
     reason = err.strerror or str(err)
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free space there, or choose another out_dir (--out)"
@@ -109,7 +116,8 @@ def describe_os_error(err: OSError) -> str:
         hint = "make it writable, or choose another out_dir (--out)"
     else:
         hint = "check that path (disk, permissions), then run the build again"
-    return f"{path}: {reason}: {hint}"
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{reason}: {hint}"
 
 
 class StageError(VdsmError):
@@ -288,7 +296,7 @@ class Build:
             self.record.status = "failed"
             if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
                 self.record.error = _interruption()
-            elif isinstance(err, OSError):
+            elif is_file_error(err):
                 self.record.error = describe_os_error(err)
             elif self.record.error is None:
                 self.record.error = f"{type(err).__name__}: {err}"
@@ -323,14 +331,14 @@ class Build:
         except BaseException as err:
             entry.status = "failed"
             entry.seconds = round(time.monotonic() - started, 2)
-            if isinstance(err, OSError):
+            if is_file_error(err):
                 entry.detail = describe_os_error(err)
             else:
                 entry.detail = f"{type(err).__name__}: {err}"
             self.record.error = f"stage {stage}: {entry.detail}"
             with contextlib.suppress(OSError):
                 self._collect_evidence(stage, None)
-            if isinstance(err, OSError):
+            if is_file_error(err):
                 raise StageError(stage, entry.detail) from err
             if isinstance(err, Exception):
                 raise StageError(stage, str(err)) from err
