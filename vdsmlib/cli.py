@@ -119,7 +119,7 @@ def _cmd_clean(args: argparse.Namespace) -> int:
         kinds = ("checkpoint", "base", "final", "sim")
     report = clean(connect(), run_id=args.run_id, kinds=kinds, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    for kind in ("containers", "images"):
+    for kind in ("containers", "images", "networks"):
         for item in report[kind]:
             print(f"{verb} {kind[:-1]} {item}")
     print(f"{verb} {len(report['containers'])} containers, {len(report['images'])} images")

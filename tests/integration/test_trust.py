@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.integration.conftest import TEST_REPOSITORY
 from tests.integration.test_bad_input import containers_created, error_lines, vdsm
 from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
+from vdsmlib.docker.network import build_network, network_name, remove_network
 
 ROOT = Path(__file__).parents[2]
 
@@ -60,6 +62,7 @@ def _assert_cancelled_cleanly(
     client: docker.DockerClient, out: Path, run_id: str, qmp_dirs: list[str]
 ) -> None:
     assert _run_containers(client, run_id) == []
+    assert client.networks.list(names=[network_name(run_id)]) == []
     assert qmp_dirs and not any(Path(d).exists() for d in qmp_dirs), qmp_dirs
     record = json.loads((out / run_id / "result.json").read_text())
     assert record["status"] == "failed"
@@ -102,6 +105,8 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
     try:
         run_id, vm = _wait_for_stage_vm(client, out, proc)
         qmp_dirs = _qmp_dirs(vm)
+        # the stage VM is on its build's network only, not on Docker's default bridge
+        assert set(vm.attrs["NetworkSettings"]["Networks"]) == {network_name(run_id)}
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=180)
     finally:
@@ -249,3 +254,75 @@ def test_bad_papermill_parameters_start_nothing(
     assert "\n" not in exc.value.evalue
     assert created == []
     assert not out.exists() or not any(out.iterdir())
+
+
+# the simulator image's python3 is minimal (no http, no urllib): plain sockets
+_SERVE = (
+    "import socket\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 5000))\n"
+    "s.listen(8)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n"
+    "    c.close()\n"
+)
+_PROBE = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], 5000), timeout=3).close()\n"
+    "    print('reached')\n"
+    "except OSError as err:\n"
+    "    print('unreachable', err)\n"
+)
+
+
+@pytest.mark.docker
+def test_a_build_network_is_reachable_only_through_the_loopback_port(
+    client: docker.DockerClient, sim_image: str
+) -> None:
+    """Stage VMs' network: the host reaches the published 127.0.0.1 port; a container on the
+    default bridge, or on the same build network, does not reach the VM."""
+    run_id = f"test-net-{os.getpid()}"
+    network = build_network(client, run_id)
+    labels = L.owner_labels("test", run_id)
+    server = client.containers.run(
+        sim_image,
+        entrypoint=["python3", "-c", _SERVE],
+        detach=True,
+        network=network,
+        ports={"5000/tcp": ("127.0.0.1", None)},
+        labels=labels,
+    )
+    try:
+        server.reload()
+        address = server.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        port = server.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=3)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the published port never answered"
+                time.sleep(0.5)
+        for where in (None, network):  # default bridge, then the build network itself
+            probe = client.containers.run(
+                sim_image,
+                entrypoint=["python3", "-c", _PROBE, address],
+                network=where,
+                labels=labels,
+                remove=False,
+                detach=True,
+            )
+            try:
+                probe.wait(timeout=60)
+                output = probe.logs().decode()
+            finally:
+                probe.remove(force=True)
+            assert output.startswith("unreachable"), (where, output)
+    finally:
+        server.remove(force=True)
+        remove_network(client, network)

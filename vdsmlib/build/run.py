@@ -41,6 +41,7 @@ from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, find_images
+from vdsmlib.docker.network import build_network, network_name, remove_network
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params, check_bool, load_params
 from vdsmlib.project import notebooks_dir
@@ -277,6 +278,7 @@ class Build:
             overrides=self.overrides,
             params_dir=str(self.params_dir),
             keep=self.keep,
+            network=build_network(self.client, self.run_id),
         ).save(self.run_dir)
         for name in STAGES:
             self.record.stage(name)
@@ -487,5 +489,6 @@ class Build:
                     if mount.get("Destination") == QMP_DIR_IN_CONTAINER:
                         shutil.rmtree(mount["Source"], ignore_errors=True)
             clean(self.client, run_id=self.run_id, images=False)
+            remove_network(self.client, network_name(self.run_id))
         except Exception as err:  # cleanup must not hide the build's own error
             log.warning("cleanup of run %s failed: %s", self.run_id, err)

@@ -145,6 +145,7 @@ def _start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> 
         stage=stage,
         loadvm=loadvm,
         binds=binds,
+        network=ctx.state.network,
     )
 
 

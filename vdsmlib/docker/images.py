@@ -104,7 +104,7 @@ def remove_image(client: docker.DockerClient, ref: str) -> None:
 
 
 class CleanReport(dict[str, Any]):
-    """What :func:`clean` removed: ``containers`` and ``images`` lists."""
+    """What :func:`clean` removed: ``containers``, ``images`` and ``networks`` lists."""
 
 
 def clean(
@@ -126,7 +126,7 @@ def clean(
     label = {L.OWNER: L.OWNER_VALUE}
     if run_id:
         label[L.RUN_ID] = run_id
-    report = CleanReport(containers=[], images=[])
+    report = CleanReport(containers=[], images=[], networks=[])
     filters = {"label": [f"{k}={v}" for k, v in label.items()]}
     for container in client.containers.list(all=True, filters=filters):
         if not run_id and L.run_alive(container.labels):
@@ -151,5 +151,12 @@ def clean(
             if not dry_run:
                 for ref in refs:
                     remove_image(client, ref)
+    for network in client.networks.list(filters=filters):
+        if not run_id and L.run_alive(network.attrs.get("Labels")):
+            continue
+        report["networks"].append(str(network.name))
+        if not dry_run:
+            with contextlib.suppress(NotFound, APIError):
+                network.remove()
     log.info("clean: %s", json.dumps(report))
     return report
