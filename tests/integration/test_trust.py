@@ -3,6 +3,7 @@ be written, papermill parameters the notebook does not take."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import pytest
 
 from tests.integration.conftest import TEST_REPOSITORY
 from tests.integration.test_bad_input import containers_created, error_lines, vdsm
+from vdsmlib.build.preflight import OUT_DIR_BYTES
 from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.network import build_network, network_name, remove_network
@@ -194,6 +196,66 @@ def read_only_out(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_out(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs just big enough for the preflight, to be filled up during the build."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    size = OUT_DIR_BYTES + 16_000_000
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_disk_full_during_the_build_is_one_line_and_a_failed_record(
+    client: docker.DockerClient, sim_image: str, small_out: Path
+) -> None:
+    out = small_out / "out"
+    repository = f"{TEST_REPOSITORY}-full"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "vdsmlib.cli"),
+            "build",
+            "sim",
+            "--no-cache",
+            "--out",
+            str(out),
+            "-p",
+            f"image_repository={repository}",
+        ],
+        cwd=ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id, _ = _wait_for_stage_vm(client, out, proc)
+        # the disk fills up while the stage VM runs
+        with contextlib.suppress(OSError), (small_out / "filler").open("wb") as filler:
+            while True:
+                filler.write(bytes(1 << 20))
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    assert proc.returncode == 1, stderr[-2000:]
+    line = error_lines(stderr)[-1]
+    assert str(small_out) in line and "No space left on device" in line, stderr[-3000:]
+    assert "free space there, or choose another out_dir" in line, line
+    assert _run_containers(client, run_id) == []
+    record = json.loads((out / run_id / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "No space left on device" in record["error"], record["error"]
 
 
 @pytest.mark.docker

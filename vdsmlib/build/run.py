@@ -58,6 +58,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_RESERVE_BYTES = 1 << 20
+
 # Signals received by this process (the CLI notes SIGTERM before turning it into a SIGINT), so a
 # cancelled build records why it ended.
 _SIGNALS: list[str] = []
@@ -272,6 +274,9 @@ class Build:
                 _RUNNING.discard(running)
 
     async def _run_locked(self, started: float) -> BuildRecord:
+        # room for the last result.json when the disk fills up during the build
+        reserve = self.run_dir / ".reserve"
+        reserve.write_bytes(bytes(_RESERVE_BYTES))
         RunState(
             run_id=self.run_id,
             dsm_version=self.params.dsm_version,
@@ -307,14 +312,16 @@ class Build:
             self.record.seconds = round(time.monotonic() - started, 2)
             self._cleanup()
             self._write_record()
+            with contextlib.suppress(OSError):
+                reserve.unlink()
         return self.record
 
     def _write_record(self) -> None:
-        """Write result.json; on a full disk make room by dropping its previous version first."""
+        """Write result.json; on a full disk make room (the reserve, the previous version) first."""
         try:
             self.record.write(self.run_dir)
         except OSError as err:
-            for name in ("result.json.tmp", "result.json"):
+            for name in (".reserve", "result.json.tmp", "result.json"):
                 with contextlib.suppress(OSError):
                     (self.run_dir / name).unlink()
             try:
