@@ -146,7 +146,7 @@ def test_final_image_restores_configured_without_wizard(
         for sid in sorted(sids):
             answer = requests.get(
                 f"http://127.0.0.1:{port}/webapi/entry.cgi",
-                params={"api": "SYNO.Core.System", "version": 1, "method": "info", "_sid": sid},
+                params={"api": "SYNO.Core.System", "version": "1", "method": "info", "_sid": sid},
                 cookies={"id": sid},
                 timeout=10,
             ).json()
@@ -174,7 +174,7 @@ def _load(port: int, requests_total: int = 200, connections: int = 20) -> None:
                 f"{base}/entry.cgi",
                 params={
                     "api": "SYNO.API.Auth",
-                    "version": 3,
+                    "version": "3",
                     "method": "login",
                     "account": SIM["user"],
                     "passwd": SIM["password"],
@@ -187,7 +187,7 @@ def _load(port: int, requests_total: int = 200, connections: int = 20) -> None:
                 f"{base}/entry.cgi",
                 params={
                     "api": "SYNO.API.Auth",
-                    "version": 3,
+                    "version": "3",
                     "method": "logout",
                     "_sid": login["data"]["sid"],
                 },
@@ -197,7 +197,7 @@ def _load(port: int, requests_total: int = 200, connections: int = 20) -> None:
         else:
             info = http.get(
                 f"{base}/query.cgi",
-                params={"api": "SYNO.API.Info", "version": 1, "method": "query", "query": "ALL"},
+                params={"api": "SYNO.API.Info", "version": "1", "method": "query", "query": "ALL"},
                 timeout=30,
             ).json()
             assert info["success"], info

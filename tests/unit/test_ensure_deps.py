@@ -16,8 +16,8 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 SCRIPT = ROOT / "tools" / "ensure-deps.sh"
-PRESENT = ("qemu-img", "qemu-system-x86_64", "chromium", "ffmpeg", "debootstrap")
-PRESENT += ("docker-registry", "node", "npm")
+PRESENT: tuple[str, ...] = ("qemu-img", "qemu-system-x86_64", "chromium", "ffmpeg")
+PRESENT += ("debootstrap", "docker-registry", "node", "npm")
 REAL = ("bash", "id", "seq", "sleep", "pgrep", "pidof", "nohup", "cat")
 
 
