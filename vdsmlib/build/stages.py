@@ -30,6 +30,7 @@ from vdsmlib.webapi import services as services_api
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.wizard import BrowserSession, Credentials, load_stage_profile
 from vdsmlib.wizard import run_stage as run_wizard_stage
+from vdsmlib.wizard.secrets import forget_cookies, session_ids
 
 __all__ = ["STAGE_FUNCTIONS", "StageOutcome", "run_stage"]
 
@@ -144,6 +145,7 @@ def _start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> 
         stage=stage,
         loadvm=loadvm,
         binds=binds,
+        network=ctx.state.network,
     )
 
 
@@ -261,6 +263,7 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
     outcome.facts["services_changed"] = list(report.changes)
     vm.container.keep = False
     try:
+        outcome.facts["sessions_ended"] = await asyncio.to_thread(_end_sessions, ctx, vm.url)
         cp = await vm.checkpoint(
             "final",
             labels=_checkpoint_labels(ctx, "final"),
@@ -279,6 +282,47 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
         f"and verified; checkpoint {cp.image}"
     )
     return outcome
+
+
+def _end_sessions(ctx: StageContext, url: str) -> int:
+    """Log out every DSM session the build opened, before ``savevm final``.
+
+    The snapshot holds DSM's memory: a session still open there would work as admin on every
+    container of the final image. The browser's sessions (its ``id`` cookie in the storage
+    state, the ids in the stage traces) are ended through ``SYNO.API.Auth`` logout and checked
+    to be refused afterwards; the storage state keeps no cookie. Returns how many were ended.
+    """
+    sids = session_ids(ctx.run_dir)
+    auth = "SYNO.API.Auth"
+    with DsmClient(url) as dsm:
+        entry = dsm.api_entry(auth)
+        cgi = str(entry.get("path", "entry.cgi"))
+        for sid in sorted(sids):
+            params = {"api": auth, "version": "1", "method": "logout", "_sid": sid}
+            dsm.call(cgi, params, api=auth, method="logout", cookies={"id": sid})
+        alive = [sid for sid in sorted(sids) if _session_works(dsm, sid)]
+    if alive:
+        raise VdsmError(
+            f"{len(alive)} DSM session(s) of the build still work after logout: the final "
+            "checkpoint would carry an admin session; see SYNO.API.Auth logout of this DSM"
+        )
+    forget_cookies(ctx.storage_state)
+    log.info("ended %d DSM session(s) before the final checkpoint", len(sids))
+    return len(sids)
+
+
+def _session_works(dsm: DsmClient, sid: str) -> bool:
+    """True when ``sid`` is accepted for a call that needs a login."""
+    api = "SYNO.Core.System"
+    params = {"api": api, "version": "1", "method": "info", "_sid": sid}
+    envelope = dsm.call(
+        str(dsm.api_entry(api).get("path", "entry.cgi")),
+        params,
+        api=api,
+        method="info",
+        cookies={"id": sid},
+    )
+    return bool(envelope.get("success"))
 
 
 async def stage_flatten(ctx: StageContext) -> StageOutcome:
