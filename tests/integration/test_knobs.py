@@ -11,7 +11,6 @@ the module runs three builds, with as many knobs combined per build as stay hone
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
@@ -26,13 +25,13 @@ import yaml
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
 from tests.screens import SIM_TO_PROFILE
-from vdsmlib.build import BuildRecord, StageError, load_record
+from vdsmlib.build import BuildRecord, load_record
+from vdsmlib.build.report import SIZE_CAP
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.sim.guest.scenario import Scenario
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.errors import WebApiError
-from vdsmlib.wizard import UnknownScreenError
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
@@ -166,38 +165,85 @@ def _wait_for_api(dsm: DsmClient, container: Any, *, timeout: float) -> None:
     pytest.fail(f"API not up in {timeout} s: {container.logs(tail=20).decode(errors='replace')}")
 
 
+def _outputs(notebook: Path) -> list[dict[str, Any]]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+def _embedded_pngs(notebook: Path) -> list[str]:
+    """The captions of the screenshots embedded in an executed notebook."""
+    found = []
+    for output in _outputs(notebook):
+        data = output.get("data", {})
+        page = "".join(data.get("text/html", ""))
+        if "data:image/png;base64," in page:
+            found.append("".join(data.get("text/plain", "")))
+    return found
+
+
 def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
-    builds: Builds, client: docker.DockerClient
+    builds: Builds, client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    screen_timeout = yaml.safe_load(POST_WIZARD.read_text())["timeouts"]["screen"]
+    """Through papermill with one notebook per stage, as ``make build`` runs it."""
+    profile = yaml.safe_load(POST_WIZARD.read_text())["timeouts"]
     knobs = {"SIM_EXTRA_DIALOG": "Storage Pool Check"}
-    build = builds.start(overrides={"sim_knobs": knobs}, executor="inline", no_cache=True)
+    out = tmp_path / "out"
+    executed = tmp_path / "build.ipynb"
     started = time.monotonic()
-    with pytest.raises(StageError) as exc:
-        asyncio.run(build.run())
+    try:
+        with pytest.raises(papermill.PapermillExecutionError) as exc:
+            papermill.execute_notebook(
+                str(ROOT / "notebooks" / "build.ipynb"),
+                str(executed),
+                parameters={
+                    "sim_knobs": knobs,
+                    "out_dir": str(out),
+                    "image_repository": TEST_REPOSITORY,
+                    "executor": "notebook",
+                    "no_cache": True,
+                },
+                cwd=str(ROOT / "notebooks"),
+                progress_bar=False,
+            )
+    finally:
+        builds.run_ids += [p.parent.name for p in out.glob("*/result.json")]
     seconds = time.monotonic() - started
     err = exc.value
-    assert err.stage == "post-wizard"
-    assert str(err).startswith("stage post-wizard failed: ")
-    assert f"nothing known showed for timeouts.screen={screen_timeout:g} s" in str(err)
-    assert "sim-extra-dialog-fbar-ok" in str(err)  # the suggestion names the dialog's OK button
-    assert isinstance(err.__cause__, UnknownScreenError)
+    # one concise line: the stage, the unknown modal, where the screenshot and report are
+    assert err.ename == "BuildFailed"
+    assert "\n" not in err.evalue
+    assert err.evalue.startswith("build failed: stage post-wizard: "), err.evalue
+    assert "timeouts.modal" in err.evalue
+    assert "evidence/post-wizard-unknown.png" in err.evalue and "report.html" in err.evalue
+    assert len(err.traceback) <= 3, err.traceback
 
-    record = load_record(build.run_dir / "result.json")
+    run_dir = (out / "latest").resolve()
+    record = load_record(run_dir / "result.json")
     statuses = {s.name: s.status for s in record.stages}
     assert record.status == "failed" and record.error and "post-wizard" in record.error
     assert statuses["boot"] == statuses["admin"] == "ran"
     assert statuses["post-wizard"] == "failed"
     assert statuses["services"] == statuses["flatten"] == statuses["smoke"] == "pending"
-    # failed at the per-screen timeout, far before the stage timeout
-    evidence = build.run_dir / "evidence"
-    shot = evidence / "post-wizard-unknown.png"
-    handled = sorted(evidence.glob("post-wizard-[0-9][0-9]-*.png"))
-    assert handled, "the welcome-wizard steps before the dialog were handled"
-    waited = shot.stat().st_mtime - handled[-1].stat().st_mtime
-    assert screen_timeout <= waited <= screen_timeout + 20, waited
     post = next(s for s in record.stages if s.name == "post-wizard")
-    assert post.seconds < screen_timeout + 60, post.seconds
+    assert "\n" not in post.detail
+    # result.json lists the failing stage's notebook and evidence, relative to the run folder
+    failure = record.failure
+    assert failure is not None and failure["stage"] == "post-wizard"
+    assert failure["notebook"] == "notebooks/post-wizard.ipynb" == post.notebook
+    assert failure["screenshot"] == "evidence/post-wizard-unknown.png"
+    assert failure["suggestion"] == "evidence/post-wizard-unknown.yaml"
+    assert failure["video"] == "evidence/post-wizard.webm"
+    assert failure["screenshots"], "the welcome-wizard steps before the dialog were handled"
+    assert post.evidence == failure["files"] and "notebooks/post-wizard.ipynb" in post.evidence
+    for name in [*failure["files"], *failure["screenshots"]]:
+        assert not Path(name).is_absolute() and (run_dir / name).stat().st_size > 0, name
+
+    # reported within seconds of the dialog showing, not after timeouts.screen
+    evidence = run_dir / "evidence"
+    shot = evidence / "post-wizard-unknown.png"
+    last_handled = max((run_dir / p).stat().st_mtime for p in failure["screenshots"])
+    waited = shot.stat().st_mtime - last_handled
+    assert waited < 30 < profile["screen"], waited
     # the diagnosis files
     for suffix in ("yaml", "html", "txt", "png"):
         path = evidence / f"post-wizard-unknown.{suffix}"
@@ -208,8 +254,25 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     assert "Storage Pool Check" in (evidence / "post-wizard-unknown.txt").read_text()
     assert "sim-extra-dialog" in (evidence / "post-wizard-unknown.html").read_text()
     assert str(shot) in record.screenshots
+
+    # the failed stage notebook and the build notebook hold the unknown screen's screenshot
+    stage_shots = _embedded_pngs(run_dir / "notebooks" / "post-wizard.ipynb")
+    assert any("post-wizard-unknown.png" in c for c in stage_shots), stage_shots
+    build_shots = _embedded_pngs(executed)
+    assert [c for c in build_shots if "post-wizard-unknown.png" in c] == build_shots, build_shots
+    assert len(build_shots) == 1  # the other screens are in the stage notebooks, not twice
+    assert executed.stat().st_size < 5_000_000
+    plain = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in _outputs(executed))
+    assert "IPython.core.display" not in plain
+    # report.html: self-contained, under its cap, with the failure and every screen
+    report = (run_dir / "report.html").read_text()
+    assert len(report.encode()) < SIZE_CAP
+    assert "<svg" in report and "post-wizard-unknown.png" in report
+    assert report.count("data:image/jpeg;base64,") >= len(failure["screenshots"]) + 1
+
     # nothing tagged for the failed stage, nothing left running
-    assert find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "start-ready"})
-    assert not find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "final"})
-    assert builds.containers_of(build.run_id) == []
-    print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s)")
+    assert find_images(client, {L.RUN_ID: record.run_id, L.STAGE: "start-ready"})
+    assert not find_images(client, {L.RUN_ID: record.run_id, L.STAGE: "final"})
+    assert builds.containers_of(record.run_id) == []
+    print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s, "
+          f"unknown reported {waited:.1f} s after the last known screen)")  # fmt: skip

@@ -27,7 +27,8 @@ from vdsmlib.build.context import RunState, StageContext, new_run_id
 from vdsmlib.build.flatten import final_tags
 from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
 from vdsmlib.build.preflight import preflight
-from vdsmlib.build.record import BuildRecord
+from vdsmlib.build.record import BuildRecord, first_line
+from vdsmlib.build.report import write_report
 from vdsmlib.build.stages import STAGE_FUNCTIONS, StageOutcome
 from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
@@ -80,7 +81,10 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
             kernel_name="python3",
         )
     except papermill.PapermillExecutionError as err:
-        raise VdsmError(f"{err.ename}: {err.evalue} (executed notebook: {output})") from err
+        # One line: the stage notebook holds the traceback and the whole diagnosis.
+        raise VdsmError(
+            f"{err.ename}: {first_line(err.evalue)} (executed notebook: {output})"
+        ) from None
     outcome = StageOutcome.read(run_dir, stage)
     if outcome is None:
         raise VdsmError(f"{output} ran but recorded no outcome (did it call run_stage?)")
@@ -148,7 +152,7 @@ class Build:
         ).save(self.run_dir)
         for name in STAGES:
             self.record.stage(name)
-        self.record.write(self.run_dir)
+        self.record.write(self.run_dir, latest=False)
         try:
             await self._run_stage("prepare", forced=True)
             plan = self._plan()
@@ -168,7 +172,9 @@ class Build:
         finally:
             self.record.seconds = round(time.monotonic() - started, 2)
             self._cleanup()
-            self.record.write(self.run_dir)
+            # out/latest stays on the run that did something (a no-op names it: image_run_id)
+            self.record.write(self.run_dir, latest=self.record.image_run_id is None)
+            write_report(self.run_dir, self.record)
         return self.record
 
     # -- steps ---------------------------------------------------------------------------------
@@ -180,11 +186,7 @@ class Build:
         try:
             outcome = await self.executor(self.run_dir, stage)
         except BaseException as err:
-            entry.status = "failed"
-            entry.seconds = round(time.monotonic() - started, 2)
-            entry.detail = f"{type(err).__name__}: {err}"
-            self.record.error = f"stage {stage}: {entry.detail}"
-            self._collect_evidence(stage, None)
+            self.record.fail_stage(self.run_dir, stage, err, round(time.monotonic() - started, 2))
             if isinstance(err, Exception):
                 raise StageError(stage, str(err)) from err
             raise
@@ -242,9 +244,12 @@ class Build:
                 self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT]
             )
             state.final_image_id = str(final.id)
-            # the moving tag follows the build even when nothing ran
-            repo, _, name = state.tags[1].rpartition(":")
-            final.tag(repo, name)
+            if plan.actions["smoke"] == "skipped":
+                self.record.image_run_id = final.labels.get(L.BUILT_BY) or "unknown"
+            # the moving tag follows the build even when nothing ran (a knob build has none)
+            for tag in state.tags[1:]:
+                repo, _, name = tag.rpartition(":")
+                final.tag(repo, name)
         state.save(self.run_dir)
         return plan
 
@@ -311,6 +316,7 @@ class Build:
         notebook = self.run_dir / "notebooks" / f"{stage}.ipynb"
         if notebook.exists():
             self.record.notebooks.append(str(notebook))
+            entry.notebook = str(notebook.relative_to(self.run_dir))
 
     def _finish_record(self) -> None:
         state = self._state()
