@@ -79,6 +79,8 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
             cwd=str(notebooks),
             progress_bar=False,
             kernel_name="python3",
+            # no "running over TCP without encryption" warning per stage in the CI log
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except papermill.PapermillExecutionError as err:
         # One line: the stage notebook holds the traceback and the whole diagnosis.
