@@ -72,7 +72,7 @@ def log_to_output(level: int = logging.INFO) -> None:
         handler._vdsm = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("urllib3", "docker", "asyncio", "qemu.qmp"):
+    for noisy in ("urllib3", "docker", "asyncio", "qemu.qmp", "papermill"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -321,3 +321,82 @@ def _minimal_tracebacks() -> None:
     shell = get_ipython()
     if shell is not None and hasattr(shell, "InteractiveTB"):
         shell.InteractiveTB.set_mode(mode="Minimal")
+
+
+def explore_panel(explorer: Any, selector: str = "") -> Any:
+    """An ipywidgets panel on an :class:`~vdsmlib.build.explore.Explorer`.
+
+    Buttons: detect, screenshot, try a selector, perform the showing screen, step to the next,
+    insert the suggested entry, reload the profile, resume the build. Every action shows its
+    result and a screenshot in the panel's output. Under papermill (no widget frontend) the
+    executed notebook keeps the static screenshot displayed below the panel.
+    """
+    import ipywidgets as w
+
+    out = w.Output(layout={"border": "1px solid #ccc", "padding": "4px"})
+    text = w.Text(value=selector, placeholder="a selector, e.g. button.v-btn-main",
+                  layout={"width": "420px"})  # fmt: skip
+    status = w.HTML()
+
+    async def act(name: str) -> None:
+        status.value = f"<i>{html.escape(name)}...</i>"
+        out.clear_output(wait=True)
+        with out:
+            try:
+                line = await _explore_action(explorer, name, text.value)
+                _markdown(html.escape(line), line)
+                if name != "resume build":  # the VM is gone then
+                    show_image(await explorer.screenshot(name.replace(" ", "-")), name)
+            except Exception as err:
+                _markdown(f"**{type(err).__name__}**: {html.escape(first_line(str(err)))}",
+                          f"{type(err).__name__}: {first_line(str(err))}")  # fmt: skip
+        status.value = html.escape(name) + ": done"
+
+    def button(name: str, tip: str) -> Any:
+        b = w.Button(description=name, tooltip=tip, layout={"width": "auto"})
+        b.on_click(lambda _: asyncio.ensure_future(act(name)))
+        return b
+
+    buttons = [
+        button("detect", "which known screen shows now"),
+        button("screenshot", "a screenshot of the page now"),
+        button("try selector", "what the selector matches now"),
+        button("perform", "perform the known screen showing now"),
+        button("step", "wait for the next known screen as the build does, and perform it"),
+        button("insert suggestion", "insert the suggested entry into the profile file"),
+        button("reload profile", "read the stage's profile file again"),
+        button("resume build", "close, and build again from the checkpoint"),
+    ]
+    panel = w.VBox([w.HBox(buttons[:5]), w.HBox([text, *buttons[5:]]), status, out])
+    panel.act = act  # for scripted use: await panel.act("step")
+    return panel
+
+
+async def _explore_action(explorer: Any, name: str, selector: str) -> str:
+    """Run one panel action; a line saying what it did."""
+    if name == "detect":
+        screen = await explorer.detect()
+        return f"known screen: {screen.id if screen else 'none'}"
+    if name == "screenshot":
+        return f"page at {explorer.url}"
+    if name == "try selector":
+        found = await explorer.try_locator(selector)
+        return f"{found.selector}: {found.count} match(es), {found.visible} visible: {found.text!r}"
+    if name == "perform":
+        record = await explorer.perform()
+        return f"performed {record.screen}, it left after {record.seconds_to_leave:.1f} s"
+    if name == "step":
+        record = await explorer.step()
+        if record is None:
+            return f"stage {explorer.stage} is done"
+        return f"performed {record.screen}, it left after {record.seconds_to_leave:.1f} s"
+    if name == "insert suggestion":
+        screen_id = explorer.insert_suggestion()
+        return f"inserted screen {screen_id} into {explorer.profile_file()} and reloaded it"
+    if name == "reload profile":
+        profile = explorer.reload_profile()
+        return f"profile {profile.profile}: {', '.join(s.id for s in profile.screens)}"
+    if name == "resume build":
+        record = await explorer.resume()
+        return f"build {record.status}: {record.image or record.error}"
+    raise VdsmError(f"unknown action {name!r}")

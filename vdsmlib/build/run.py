@@ -156,7 +156,8 @@ class Build:
             self.record.stage(name)
         self.record.write(self.run_dir, latest=False)
         try:
-            await self._run_stage("prepare", forced=True)
+            # in this process: a no-op build (found after prepare) starts no stage kernel
+            await self._run_stage("prepare", forced=True, executor=inline_executor)
             plan = self._plan()
             self.record.plan = plan.reason
             log.info("plan: %s", plan.reason)
@@ -181,12 +182,14 @@ class Build:
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _run_stage(self, stage: str, *, forced: bool = False) -> None:
+    async def _run_stage(
+        self, stage: str, *, forced: bool = False, executor: Executor | None = None
+    ) -> None:
         entry = self.record.stage(stage)
         log.info("stage %s: starting", stage)
         started = time.monotonic()
         try:
-            outcome = await self.executor(self.run_dir, stage)
+            outcome = await (executor or self.executor)(self.run_dir, stage)
         except BaseException as err:
             self.record.fail_stage(self.run_dir, stage, err, round(time.monotonic() - started, 2))
             if isinstance(err, Exception):

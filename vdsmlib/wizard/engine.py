@@ -156,6 +156,26 @@ class Wizard:
             texts=tuple(self._mask(t.strip()) for t in texts[:20]),
         )
 
+    async def step(self) -> ScreenRecord | None:
+        """Wait for the next known screen as :meth:`run` does, and handle it.
+
+        Returns None when the stage's done condition holds; raises :class:`UnknownScreenError`
+        (with its diagnosis) when nothing known shows within ``timeouts.screen`` or an unknown
+        modal blocks for ``timeouts.modal`` seconds.
+        """
+        start = time.monotonic()
+        timeout = self.profile.timeouts.screen
+        try:
+            screen = await self._next_step(0, start, timeout)
+        except _UnknownModal as err:
+            raise await self._unknown(start, str(err)) from None
+        except ReadinessTimeout as err:
+            why = f"nothing known showed for timeouts.screen={timeout:g} s ({err.last_error})"
+            raise await self._unknown(start, why) from None
+        if screen is None:
+            return None
+        return await self._handle(screen, start)
+
     # ----------------------------------------------------------------- public, whole stage
 
     async def run(self) -> StageReport:
