@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -274,5 +275,48 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     assert find_images(client, {L.RUN_ID: record.run_id, L.STAGE: "start-ready"})
     assert not find_images(client, {L.RUN_ID: record.run_id, L.STAGE: "final"})
     assert builds.containers_of(record.run_id) == []
+
+    # explore.ipynb from this failed run (papermill: static output): the run's own checkpoint,
+    # admin replayed, stopped at the dialog; the suggestion inserted into a copy of the
+    # profiles, reloaded, and the stage steps on to its end
+    profiles = tmp_path / "profiles"
+    shutil.copytree(ROOT / "params" / "profiles", profiles)
+    explored = tmp_path / "explore.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "explore.ipynb"),
+        str(explored),
+        parameters={
+            "out_dir": str(out),  # run_dir empty: the last failed run there
+            "profiles": str(profiles),
+            "selector": "button[syno-id='sim-extra-dialog-fbar-ok']",
+            "insert": True,
+            "close": True,
+        },
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+    )
+    state = json.loads((run_dir / "state.json").read_text())
+    texts = "".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+        for o in _outputs(explored)
+    )
+    assert f"restoring {state['checkpoints']['start-ready']}" in texts
+    assert "handled on the way: " in texts and "stage post-wizard is done" in texts
+    assert "count=1, visible=1" in texts  # the selector tried on the dialog
+    shots = _embedded_pngs(explored)
+    assert any("the screen that failed" in c and "post-wizard-unknown.png" in c for c in shots)
+    assert "inserted storage-pool-check into " + str(profiles) in texts
+    assert any("storage-pool-check" in c for c in shots)  # performed, with its screenshot
+    widgets = [o for o in _outputs(explored)
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # fmt: skip
+    assert widgets, "the panel"
+    inserted = yaml.safe_load((profiles / "dsm-7.2.2" / "post-wizard.yaml").read_text())
+    assert inserted["screens"][0]["id"] == "storage-pool-check"
+    assert "storage-pool-check" not in POST_WIZARD.read_text()
+    explorers = client.containers.list(
+        all=True,
+        filters={"label": [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]},
+    )
+    assert explorers == []
     print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s, "
           f"unknown reported {waited:.1f} s after the last known screen)")  # fmt: skip
