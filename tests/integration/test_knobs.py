@@ -6,7 +6,9 @@ the module runs three builds, with as many knobs combined per build as stay hone
 - post-wizard screens reordered and subset (``SIM_SCREENS``), inline;
 - seeded screens + slow transitions + DSM 7.3.2 token enforcement, through papermill on
   ``notebooks/build.ipynb`` (the notebook takes ``sim_knobs``);
-- an unexpected dialog (``SIM_EXTRA_DIALOG``) fails the build with a diagnosis.
+- an unexpected dialog (``SIM_EXTRA_DIALOG``) fails the build through papermill with a
+  diagnosis in the notebooks, result.json and report.html; ``explore.ipynb`` then runs on that
+  failed run, under papermill and in JupyterLab through Chromium (its widget panel clicked).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 import json
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -313,10 +316,87 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     inserted = yaml.safe_load((profiles / "dsm-7.2.2" / "post-wizard.yaml").read_text())
     assert inserted["screens"][0]["id"] == "storage-pool-check"
     assert "storage-pool-check" not in POST_WIZARD.read_text()
-    explorers = client.containers.list(
-        all=True,
-        filters={"label": [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]},
-    )
-    assert explorers == []
+    labels = [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]
+    assert client.containers.list(all=True, filters={"label": labels}) == []
+
+    # the same in JupyterLab, through Chromium: the panel's perform button shows its screenshot
+    lab_profiles = tmp_path / "lab-profiles"
+    shutil.copytree(ROOT / "params" / "profiles", lab_profiles)
+    panel = explore_in_jupyterlab(run_dir, lab_profiles, tmp_path, client)
+    assert "performed storage-pool-check" in panel, panel
+    assert "storage-pool-check" in (lab_profiles / "dsm-7.2.2" / "post-wizard.yaml").read_text()
     print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s, "
           f"unknown reported {waited:.1f} s after the last known screen)")  # fmt: skip
+
+
+def explore_in_jupyterlab(
+    run_dir: Path, profiles: Path, work: Path, client: docker.DockerClient
+) -> str:
+    """JupyterLab with explore.ipynb on ``run_dir``, opened in Chromium through Playwright: run
+    every cell, click the panel's "insert suggestion" and "perform", return the panel's text
+    once its output holds a screenshot."""
+    import subprocess
+    import urllib.request
+
+    import nbformat
+    from papermill.parameterize import parameterize_notebook
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.conftest import free_port
+    from vdsmlib.wizard import CHROMIUM_ARGS
+
+    lab = work / "lab"
+    lab.mkdir()
+    notebook = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    notebook = parameterize_notebook(notebook, {"run_dir": str(run_dir), "profiles": str(profiles)})
+    nbformat.write(notebook, lab / "explore.ipynb")
+    port, token = free_port(), "vdsm-ci-test"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.token={token}",
+         f"--ServerApp.root_dir={lab}", "--LabApp.expose_app_in_browser=True"],
+        cwd=lab, stdout=subprocess.DEVNULL, stderr=(work / "lab.log").open("w"),
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"JupyterLab did not start: {(work / 'lab.log').read_text()}")
+                time.sleep(0.5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session",
+                timeout=60_000,
+            )
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # restore, replay admin and step to the dialog: the panel shows when the cell ends
+            perform = page.locator(".jupyter-widgets button", has_text="perform")
+            perform.wait_for(timeout=300_000)
+            panel = page.locator(".widget-vbox").first
+            page.locator(".jupyter-widgets button", has_text="insert suggestion").click()
+            panel.get_by_text("insert suggestion: done").wait_for(timeout=60_000)
+            perform.click()
+            panel.get_by_text("perform: done").wait_for(timeout=120_000)
+            shot = panel.locator(".widget-output img[src^='data:image/png;base64,']")
+            shot.first.wait_for(timeout=10_000)
+            text = panel.inner_text()
+            page.screenshot(path=str(work / "jupyterlab.png"))
+            browser.close()
+        return text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        labels = [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]
+        for container in client.containers.list(all=True, filters={"label": labels}):
+            container.remove(force=True, v=True)
