@@ -97,19 +97,20 @@ def _link(path: Path, base: Path | None) -> str:
     return str(path)
 
 
-def show_image(path: Path, caption: str = "", width: int = 720) -> None:
-    """Embed one PNG screenshot with a caption (the CI log gets the caption and the path)."""
-    if not path.is_file():
-        return
+def _image_bundle(path: Path, caption: str = "", width: int = 720) -> dict[str, str]:
     data = base64.b64encode(path.read_bytes()).decode()
     label = caption or path.stem
-    _display(
-        {
-            "text/html": f"<p><b>{html.escape(label)}</b></p>"
-            f'<img src="data:image/png;base64,{data}" width="{width}" alt="{html.escape(label)}">',
-            "text/plain": f"screenshot {label}: {path}",
-        }
-    )
+    return {
+        "text/html": f"<p><b>{html.escape(label)}</b></p>"
+        f'<img src="data:image/png;base64,{data}" width="{width}" alt="{html.escape(label)}">',
+        "text/plain": f"screenshot {label}: {path}",
+    }
+
+
+def show_image(path: Path, caption: str = "", width: int = 720) -> None:
+    """Embed one PNG screenshot with a caption (the CI log gets the caption and the path)."""
+    if path.is_file():
+        _display(_image_bundle(path, caption, width))
 
 
 def show_evidence(
@@ -338,18 +339,25 @@ def explore_panel(explorer: Any, selector: str = "") -> Any:
                   layout={"width": "420px"})  # fmt: skip
     status = w.HTML()
 
+    def show(*bundles: dict[str, str]) -> None:
+        # set, not captured: a button's task runs outside any cell's output context
+        out.outputs = tuple(
+            {"output_type": "display_data", "data": b, "metadata": {}} for b in bundles
+        )
+
     async def act(name: str) -> None:
         status.value = f"<i>{html.escape(name)}...</i>"
-        out.clear_output(wait=True)
-        with out:
-            try:
-                line = await _explore_action(explorer, name, text.value)
-                _markdown(html.escape(line), line)
-                if name != "resume build":  # the VM is gone then
-                    show_image(await explorer.screenshot(name.replace(" ", "-")), name)
-            except Exception as err:
-                _markdown(f"**{type(err).__name__}**: {html.escape(first_line(str(err)))}",
-                          f"{type(err).__name__}: {first_line(str(err))}")  # fmt: skip
+        show()
+        try:
+            line = await _explore_action(explorer, name, text.value)
+            said = {"text/markdown": html.escape(line), "text/plain": line}
+            if name == "resume build":  # the VM is gone then
+                show(said)
+            else:
+                show(said, _image_bundle(await explorer.screenshot(name.replace(" ", "-")), name))
+        except Exception as err:
+            line = f"{type(err).__name__}: {first_line(str(err))}"
+            show({"text/markdown": f"**{html.escape(line)}**", "text/plain": line})
         status.value = html.escape(name) + ": done"
 
     def button(name: str, tip: str) -> Any:

@@ -339,6 +339,7 @@ def explore_in_jupyterlab(
     import urllib.request
 
     import nbformat
+    from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
     from playwright.sync_api import sync_playwright
 
@@ -347,7 +348,7 @@ def explore_in_jupyterlab(
 
     lab = work / "lab"
     lab.mkdir()
-    notebook = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    notebook = load_notebook_node(str(ROOT / "notebooks" / "explore.ipynb"))
     notebook = parameterize_notebook(notebook, {"run_dir": str(run_dir), "profiles": str(profiles)})
     nbformat.write(notebook, lab / "explore.ipynb")
     port, token = free_port(), "vdsm-ci-test"
@@ -379,21 +380,22 @@ def explore_in_jupyterlab(
                 " && window.jupyterapp.shell.currentWidget.sessionContext.session",
                 timeout=60_000,
             )
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            # restore, replay admin and step to the dialog: the panel shows when the cell ends
-            perform = page.locator(".jupyter-widgets button", has_text="perform")
-            perform.wait_for(timeout=300_000)
-            panel = page.locator(".widget-vbox").first
-            page.locator(".jupyter-widgets button", has_text="insert suggestion").click()
-            panel.get_by_text("insert suggestion: done").wait_for(timeout=60_000)
-            perform.click()
-            panel.get_by_text("perform: done").wait_for(timeout=120_000)
-            shot = panel.locator(".widget-output img[src^='data:image/png;base64,']")
-            shot.first.wait_for(timeout=10_000)
-            text = panel.inner_text()
-            page.screenshot(path=str(work / "jupyterlab.png"))
-            browser.close()
-        return text
+            try:
+                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                # restore, replay admin, step to the dialog: the panel shows when the cell ends
+                perform = page.locator(".jupyter-widgets button", has_text="perform")
+                perform.wait_for(timeout=300_000)
+                panel = page.locator(".widget-vbox").first
+                page.locator(".jupyter-widgets button", has_text="insert suggestion").click()
+                panel.get_by_text("insert suggestion: done").wait_for(timeout=60_000)
+                perform.click()
+                panel.get_by_text("perform: done").wait_for(timeout=120_000)
+                shot = panel.locator(".widget-output img[src^='data:image/png;base64,']")
+                shot.first.wait_for(timeout=10_000)
+                return panel.inner_text()
+            finally:
+                page.screenshot(path=str(work / "jupyterlab.png"), full_page=True)
+                browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
