@@ -209,6 +209,8 @@ def show_failure(
     handled = [Path(p).stem for p in failure.get("screenshots", [])]
     if handled:
         _markdown("Screens handled before it: " + ", ".join(f"`{h}`" for h in handled))
+    if video := failure.get("video"):
+        show_evidence(videos=[run_dir / video], notebook_dir=notebook_dir)
     links = [
         f"[{html.escape(f)}]({html.escape(_link(run_dir / f, notebook_dir or Path.cwd()))})"
         for f in failure.get("files", [])
