@@ -230,6 +230,26 @@ def coerce_version(value: object) -> str:
     return str(value).strip()
 
 
+def closest_target(version: str, targets: list[str]) -> str | None:
+    """The target meant by ``version``: the newest ``7.2.x`` for ``7.2``, else the closest name.
+
+    >>> closest_target("7.2", ["7.1.1", "7.2.1", "7.2.2", "sim"])
+    '7.2.2'
+    >>> closest_target("7.3.1", ["7.1.1", "7.2.2", "7.3.2", "sim"])
+    '7.3.2'
+    """
+    import difflib
+
+    def key(target: str) -> tuple[int, ...]:
+        return tuple(int(n) if n.isdigit() else -1 for n in target.split("."))
+
+    within = [t for t in targets if t.startswith(f"{version}.")]
+    if within:
+        return max(within, key=key)
+    close = difflib.get_close_matches(version, targets, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def available_targets(params_dir: Path | None = None) -> list[str]:
     """The targets that have a params file, e.g. ``['7.1.1', '7.2.1', '7.2.2', '7.3.2', 'sim']``."""
     return sorted(p.stem for p in (params_dir or project.params_dir()).glob("*.yaml"))
@@ -366,10 +386,12 @@ def load_params(
     params_dir = params_dir or default_dir
     path = params_dir / f"{version}.yaml"
     if not path.is_file():
-        known = ", ".join(available_targets(params_dir)) or "none"
+        targets = available_targets(params_dir)
+        closest = closest_target(version, targets)
+        hint = f"; did you mean {closest}? (-p dsm_version {closest})" if closest else ""
         raise ParamsError(
-            f"unknown dsm_version {version!r}: no {path.name} in {params_dir} (known: {known}; "
-            "for papermill pass it as a string with -r dsm_version 7.2)"
+            f"unknown dsm_version {version!r}: no {path.name} in {params_dir} (known: "
+            f"{', '.join(targets) or 'none'}){hint}"
         )
     try:
         data = yaml.safe_load(path.read_text()) or {}

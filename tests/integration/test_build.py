@@ -21,6 +21,7 @@ import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
 from vdsmlib.build import StageError, load_record
+from vdsmlib.build.report import SIZE_CAP
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.webapi.client import DsmClient
@@ -90,6 +91,15 @@ def test_full_build_record(first_build: dict) -> None:
     assert SIM["password"] not in text
     for nb in result["notebooks"]:
         assert SIM["password"] not in Path(nb).read_text(), nb
+    # report.html: self-contained under its cap, a thumbnail per screen; the build notebook small
+    run_dir = first_build["out"] / result["run_id"]
+    report = (run_dir / "report.html").read_text()
+    assert len(report.encode()) < SIZE_CAP and "<svg" in report
+    assert report.count("data:image/jpeg;base64,") == len(result["screenshots"])
+    assert "docker run -d -p 5000:5000 " in report and result["image"] in report
+    assert first_build["notebook"].stat().st_size < 5_000_000
+    notebooks = {s["name"]: s["notebook"] for s in result["stages"]}
+    assert notebooks["admin"] == "notebooks/admin.ipynb" and notebooks["prepare"] is None
     # the orchestrating notebook prints the final image last
     nb = nbformat.read(first_build["notebook"], as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
@@ -243,6 +253,10 @@ def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:
     assert [s.status for s in record.stages] == ["skipped"] * 7, record.stages
     assert record.image == first_build["result"]["image"]
     assert record.image_id == first_build["result"]["image_id"]
+    # out/latest stays on a run that did something; the no-op names the run that made the image
+    assert record.image_run_id == first_build["result"]["run_id"]
+    assert (builds.out_dir / "latest").resolve().name != record.run_id
+    assert (builds.out_dir / record.run_id / "report.html").is_file()
 
 
 def test_post_wizard_profile_edit_resumes_from_start_ready(
@@ -320,32 +334,6 @@ def _kill_qemu(client: docker.DockerClient, container_id: str) -> None:
 def _admin_form_submitted(run_dir: Path) -> bool:
     """The admin stage has screenshotted the account form, so it is saving now."""
     return any((run_dir / "evidence").glob("admin-*admin-account*.png"))
-
-
-def test_explore_notebook_steps_through_a_screen_from_a_checkpoint(
-    first_build: dict, client: docker.DockerClient, tmp_path: Path
-) -> None:
-    """explore.ipynb, as a person would run it cell by cell: restore, detect, step, clean up."""
-    explored = {"label": [f"{L.STAGE}=explore-start-ready"]}
-    before = {c.id for c in client.containers.list(all=True, filters=explored)}
-    executed = tmp_path / "explore.ipynb"
-    papermill.execute_notebook(
-        str(ROOT / "notebooks" / "explore.ipynb"),
-        str(executed),
-        parameters={"dsm_version": "sim", "checkpoint": "start-ready", "stage": "admin"},
-        cwd=str(ROOT / "notebooks"),
-        progress_bar=False,
-    )
-    nb = nbformat.read(executed, as_version=4)
-    text = "".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-    )
-    assert "known screen: welcome" in text
-    assert "performed welcome" in text and "performed admin-account" in text
-    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= 3
-    assert SIM["password"] not in executed.read_text()
-    assert {c.id for c in client.containers.list(all=True, filters=explored)} <= before
 
 
 def test_a_snapshot_of_the_other_accelerator_is_refused(

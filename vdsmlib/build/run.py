@@ -35,7 +35,8 @@ from vdsmlib.build.context import RunState, StageContext, new_run_id
 from vdsmlib.build.flatten import final_tags
 from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
 from vdsmlib.build.preflight import preflight
-from vdsmlib.build.record import BuildRecord
+from vdsmlib.build.record import BuildRecord, first_line
+from vdsmlib.build.report import write_report
 from vdsmlib.build.stages import STAGE_FUNCTIONS, StageOutcome
 from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
@@ -158,9 +159,14 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
             cwd=str(notebooks),
             progress_bar=False,
             kernel_name="python3",
+            # no "running over TCP without encryption" warning per stage in the CI log
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except papermill.PapermillExecutionError as err:
-        raise VdsmError(f"{err.ename}: {err.evalue} (executed notebook: {output})") from err
+        # One line: the stage notebook holds the traceback and the whole diagnosis.
+        raise VdsmError(
+            f"{err.ename}: {first_line(err.evalue)} (executed notebook: {output})"
+        ) from None
     outcome = StageOutcome.read(run_dir, stage)
     if outcome is None:
         raise VdsmError(f"{output} ran but recorded no outcome (did it call run_stage?)")
@@ -287,9 +293,10 @@ class Build:
         ).save(self.run_dir)
         for name in STAGES:
             self.record.stage(name)
-        self.record.write(self.run_dir)
+        self.record.write(self.run_dir, latest=False)
         try:
-            await self._run_stage("prepare", forced=True)
+            # in this process: a no-op build (found after prepare) starts no stage kernel
+            await self._run_stage("prepare", forced=True, executor=inline_executor)
             plan = self._plan()
             self.record.plan = plan.reason
             log.info("plan: %s", plan.reason)
@@ -311,43 +318,48 @@ class Build:
         finally:
             self.record.seconds = round(time.monotonic() - started, 2)
             self._cleanup()
-            self._write_record()
+            # out/latest stays on the run that did something (a no-op names it: image_run_id)
+            self._write_record(latest=self.record.image_run_id is None)
             with contextlib.suppress(OSError):
                 reserve.unlink()
+            try:
+                write_report(self.run_dir, self.record)
+            except OSError as err:
+                log.error("report.html not written: %s", describe_os_error(err))
         return self.record
 
-    def _write_record(self) -> None:
+    def _write_record(self, *, latest: bool = True) -> None:
         """Write result.json; on a full disk make room (the reserve, the previous version) first."""
         try:
-            self.record.write(self.run_dir)
+            self.record.write(self.run_dir, latest=latest)
         except OSError as err:
             for name in (".reserve", "result.json.tmp", "result.json"):
                 with contextlib.suppress(OSError):
                     (self.run_dir / name).unlink()
             try:
-                self.record.write(self.run_dir)
+                self.record.write(self.run_dir, latest=latest)
             except OSError:
                 log.error("result.json not written: %s", describe_os_error(err))
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _run_stage(self, stage: str, *, forced: bool = False) -> None:
+    async def _run_stage(
+        self, stage: str, *, forced: bool = False, executor: Executor | None = None
+    ) -> None:
         entry = self.record.stage(stage)
         log.info("stage %s: starting", stage)
         started = time.monotonic()
         try:
-            outcome = await self.executor(self.run_dir, stage)
+            outcome = await (executor or self.executor)(self.run_dir, stage)
         except BaseException as err:
-            entry.status = "failed"
-            entry.seconds = round(time.monotonic() - started, 2)
-            if is_file_error(err):
-                entry.detail = describe_os_error(err)
-            else:
-                entry.detail = f"{type(err).__name__}: {err}"
-            self.record.error = f"stage {stage}: {entry.detail}"
             with contextlib.suppress(OSError):
-                self._collect_evidence(stage, None)
+                self.record.fail_stage(
+                    self.run_dir, stage, err, round(time.monotonic() - started, 2)
+                )
             if is_file_error(err):
+                entry.status = "failed"
+                entry.detail = describe_os_error(err)
+                self.record.error = f"stage {stage}: {entry.detail}"
                 raise StageError(stage, entry.detail) from err
             if isinstance(err, Exception):
                 raise StageError(stage, str(err)) from err
@@ -406,7 +418,10 @@ class Build:
                 self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT]
             )
             state.final_image_id = str(final.id)
-            # every tag the record will name points at this image, the moving one too
+            if plan.actions["smoke"] == "skipped":
+                self.record.image_run_id = final.labels.get(L.BUILT_BY) or "unknown"
+            # every tag the record will name points at this image: the moving one follows the
+            # build even when nothing ran (a knob build has none)
             for tag in state.tags:
                 repo, _, name = tag.rpartition(":")
                 final.tag(repo, name)
@@ -476,6 +491,7 @@ class Build:
         notebook = self.run_dir / "notebooks" / f"{stage}.ipynb"
         if notebook.exists():
             self.record.notebooks.append(str(notebook))
+            entry.notebook = str(notebook.relative_to(self.run_dir))
 
     def _finish_record(self) -> None:
         state = self._state()

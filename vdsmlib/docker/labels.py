@@ -13,6 +13,7 @@ import socket
 
 __all__ = [
     "ACCELERATOR",
+    "BUILT_BY",
     "CPU_MODEL",
     "DSM_RELEASE",
     "DSM_VERSION",
@@ -46,6 +47,8 @@ QEMU_VERSION = "vdsm-ci.qemu-version"
 ACCELERATOR = "vdsm-ci.accelerator"
 MACHINE = "vdsm-ci.machine"
 CPU_MODEL = "vdsm-ci.cpu-model"
+#: on a final image: the run whose smoke test promoted it (a no-op build's record names it)
+BUILT_BY = "vdsm-ci.built-by-run"
 
 
 def owner_labels(kind: str, run_id: str | None = None, **extra: str) -> dict[str, str]:
