@@ -369,7 +369,8 @@ class Build:
         entry.detail = outcome.detail
         self._collect_evidence(stage, outcome)
         self._push_checkpoint(stage)
-        self.record.write(self.run_dir)
+        # prepare runs in every build, a no-op too: only a later stage moves out/latest
+        self.record.write(self.run_dir, latest=stage != "prepare")
         log.info("stage %s: %s in %.1f s: %s", stage, entry.status, entry.seconds, entry.detail)
 
     def _state(self) -> RunState:
