@@ -25,7 +25,7 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import ContainerExited, VmContainer
 from vdsmlib.docker.images import get_image
 from vdsmlib.errors import VdsmError
-from vdsmlib.readiness import DsmApiReady, DsmLoginReady
+from vdsmlib.readiness import DsmApiReady, DsmLoginReady, NotReady, wait_for
 from vdsmlib.webapi import services as services_api
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.wizard import BrowserSession, Credentials, load_stage_profile
@@ -388,13 +388,11 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
 
 async def _wait_healthy(vm: VmContainer, *, timeout: float) -> str:
     """Wait for Docker's health status ``healthy``; an image without a health check fails."""
-    deadline = time.monotonic() + timeout
-    status = "none"
-    while time.monotonic() < deadline:
-        health = vm.attrs().get("State", {}).get("Health") or {}
+
+    async def health(_budget: float) -> str:
+        state = await asyncio.to_thread(vm.attrs)
+        health = state.get("State", {}).get("Health") or {}
         status = str(health.get("Status", "none"))
-        if status == "healthy":
-            return status
         if status == "none":
             raise VdsmError(
                 "the final image has no health check (Docker reports no health status): "
@@ -403,8 +401,17 @@ async def _wait_healthy(vm: VmContainer, *, timeout: float) -> str:
         if status == "unhealthy":
             log_tail = (health.get("Log") or [{}])[-1].get("Output", "")
             raise VdsmError(f"final image reported unhealthy: {log_tail.strip()[:300]}")
-        await asyncio.sleep(0.5)
-    raise VdsmError(f"final image not healthy within {timeout:.0f} s (last status {status})")
+        if status != "healthy":
+            raise NotReady(f"health status {status}")
+        return status
+
+    return await wait_for(
+        health,
+        what="the final image's health check",
+        timeout=timeout,
+        interval=0.5,
+        describe=lambda: vm.logs_tail(20),
+    )
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], Awaitable[StageOutcome]]] = {
