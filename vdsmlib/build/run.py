@@ -22,8 +22,9 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
@@ -110,8 +111,12 @@ def is_file_error(err: BaseException) -> TypeGuard[OSError]:
     )
 
 
-def describe_os_error(err: OSError) -> str:
-    """One line: which path, what went wrong, what to do."""
+def describe_os_error(err: OSError, folders: Sequence[Path] = ()) -> str:
+    """One line: which path, what went wrong, what to do.
+
+    A failed ``write()`` names no file: then the fullest of ``folders`` (the run folder, the
+    temporary folder) is named, the one a full disk most likely is.
+    """
     reason = err.strerror or str(err)
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free space there, or choose another out_dir (--out)"
@@ -119,8 +124,18 @@ def describe_os_error(err: OSError) -> str:
         hint = "make it writable, or choose another out_dir (--out)"
     else:
         hint = "check that path (disk, permissions), then run the build again"
-    where = f"{err.filename}: " if err.filename else ""
+    path = err.filename
+    if not path and folders:
+        path = min(folders, key=_free_bytes)
+    where = f"{path}: " if path else ""
     return f"{where}{reason}: {hint}"
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
 
 
 class StageError(VdsmError):
@@ -304,7 +319,7 @@ class Build:
             if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
                 self.record.error = _interruption()
             elif is_file_error(err):
-                self.record.error = describe_os_error(err)
+                self.record.error = describe_os_error(err, self._folders())
             elif self.record.error is None:
                 self.record.error = f"{type(err).__name__}: {err}"
             raise
@@ -315,6 +330,10 @@ class Build:
             with contextlib.suppress(OSError):
                 reserve.unlink()
         return self.record
+
+    def _folders(self) -> list[Path]:
+        """Where the build writes: the run folder and the temporary folder."""
+        return [self.run_dir, Path(tempfile.gettempdir())]
 
     def _write_record(self) -> None:
         """Write result.json; on a full disk make room (the reserve, the previous version) first."""
@@ -327,7 +346,7 @@ class Build:
             try:
                 self.record.write(self.run_dir)
             except OSError:
-                log.error("result.json not written: %s", describe_os_error(err))
+                log.error("result.json not written: %s", describe_os_error(err, [self.run_dir]))
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -341,7 +360,7 @@ class Build:
             entry.status = "failed"
             entry.seconds = round(time.monotonic() - started, 2)
             if is_file_error(err):
-                entry.detail = describe_os_error(err)
+                entry.detail = describe_os_error(err, self._folders())
             else:
                 entry.detail = f"{type(err).__name__}: {err}"
             self.record.error = f"stage {stage}: {entry.detail}"
