@@ -352,6 +352,15 @@ def test_a_build_network_is_reachable_only_through_the_loopback_port(
     sim_image = str(ensure_sim_image(client).ref)
     network = build_network(client, run_id)
     labels = L.owner_labels("test", run_id)
+    try:
+        _check_isolation(client, sim_image, network, labels)
+    finally:
+        remove_network(client, network)
+
+
+def _check_isolation(
+    client: docker.DockerClient, sim_image: str, network: str, labels: dict[str, str]
+) -> None:
     server = client.containers.run(
         sim_image,
         entrypoint=["python3", "-c", _SERVE],
@@ -390,4 +399,3 @@ def test_a_build_network_is_reachable_only_through_the_loopback_port(
             assert output.startswith("unreachable"), (where, output)
     finally:
         server.remove(force=True)
-        remove_network(client, network)
