@@ -53,11 +53,18 @@ def running(
         base = f"http://127.0.0.1:{ports['5000/tcp'][1]}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
+            # The container answers HTML on 5000 before the guest's DSM does.
             try:
-                requests.get(f"{base}/webapi/query.cgi", timeout=5).raise_for_status()
-                break
-            except requests.RequestException:
-                time.sleep(0.5)
+                answer = requests.get(
+                    f"{base}/webapi/query.cgi",
+                    params={"api": "SYNO.API.Info", "version": "1", "method": "query"},
+                    timeout=5,
+                ).json()
+                if "SYNO.API.Auth" in answer.get("data", {}):
+                    break
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.5)
         else:
             raise AssertionError(container.logs(tail=30).decode(errors="replace"))
         yield base, ports, exposed
