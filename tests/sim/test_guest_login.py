@@ -15,7 +15,6 @@ import secrets
 import ssl
 import string
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -140,7 +139,9 @@ def stock_login(
     )
     info = resp.json()["data"]
     assert int(info["public_key"], 16).bit_length() == 4096
-    assert abs(info["server_time"] - time.time()) < 60
+    # The guest's clock, not the client's: a guest restored from a snapshot runs behind until
+    # it is set; the client only sends it back.
+    assert isinstance(info["server_time"], int) and info["server_time"] > 1_700_000_000
     hidden = {
         "account": account,
         "enable_device_token": "no",
