@@ -15,6 +15,7 @@ import secrets
 import ssl
 import string
 import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -83,8 +84,24 @@ def encrypt_params(info: dict[str, Any], params: dict[str, Any], tmp: Path) -> d
 
 
 @pytest.fixture(scope="module")
-def guest(guest_launcher: Any) -> Iterator[GuestServer]:
-    with guest_launcher({"SIM_SCREENS": "", "SIM_REQUIRE_SYNOTOKEN": "1"}) as server:
+def rsa_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One login key for the module, made by the guest's own generator (as the image does)."""
+    path = tmp_path_factory.mktemp("rsa") / "key.json"
+    made = subprocess.run(
+        [sys.executable, "-m", "vdsmlib.sim.guest.crypto"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    path.write_text(made.stdout)
+    return path
+
+
+@pytest.fixture(scope="module")
+def guest(guest_launcher: Any, rsa_key_file: Path) -> Iterator[GuestServer]:
+    env = {"SIM_SCREENS": "", "SIM_REQUIRE_SYNOTOKEN": "1", "SIM_RSA_KEY_FILE": str(rsa_key_file)}
+    with guest_launcher(env) as server:
         assert create_admin(server.url).json()["ok"] is True
         yield server
 
