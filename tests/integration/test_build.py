@@ -115,7 +115,8 @@ def test_final_image_restores_configured_without_wizard(
     /run/shm/dsm.url and nothing answers on its own 127.0.0.1:5000."""
     image = first_build["result"]["image"]
     attrs = client.images.get(image).attrs
-    assert {"5000/tcp", "3260/tcp", "445/tcp", "2049/tcp"} <= set(attrs["Config"]["ExposedPorts"])
+    exposed = set(attrs["Config"]["ExposedPorts"])
+    assert {"5000/tcp", "5001/tcp", "3260/tcp", "445/tcp", "2049/tcp"} <= exposed
     assert attrs["Config"]["Healthcheck"]["Test"][-1].endswith("vdsm-ci-healthcheck")
     labels = attrs["Config"]["Labels"]
     assert labels[L.FINGERPRINT] == first_build["result"]["fingerprint"]
