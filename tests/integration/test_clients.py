@@ -46,8 +46,14 @@ def running(
     ports: dict[str, Any] = {"5000/tcp": ("127.0.0.1", free_port())}
     if "5001/tcp" in exposed:
         ports["5001/tcp"] = ("127.0.0.1", free_port())
+    # what virtual-dsm's NAT networking needs: the snapshot was taken with it
     container = client.containers.run(
-        image, detach=True, ports=ports, labels=L.owner_labels("test", run_id)
+        image,
+        detach=True,
+        ports=ports,
+        labels=L.owner_labels("test", run_id),
+        devices=["/dev/net/tun:/dev/net/tun:rwm"],
+        cap_add=["NET_ADMIN"],
     )
     try:
         base = f"http://127.0.0.1:{ports['5000/tcp'][1]}"
