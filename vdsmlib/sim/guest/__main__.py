@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from . import dataplane
 from .scenario import Scenario, ScenarioError
 from .server import make_server
 from .state import SimState
@@ -20,13 +21,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="guest", description="Simulated DSM web server")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--dataplane", action="store_true", help="serve SMB, NFS and iSCSI (the guest only)"
+    )
     args = parser.parse_args(argv)
     try:
         scenario = Scenario.from_env(dict(os.environ))
     except ScenarioError as err:
         sys.stderr.write(f"sim guest: bad scenario: {err}\n")
         return 2
-    server = make_server(args.host, args.port, SimState(scenario))
+    state = SimState(scenario)
+    server = make_server(args.host, args.port, state)
+    if args.dataplane:
+        dataplane.enable(state)
     host, port = server.server_address[:2]
     sys.stderr.write(
         f"sim guest listening on http://{host}:{port} ({scenario.dsm_version}, "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import dataplane
 from .facts import errors as codes
 from .facts import webapi as catalogue
 from .state import (
@@ -769,6 +770,8 @@ def _dispatch(
                 raise ApiError(E_INVALID_SESSION)
     ctx = Ctx(state=state, cgi=cgi, params=params, version=version, session=session)
     data = method.handler(ctx)
+    if method.write:
+        dataplane.changed(state)  # served before the API answers
     result.set_cookie_sid = ctx.set_cookie_sid
     return data
 
