@@ -146,7 +146,7 @@ class DataPlane:
             if _run("mount", "-t", "ext4", disk, str(VOLUME), check=False).returncode != 0:
                 _say(f"formatting {disk} as /volume1 (ext4)")
                 _run(
-                    "mke2fs", "-q", "-F", "-t", "ext4", "-L", "volume1", "-m", "0",
+                    "/usr/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "volume1", "-m", "0",
                     "-E", "lazy_itable_init=1,lazy_journal_init=1", disk,
                 )  # fmt: skip
                 _run("mount", "-t", "ext4", disk, str(VOLUME))
@@ -159,7 +159,11 @@ class DataPlane:
     def apply(self, want: Desired) -> None:
         """Make the servers serve ``want``; each service's failure is logged, not raised."""
         with self.lock:
-            self.prepare_volume()
+            try:
+                self.prepare_volume()
+            except (OSError, RuntimeError) as err:
+                _say(f"volume: {err}")
+                return
             for share in want.shares:
                 path = VOLUME / share
                 if not path.exists():
@@ -234,7 +238,7 @@ class DataPlane:
             KSMBD_CONF.write_text(conf)
         if want.admin and self.smb_users.get(want.admin[0]) != want.admin[1]:
             name, password = want.admin
-            _run("ksmbd.adduser", "-c", str(KSMBD_CONF), "-p", password, name)
+            _run("ksmbd.adduser", "-C", str(KSMBD_CONF), "-p", password, name)
             self.smb_users[name] = password
             conf_changed = True
         if not running:
@@ -277,7 +281,17 @@ class DataPlane:
         # NFSv4 only: mountd answers the kernel's export upcalls and registers nothing with a
         # portmapper; nfsd on TCP 2049 with the shortest grace period the kernel allows.
         _run("rpc.mountd", "--no-nfs-version", "3", "--no-udp")
-        _run("rpc.nfsd", "--no-nfs-version", "3", "--no-udp", "--grace-time", "10", "4")
+        _run(
+            "rpc.nfsd",
+            "--port",
+            "2049",
+            "--no-nfs-version",
+            "3",
+            "--no-udp",
+            "--grace-time",
+            "10",
+            "4",
+        )
         _say(f"NFS on (exports: {', '.join(want.shares) or '-'})")
 
     # iSCSI ---------------------------------------------------------------------------------
