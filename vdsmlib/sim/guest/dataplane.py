@@ -83,6 +83,7 @@ class Desired:
     nfs: bool = False
     hostname: str = "VirtualDSM"
     workgroup: str = "WORKGROUP"
+    smb_signing: bool = False
     admin: tuple[str, str] | None = None
     shares: tuple[str, ...] = ()
     luns: tuple[LunFile, ...] = ()
@@ -96,6 +97,7 @@ class Desired:
                 nfs=bool(state.nfs["enable_nfs"]),
                 hostname=state.hostname,
                 workgroup=str(state.smb["workgroup"]),
+                smb_signing=bool(state.smb.get("enable_server_signing", 0)),
                 admin=(state.account.name, state.account.password) if state.account else None,
                 shares=tuple(sorted(s.name for s in state.shares.values())),
                 luns=tuple(
@@ -204,6 +206,8 @@ class DataPlane:
             "\tserver string = Synology NAS (simulated)",
             "\tserver min protocol = SMB2_10",
             "\tmap to guest = never",
+            # DSM's "server signing" switch (SYNO.Core.FileServ.SMB enable_server_signing 0)
+            f"\tserver signing = {'auto' if want.smb_signing else 'disabled'}",
             "\tguest account = nobody",
         ]
         for share in want.shares:
