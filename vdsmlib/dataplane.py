@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vdsmlib.errors import VdsmError
+from vdsmlib.readiness import ReadinessTimeout, wait_for, wait_for_sync
 from vdsmlib.webapi.services import ServicesSpec, dsm_iqn
 
 __all__ = [
@@ -195,6 +196,40 @@ def check_smb(
 # -- NFS ----------------------------------------------------------------------------------------
 
 
+class _NfsGrace(Exception):
+    """The server is in its grace period (NFS4ERR_GRACE): opens work once it ends."""
+
+
+#: Longest NFSv4 grace period to wait out (Linux and DSM: 90 s after the server starts).
+NFS_GRACE_SECONDS = 100.0
+
+
+def _nfs_run(argv: list[str]) -> str:
+    """Run an NFS client command; wait out the server's grace period as NFS clients do."""
+
+    async def attempt(_budget: float) -> str:
+        try:
+            return _run("nfs", argv)
+        except DataPlaneError as err:
+            if "NFS4ERR_GRACE" in str(err):
+                raise _NfsGrace(str(err)) from err
+            raise
+
+    try:
+        return wait_for_sync(
+            lambda: wait_for(
+                attempt,
+                what="the NFS server's grace period to end",
+                timeout=NFS_GRACE_SECONDS,
+                interval=1.0,
+                retryable=(_NfsGrace,),
+            ),
+            "NFS grace period",
+        )
+    except ReadinessTimeout as err:
+        raise DataPlaneError("nfs", "error", f"still in its grace period: {err}") from err
+
+
 def _nfs_url(ports: Endpoints, path: str) -> str:
     return f"nfs://{ports.host}{path}?version=4&nfsport={ports.nfs}&uid=0&gid=0"
 
@@ -203,7 +238,7 @@ def check_nfs(ports: Endpoints, export: str, name: str, data: bytes | None) -> l
     """List ``export`` over NFSv4; with ``data``, read ``name`` and compare."""
     probe_port("nfs", ports.host, ports.nfs)
     nfs_ls = _tool("nfs", "nfs-ls")
-    listing = _run("nfs", [nfs_ls, _nfs_url(ports, export)])
+    listing = _nfs_run([nfs_ls, _nfs_url(ports, export)])
     if name not in listing.split() and not any(
         line.rstrip().endswith(f" {name}") for line in listing.splitlines()
     ):
@@ -213,7 +248,7 @@ def check_nfs(ports: Endpoints, export: str, name: str, data: bytes | None) -> l
         nfs_cp = _tool("nfs", "nfs-cp")
         with tempfile.TemporaryDirectory(prefix="vdsm-nfs-") as tmp:
             local = Path(tmp) / "back"
-            _run("nfs", [nfs_cp, _nfs_url(ports, f"{export}/{name}"), str(local)])
+            _nfs_run([nfs_cp, _nfs_url(ports, f"{export}/{name}"), str(local)])
             if local.read_bytes() != data:
                 raise DataPlaneError("nfs", "mismatch", f"{export}/{name} differs over NFS")
         lines.append(f"nfs: read {export}/{name} back ({len(data)} bytes), same bytes")
@@ -477,24 +512,29 @@ def check(
     ports: Endpoints,
     spec: ServicesSpec,
     *,
+    user: str,
+    password: str,
     server_name: str,
 ) -> DataPlaneReport:
     """Check every service ``spec`` turns on, on the first share and the LUN of ``spec``.
 
-    NFS: a new file is written into the first share over NFSv4, listed and read back. iSCSI:
-    discovery, login, LUN 0's capacity against the spec, a block written and read back.
-    SMB: the port must be served (:func:`check_smb` copies files; see the README for why the
-    smoke stage does not use it yet).
+    SMB: a new file is copied into the first share as ``user`` and read back; NFS: that file is
+    listed and read over NFSv4 (with SMB off, NFS writes its own). iSCSI: discovery, login,
+    LUN 0's capacity against the spec, a block written and read back.
     """
     report = DataPlaneReport()
     share = spec.shares[0] if spec.shares else None
-    if spec.smb:
+    name = f"vdsm-ci-check-{secrets.token_hex(4)}.txt"
+    if spec.smb and share is not None:
+        data = f"written over SMB by the vdsm-ci data-plane check {name}\n".encode()
+        report.lines += check_smb(ports, share.name, user, password, name, data)
+    elif spec.smb:
         probe_port("smb", ports.host, ports.smb)
-        report.lines.append(f"smb: {ports.host}:{ports.smb} is served")
+        report.lines.append(f"smb: {ports.host}:{ports.smb} is served (no share to copy into)")
     if spec.nfs and share is not None:
-        name = f"vdsm-ci-check-{secrets.token_hex(4)}.txt"
-        data = f"written over NFS by the vdsm-ci data-plane check {name}\n".encode()
-        report.lines += write_nfs(ports, str(share.path), name, data)
+        if not spec.smb:
+            data = f"written over NFS by the vdsm-ci data-plane check {name}\n".encode()
+            report.lines += write_nfs(ports, str(share.path), name, data)
         report.lines += check_nfs(ports, str(share.path), name, data)
     if spec.iscsi is not None:
         iqn = spec.iscsi.target.iqn or dsm_iqn(server_name, spec.iscsi.target.name)
@@ -513,5 +553,5 @@ def write_nfs(ports: Endpoints, export: str, name: str, data: bytes) -> list[str
     with tempfile.TemporaryDirectory(prefix="vdsm-nfs-") as tmp:
         local = Path(tmp) / name
         local.write_bytes(data)
-        _run("nfs", [nfs_cp, str(local), _nfs_url(ports, f"{export}/{name}")])
+        _nfs_run([nfs_cp, str(local), _nfs_url(ports, f"{export}/{name}")])
     return [f"nfs: wrote {export}/{name} ({len(data)} bytes)"]

@@ -331,7 +331,12 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
             "127.0.0.1", *map(vm.host_port, dataplane.SERVICE_PORTS.values())
         )
         plane = await asyncio.to_thread(
-            dataplane.check, ports, params.services, server_name=params.admin.server_name
+            dataplane.check,
+            ports,
+            params.services,
+            user=params.admin.user,
+            password=params.admin.password,
+            server_name=params.admin.server_name,
         )
         health = await _wait_healthy(vm, timeout=90)
         facts: dict[str, Any] = {

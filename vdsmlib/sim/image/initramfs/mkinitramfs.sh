@@ -14,6 +14,9 @@ GUEST=$2
 OUT=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(mktemp -d /tmp/initramfs.XXXXXX)
+# mktemp makes it 0700, and it becomes the guest's /: users other than root (the SMB server
+# opens shares as the logged-in user) could not reach anything below it.
+chmod 755 "$ROOT"
 PY=$(readlink -f /usr/bin/python3 | sed 's,.*/,,')
 echo "python $PY"
 PYLIB=/usr/lib/$PY
