@@ -44,6 +44,7 @@ __all__ = [
     "check_nfs",
     "check_smb",
     "probe_port",
+    "read_smb",
     "write_nfs",
 ]
 
@@ -191,6 +192,25 @@ def check_smb(
     if name not in listing:
         raise DataPlaneError("smb", "mismatch", f"{name} missing from the listing: {listing}")
     return [f"smb: put and got back {share}/{name} ({len(data)} bytes) as {user}"]
+
+
+def read_smb(
+    ports: Endpoints, share: str, user: str, password: str, name: str, data: bytes
+) -> list[str]:
+    """Read ``share/name`` over SMB 3 as ``user`` and compare it with ``data``."""
+    probe_port("smb", ports.host, ports.smb)
+    smbclient = _tool("smb", "smbclient")
+    with tempfile.TemporaryDirectory(prefix="vdsm-smb-") as tmp:
+        back = Path(tmp) / "back"
+        _run(
+            "smb",
+            [smbclient, f"//{ports.host}/{share}", "-p", str(ports.smb), "-U", user,
+             "-m", "SMB3", "-c", f'get "{name}" "{back}"'],
+            env={"PASSWD": password},
+        )  # fmt: skip
+        if not back.exists() or back.read_bytes() != data:
+            raise DataPlaneError("smb", "mismatch", f"{share}/{name} differs over SMB")
+    return [f"smb: read {share}/{name} back ({len(data)} bytes), same bytes"]
 
 
 # -- NFS ----------------------------------------------------------------------------------------
