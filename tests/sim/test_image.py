@@ -7,6 +7,7 @@ vdsm/virtual-dsm at tag v7.41 whose behaviour it pins (the twin rule of the arch
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -671,7 +672,9 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
         services.apply(session, spec)
 
     ports = _endpoints(first)
-    report = dataplane.check(ports, spec, user=user, password=password, server_name="simtest")
+    report = await asyncio.to_thread(
+        dataplane.check, ports, spec, user=user, password=password, server_name="simtest"
+    )
     assert any(line.startswith("smb: put and got back ci/") for line in report.lines)
     assert any("same bytes" in line and line.startswith("nfs:") for line in report.lines)
     assert report.lun_bytes == 1024**3
@@ -696,7 +699,9 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
     with DsmClient(url) as dsm, dsm.login(user, password) as session:
         services.apply(session, spec.model_copy(update={"smb": False}))
         with pytest.raises(dataplane.DataPlaneError) as refused:
-            dataplane.check(ports, spec, user=user, password=password, server_name="simtest")
+            await asyncio.to_thread(
+                dataplane.check, ports, spec, user=user, password=password, server_name="simtest"
+            )
         assert (refused.value.service, refused.value.how) == ("smb", "refused")
         services.apply(session, spec)
 
@@ -725,8 +730,8 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
             lines += dataplane.read_smb(
                 again, "ci", user, password, "before-savevm.txt", keep.read_bytes()
             )
-            lines += dataplane.check_nfs(
-                again, "/volume1/ci", "before-savevm.txt", keep.read_bytes()
+            lines += await asyncio.to_thread(
+                dataplane.check_nfs, again, "/volume1/ci", "before-savevm.txt", keep.read_bytes()
             )
             lines += dataplane.check_iscsi(again, iqn, 1024**3)
             print("\n".join(lines))
