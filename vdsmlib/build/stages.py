@@ -331,7 +331,7 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
             "127.0.0.1", *map(vm.host_port, dataplane.SERVICE_PORTS.values())
         )
         plane = await asyncio.to_thread(
-            dataplane.check,
+            services_api.verify_data_plane,
             ports,
             params.services,
             user=params.admin.user,
@@ -343,7 +343,7 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
             "restore_to_api_seconds": round(api_seconds, 2),
             "restore_to_login_seconds": round(login_seconds, 2),
             "health": health,
-            "data_plane": plane.lines,
+            "data_plane": plane,
             "url": url if state.keep else None,
         }
     # Only now does the image become the trusted final image (tags, fingerprint label).
