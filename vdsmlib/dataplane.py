@@ -488,7 +488,8 @@ class IscsiSession:
 
 
 def check_iscsi(ports: Endpoints, iqn: str, lun_bytes: int | None) -> list[str]:
-    """Discover ``iqn``, log in, check LUN 0's capacity, write and read back its last block."""
+    """Discover ``iqn``, log in, check its first LUN's capacity, write and read back its last
+    block."""
     probe_port("iscsi", ports.host, ports.iscsi)
     try:
         with IscsiSession(ports.host, ports.iscsi, None) as discovery:
@@ -505,23 +506,27 @@ def check_iscsi(ports: Endpoints, iqn: str, lun_bytes: int | None) -> list[str]:
     try:
         with IscsiSession(ports.host, ports.iscsi, iqn) as session:
             luns = session.report_luns()
-            if 0 not in luns:
-                raise DataPlaneError("iscsi", "lun missing", f"{iqn} maps LUNs {luns}, not 0")
-            size, block = session.capacity(0)
+            if not luns:
+                raise DataPlaneError("iscsi", "lun missing", f"{iqn} maps no LUN")
+            # The first mapped LUN: DSM numbers a target's LUNs by mapping index.
+            number = min(luns)
+            size, block = session.capacity(number)
             if size != lun_bytes:
                 raise DataPlaneError(
-                    "iscsi", "mismatch", f"LUN 0 of {iqn} has {size} bytes, want {lun_bytes}"
+                    "iscsi",
+                    "mismatch",
+                    f"LUN {number} of {iqn} has {size} bytes, want {lun_bytes}",
                 )
             lba = size // block - 1
             pattern = (b"vdsm-ci data plane " + secrets.token_hex(8).encode()).ljust(block, b".")
-            session.write_block(0, lba, pattern)
-            if session.read_block(0, lba, block) != pattern:
+            session.write_block(number, lba, pattern)
+            if session.read_block(number, lba, block) != pattern:
                 raise DataPlaneError("iscsi", "mismatch", f"block {lba} read back differs")
     except PermissionError as err:
         raise DataPlaneError("iscsi", "auth", f"login to {iqn}: {err}") from err
     except OSError as err:
         raise DataPlaneError("iscsi", "error", f"{iqn}: {err}") from err
-    lines.append(f"iscsi: {iqn} LUN 0 has {size} bytes; wrote and read back block {lba}")
+    lines.append(f"iscsi: {iqn} LUN {number} has {size} bytes; wrote and read back block {lba}")
     return lines
 
 
@@ -540,7 +545,7 @@ def check(
 
     SMB: a new file is copied into the first share as ``user`` and read back; NFS: that file is
     listed and read over NFSv4 (with SMB off, NFS writes its own). iSCSI: discovery, login,
-    LUN 0's capacity against the spec, a block written and read back.
+    the first LUN's capacity against the spec, a block written and read back.
     """
     report = DataPlaneReport()
     share = spec.shares[0] if spec.shares else None
