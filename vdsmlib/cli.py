@@ -6,7 +6,7 @@
         [--from-checkpoint NAME] [--keep]
     vdsm checkpoints [DSM_VERSION]
     vdsm explore DSM_VERSION CHECKPOINT
-    vdsm clean [--run-id ID] [--all] [--dry-run]
+    vdsm clean [--run-id ID] [--checkpoints] [--all] [--dry-run]
     vdsm publish [DSM_VERSION] --repository REGISTRY/REPO
     vdsm sim build | vdsm sim run --port PORT [-e KNOB=VALUE ...]   (a plugin: vdsmlib.cli)
 
@@ -14,7 +14,9 @@ Subcommands beyond the built-in ones come from the ``vdsmlib.cli`` entry points
 (:mod:`vdsmlib.plugins`); the simulator's ``vdsm sim`` is one.
 
 ``main(argv) -> int`` is the one place that maps errors to exit codes: 0 ok, 1 a build or
-runtime error (one line on stderr), 2 bad usage or parameters, 130 interrupted.
+runtime error (one line on stderr), 2 bad usage or parameters, 130 interrupted (SIGINT),
+143 terminated (SIGTERM, what a cancelled CI job or ``timeout`` sends). SIGTERM is handled like
+SIGINT: the build's containers and QMP folders are removed and ``result.json`` records why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,10 +112,14 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     from vdsmlib.docker.engine import connect
     from vdsmlib.docker.images import clean
 
-    kinds = ("checkpoint", "base", "final", "sim") if args.all else ("checkpoint", "base")
+    kinds: tuple[str, ...] = ()
+    if args.checkpoints:
+        kinds = ("checkpoint", "base")
+    if args.all:
+        kinds = ("checkpoint", "base", "final", "sim")
     report = clean(connect(), run_id=args.run_id, kinds=kinds, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    for kind in ("containers", "images"):
+    for kind in ("containers", "images", "networks"):
         for item in report[kind]:
             print(f"{verb} {kind[:-1]} {item}")
     print(f"{verb} {len(report['containers'])} containers, {len(report['images'])} images")
@@ -217,7 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove containers and images this project left behind")
     p.add_argument("--run-id", help="only what this run created")
-    p.add_argument("--all", action="store_true", help="final images and the simulator image too")
+    p.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="the checkpoint cache and build bases too (otherwise containers of dead runs only)",
+    )
+    p.add_argument(
+        "--all", action="store_true", help="checkpoints, final images and the simulator image too"
+    )
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_cmd_clean)
 
@@ -252,17 +266,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.project is not None:
         # the environment, not a global: stage notebooks run in kernels of their own
         os.environ[project.HOME_ENV] = str(args.project.resolve())
+    terminated: list[int] = []
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # Exactly what Ctrl-C does (asyncio cancels the build, which cleans up), noted first.
+        from vdsmlib.build.run import note_signal
+
+        terminated.append(signum)
+        note_signal(signum)
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("interrupted; containers of this run were removed", file=sys.stderr)
-        return 130
+        name = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"vdsm: {name}; containers of this run were removed", file=sys.stderr)
+        return 143 if terminated else 130
+    except OSError as err:
+        from vdsmlib.build.run import describe_os_error, is_file_error
+
+        if not is_file_error(err):
+            raise
+        print(f"vdsm: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     except ParamsError as err:
         print(f"vdsm: {err}", file=sys.stderr)
         return 2
     except VdsmError as err:
         print(f"vdsm: {err}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

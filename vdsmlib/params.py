@@ -33,6 +33,7 @@ from vdsmlib.errors import VdsmError
 from vdsmlib.webapi.services import ServicesSpec
 
 __all__ = [
+    "NOTEBOOK_PARAMETERS",
     "AdminSpec",
     "BaseSpec",
     "ImageSpec",
@@ -43,6 +44,8 @@ __all__ = [
     "Timeouts",
     "VmSpec",
     "available_targets",
+    "check_notebook_parameters",
+    "check_repository",
     "coerce_version",
     "load_params",
 ]
@@ -140,6 +143,24 @@ class AdminSpec(_Strict):
     password: str = Field(repr=False)
 
 
+# A Docker repository reference without tag or digest (distribution/reference's grammar): an
+# optional registry host[:port], then lowercase path components separated by "/".
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"(?:{_HOST}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+def check_repository(value: str, name: str = "image_repository") -> str:
+    """``value`` if it is a valid repository reference (``REGISTRY/REPO``, no tag), else raise."""
+    if len(value) > 255 or not _REPOSITORY.fullmatch(value):
+        raise ValueError(
+            f"{name} {value!r} is not a Docker repository reference: use lowercase "
+            "[REGISTRY[:PORT]/]NAME[/NAME...] without a tag, e.g. ghcr.io/me/vdsm-configured"
+        )
+    return value
+
+
 class ImageSpec(_Strict):
     """Naming of the final image: ``<repository>:<version>-<variant>`` and a pinned tag."""
 
@@ -147,6 +168,16 @@ class ImageSpec(_Strict):
     #: registry repository for checkpoints (``REGISTRY/REPO``): pushed after each checkpoint,
     #: pulled by a build whose engine lacks a matching one. None: local checkpoints only.
     cache_repository: str | None = None
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        return check_repository(value, "image_repository")
+
+    @field_validator("cache_repository")
+    @classmethod
+    def _cache_repository(cls, value: str | None) -> str | None:
+        return None if value is None else check_repository(value, "cache_repository")
 
 
 class Params(_Strict):
@@ -197,6 +228,26 @@ def coerce_version(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value).strip()
+
+
+def closest_target(version: str, targets: list[str]) -> str | None:
+    """The target meant by ``version``: the newest ``7.2.x`` for ``7.2``, else the closest name.
+
+    >>> closest_target("7.2", ["7.1.1", "7.2.1", "7.2.2", "sim"])
+    '7.2.2'
+    >>> closest_target("7.3.1", ["7.1.1", "7.2.2", "7.3.2", "sim"])
+    '7.3.2'
+    """
+    import difflib
+
+    def key(target: str) -> tuple[int, ...]:
+        return tuple(int(n) if n.isdigit() else -1 for n in target.split("."))
+
+    within = [t for t in targets if t.startswith(f"{version}.")]
+    if within:
+        return max(within, key=key)
+    close = difflib.get_close_matches(version, targets, n=1, cutoff=0.5)
+    return close[0] if close else None
 
 
 def available_targets(params_dir: Path | None = None) -> list[str]:
@@ -250,6 +301,60 @@ def _apply_flat(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str,
     return _merge(data, nested)
 
 
+#: The parameters notebooks/build.ipynb declares, and their types (a unit test keeps them equal).
+NOTEBOOK_PARAMETERS: dict[str, type | tuple[type, ...]] = {
+    "dsm_version": (str, int, float),
+    "admin_user": str,
+    "admin_password": str,
+    "server_name": str,
+    "sim_knobs": dict,
+    "accelerator": str,
+    "no_cache": bool,
+    "from_checkpoint": str,
+    "keep": bool,
+    "explore": str,
+    "image_repository": str,
+    "cache_repository": str,
+    "executor": str,
+    "out_dir": str,
+}
+
+
+def check_notebook_parameters(values: Mapping[str, Any]) -> None:
+    """Refuse unknown papermill parameters and values of the wrong type, before any container.
+
+    ``values`` holds the names the parameters cell and papermill's injected cell defined (the
+    notebook passes what appeared in its globals since its first cell). ``-p no_cache maybe``
+    reaches the kernel as the string ``"maybe"``: only ``True``/``False`` are booleans here.
+    """
+    unknown = sorted(k for k in values if k not in NOTEBOOK_PARAMETERS and not k.startswith("_"))
+    if unknown:
+        raise ParamsError(
+            f"unknown parameter(s) {', '.join(unknown)}: build.ipynb takes "
+            f"{', '.join(NOTEBOOK_PARAMETERS)} (see `papermill --help-notebook build.ipynb`)"
+        )
+    for name, kind in NOTEBOOK_PARAMETERS.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if kind is bool:
+            check_bool(name, value)
+        elif kind is dict and value is not None and not isinstance(value, Mapping):
+            raise ParamsError(f"{name} must be a mapping such as {{K: V}}, got {value!r}")
+        elif kind is str and value is not None and not isinstance(value, str):
+            raise ParamsError(f"{name} must be a string, got {value!r} (pass it with -r)")
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a boolean; anything else (``"maybe"``, ``"yes"``, ``1``) is refused."""
+    if not isinstance(value, bool):
+        raise ParamsError(
+            f"{name} must be true or false, got {value!r} (papermill: -p {name} True or -p "
+            f"{name} False)"
+        )
+    return value
+
+
 def _check_policy(admin: AdminSpec) -> None:
     problems = [
         *(f"server name: {p}" for p in policy.check_server_name(admin.server_name)),
@@ -281,10 +386,12 @@ def load_params(
     params_dir = params_dir or default_dir
     path = params_dir / f"{version}.yaml"
     if not path.is_file():
-        known = ", ".join(available_targets(params_dir)) or "none"
+        targets = available_targets(params_dir)
+        closest = closest_target(version, targets)
+        hint = f"; did you mean {closest}? (-p dsm_version {closest})" if closest else ""
         raise ParamsError(
-            f"unknown dsm_version {version!r}: no {path.name} in {params_dir} (known: {known}; "
-            "for papermill pass it as a string with -r dsm_version 7.2)"
+            f"unknown dsm_version {version!r}: no {path.name} in {params_dir} (known: "
+            f"{', '.join(targets) or 'none'}){hint}"
         )
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -6,15 +6,18 @@ the module runs three builds, with as many knobs combined per build as stay hone
 - post-wizard screens reordered and subset (``SIM_SCREENS``), inline;
 - seeded screens + slow transitions + DSM 7.3.2 token enforcement, through papermill on
   ``notebooks/build.ipynb`` (the notebook takes ``sim_knobs``);
-- an unexpected dialog (``SIM_EXTRA_DIALOG``) fails the build with a diagnosis.
+- an unexpected dialog (``SIM_EXTRA_DIALOG``) fails the build through papermill with a
+  diagnosis in the notebooks, result.json and report.html; ``explore.ipynb`` then runs on that
+  failed run, under papermill and in JupyterLab through Chromium (its widget panel clicked).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,13 +29,13 @@ import yaml
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
 from tests.screens import SIM_TO_PROFILE
-from vdsmlib.build import BuildRecord, StageError, load_record
+from vdsmlib.build import BuildRecord, load_record
+from vdsmlib.build.report import SIZE_CAP
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.sim.guest.scenario import Scenario
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.errors import WebApiError
-from vdsmlib.wizard import UnknownScreenError
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
@@ -169,38 +172,85 @@ def _wait_for_api(dsm: DsmClient, container: Any, *, timeout: float) -> None:
     pytest.fail(f"API not up in {timeout} s: {container.logs(tail=20).decode(errors='replace')}")
 
 
+def _outputs(notebook: Path) -> list[dict[str, Any]]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+def _embedded_pngs(notebook: Path) -> list[str]:
+    """The captions of the screenshots embedded in an executed notebook."""
+    found = []
+    for output in _outputs(notebook):
+        data = output.get("data", {})
+        page = "".join(data.get("text/html", ""))
+        if "data:image/png;base64," in page:
+            found.append("".join(data.get("text/plain", "")))
+    return found
+
+
 def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
-    builds: Builds, client: docker.DockerClient
+    builds: Builds, client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    screen_timeout = yaml.safe_load(POST_WIZARD.read_text())["timeouts"]["screen"]
+    """Through papermill with one notebook per stage, as ``make build`` runs it."""
+    profile = yaml.safe_load(POST_WIZARD.read_text())["timeouts"]
     knobs = {"SIM_EXTRA_DIALOG": "Storage Pool Check"}
-    build = builds.start(overrides={"sim_knobs": knobs}, executor="inline", no_cache=True)
+    out = tmp_path / "out"
+    executed = tmp_path / "build.ipynb"
     started = time.monotonic()
-    with pytest.raises(StageError) as exc:
-        asyncio.run(build.run())
+    try:
+        with pytest.raises(papermill.PapermillExecutionError) as exc:
+            papermill.execute_notebook(
+                str(ROOT / "notebooks" / "build.ipynb"),
+                str(executed),
+                parameters={
+                    "sim_knobs": knobs,
+                    "out_dir": str(out),
+                    "image_repository": TEST_REPOSITORY,
+                    "executor": "notebook",
+                    "no_cache": True,
+                },
+                cwd=str(ROOT / "notebooks"),
+                progress_bar=False,
+            )
+    finally:
+        builds.run_ids += [p.parent.name for p in out.glob("*/result.json")]
     seconds = time.monotonic() - started
     err = exc.value
-    assert err.stage == "post-wizard"
-    assert str(err).startswith("stage post-wizard failed: ")
-    assert f"nothing known showed for timeouts.screen={screen_timeout:g} s" in str(err)
-    assert "sim-extra-dialog-fbar-ok" in str(err)  # the suggestion names the dialog's OK button
-    assert isinstance(err.__cause__, UnknownScreenError)
+    # one concise line: the stage, the unknown modal, where the screenshot and report are
+    assert err.ename == "BuildFailed"
+    assert "\n" not in err.evalue
+    assert err.evalue.startswith("build failed: stage post-wizard: "), err.evalue
+    assert "timeouts.modal" in err.evalue
+    assert "evidence/post-wizard-unknown.png" in err.evalue and "report.html" in err.evalue
+    assert len(err.traceback) <= 3, err.traceback
 
-    record = load_record(build.run_dir / "result.json")
+    run_dir = (out / "latest").resolve()
+    record = load_record(run_dir / "result.json")
     statuses = {s.name: s.status for s in record.stages}
     assert record.status == "failed" and record.error and "post-wizard" in record.error
     assert statuses["boot"] == statuses["admin"] == "ran"
     assert statuses["post-wizard"] == "failed"
     assert statuses["services"] == statuses["flatten"] == statuses["smoke"] == "pending"
-    # failed at the per-screen timeout, far before the stage timeout
-    evidence = build.run_dir / "evidence"
-    shot = evidence / "post-wizard-unknown.png"
-    handled = sorted(evidence.glob("post-wizard-[0-9][0-9]-*.png"))
-    assert handled, "the welcome-wizard steps before the dialog were handled"
-    waited = shot.stat().st_mtime - handled[-1].stat().st_mtime
-    assert screen_timeout <= waited <= screen_timeout + 20, waited
     post = next(s for s in record.stages if s.name == "post-wizard")
-    assert post.seconds < screen_timeout + 60, post.seconds
+    assert "\n" not in post.detail
+    # result.json lists the failing stage's notebook and evidence, relative to the run folder
+    failure = record.failure
+    assert failure is not None and failure["stage"] == "post-wizard"
+    assert failure["notebook"] == "notebooks/post-wizard.ipynb" == post.notebook
+    assert failure["screenshot"] == "evidence/post-wizard-unknown.png"
+    assert failure["suggestion"] == "evidence/post-wizard-unknown.yaml"
+    assert failure["video"] == "evidence/post-wizard.webm"
+    assert failure["screenshots"], "the welcome-wizard steps before the dialog were handled"
+    assert post.evidence == failure["files"] and "notebooks/post-wizard.ipynb" in post.evidence
+    for name in [*failure["files"], *failure["screenshots"]]:
+        assert not Path(name).is_absolute() and (run_dir / name).stat().st_size > 0, name
+
+    # reported within seconds of the dialog showing, not after timeouts.screen
+    evidence = run_dir / "evidence"
+    shot = evidence / "post-wizard-unknown.png"
+    last_handled = max((run_dir / p).stat().st_mtime for p in failure["screenshots"])
+    waited = shot.stat().st_mtime - last_handled
+    assert waited < 30 < profile["screen"], waited
     # the diagnosis files
     for suffix in ("yaml", "html", "txt", "png"):
         path = evidence / f"post-wizard-unknown.{suffix}"
@@ -211,8 +261,147 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     assert "Storage Pool Check" in (evidence / "post-wizard-unknown.txt").read_text()
     assert "sim-extra-dialog" in (evidence / "post-wizard-unknown.html").read_text()
     assert str(shot) in record.screenshots
+
+    # the failed stage notebook and the build notebook hold the unknown screen's screenshot
+    stage_shots = _embedded_pngs(run_dir / "notebooks" / "post-wizard.ipynb")
+    assert any("post-wizard-unknown.png" in c for c in stage_shots), stage_shots
+    build_shots = _embedded_pngs(executed)
+    assert [c for c in build_shots if "post-wizard-unknown.png" in c] == build_shots, build_shots
+    assert len(build_shots) == 1  # the other screens are in the stage notebooks, not twice
+    assert executed.stat().st_size < 5_000_000
+    plain = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in _outputs(executed))
+    assert "IPython.core.display" not in plain
+    # report.html: self-contained, under its cap, with the failure and every screen
+    report = (run_dir / "report.html").read_text()
+    assert len(report.encode()) < SIZE_CAP
+    assert "<svg" in report and "post-wizard-unknown.png" in report
+    assert report.count("data:image/jpeg;base64,") >= len(failure["screenshots"]) + 1
+
     # nothing tagged for the failed stage, nothing left running
-    assert find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "start-ready"})
-    assert not find_images(client, {L.RUN_ID: build.run_id, L.STAGE: "final"})
-    assert builds.containers_of(build.run_id) == []
-    print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s)")
+    assert find_images(client, {L.RUN_ID: record.run_id, L.STAGE: "start-ready"})
+    assert not find_images(client, {L.RUN_ID: record.run_id, L.STAGE: "final"})
+    assert builds.containers_of(record.run_id) == []
+
+    # explore.ipynb from this failed run (papermill: static output): the run's own checkpoint,
+    # admin replayed, stopped at the dialog; the suggestion inserted into a copy of the
+    # profiles, reloaded, and the stage steps on to its end
+    profiles = tmp_path / "profiles"
+    shutil.copytree(ROOT / "params" / "profiles", profiles)
+    explored = tmp_path / "explore.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "explore.ipynb"),
+        str(explored),
+        parameters={
+            "out_dir": str(out),  # run_dir empty: the last failed run there
+            "profiles": str(profiles),
+            "selector": "button[syno-id='sim-extra-dialog-fbar-ok']",
+            "insert": True,
+            "close": True,
+        },
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+    )
+    state = json.loads((run_dir / "state.json").read_text())
+    texts = "".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+        for o in _outputs(explored)
+    )
+    assert f"restoring {state['checkpoints']['start-ready']}" in texts
+    assert "handled on the way: " in texts and "stage post-wizard is done" in texts
+    assert "count=1, visible=1" in texts  # the selector tried on the dialog
+    shots = _embedded_pngs(explored)
+    assert any("the screen that failed" in c and "post-wizard-unknown.png" in c for c in shots)
+    assert "inserted storage-pool-check into " + str(profiles) in texts
+    assert any("storage-pool-check" in c for c in shots)  # performed, with its screenshot
+    widgets = [o for o in _outputs(explored)
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # fmt: skip
+    assert widgets, "the panel"
+    inserted = yaml.safe_load((profiles / "dsm-7.2.2" / "post-wizard.yaml").read_text())
+    assert inserted["screens"][0]["id"] == "storage-pool-check"
+    assert "storage-pool-check" not in POST_WIZARD.read_text()
+    labels = [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]
+    assert client.containers.list(all=True, filters={"label": labels}) == []
+
+    # the same in JupyterLab, through Chromium: the panel's perform button shows its screenshot
+    lab_profiles = tmp_path / "lab-profiles"
+    shutil.copytree(ROOT / "params" / "profiles", lab_profiles)
+    panel = explore_in_jupyterlab(run_dir, lab_profiles, tmp_path, client)
+    assert "performed storage-pool-check" in panel, panel
+    assert "storage-pool-check" in (lab_profiles / "dsm-7.2.2" / "post-wizard.yaml").read_text()
+    print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s, "
+          f"unknown reported {waited:.1f} s after the last known screen)")  # fmt: skip
+
+
+def explore_in_jupyterlab(
+    run_dir: Path, profiles: Path, work: Path, client: docker.DockerClient
+) -> str:
+    """JupyterLab with explore.ipynb on ``run_dir``, opened in Chromium through Playwright: run
+    every cell, click the panel's "insert suggestion" and "perform", return the panel's text
+    once its output holds a screenshot."""
+    import subprocess
+    import urllib.request
+
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.conftest import free_port
+    from vdsmlib.wizard import CHROMIUM_ARGS
+
+    lab = work / "lab"
+    lab.mkdir()
+    notebook = load_notebook_node(str(ROOT / "notebooks" / "explore.ipynb"))
+    notebook = parameterize_notebook(notebook, {"run_dir": str(run_dir), "profiles": str(profiles)})
+    nbformat.write(notebook, lab / "explore.ipynb")
+    port, token = free_port(), "vdsm-ci-test"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--allow-root",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--ServerApp.token={token}",
+         f"--ServerApp.root_dir={lab}", "--LabApp.expose_app_in_browser=True"],
+        cwd=lab, stdout=subprocess.DEVNULL, stderr=(work / "lab.log").open("w"),
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"JupyterLab did not start: {(work / 'lab.log').read_text()}")
+                time.sleep(0.5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session",
+                timeout=60_000,
+            )
+            try:
+                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                # restore, replay admin, step to the dialog: the panel shows when the cell ends
+                perform = page.locator(".jupyter-widgets button", has_text="perform")
+                perform.wait_for(timeout=300_000)
+                panel = page.locator(".widget-vbox").first
+                page.locator(".jupyter-widgets button", has_text="insert suggestion").click()
+                panel.get_by_text("insert suggestion: done").wait_for(timeout=60_000)
+                perform.click()
+                panel.get_by_text("perform: done").wait_for(timeout=120_000)
+                shot = panel.locator(".widget-output img[src^='data:image/png;base64,']")
+                shot.first.wait_for(timeout=10_000)
+                return panel.inner_text()
+            finally:
+                page.screenshot(path=str(work / "jupyterlab.png"), full_page=True)
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        labels = [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]
+        for container in client.containers.list(all=True, filters={"label": labels}):
+            container.remove(force=True, v=True)

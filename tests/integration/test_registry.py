@@ -168,7 +168,8 @@ def test_next_build_pulls_the_checkpoint_instead_of_booting(
         },
     )
     statuses = {s.name: s.status for s in again.stages}
-    assert statuses["boot"] == "resumed", statuses
+    why = (statuses, again.plan, again.cache, again.fingerprint, fingerprint)
+    assert statuses["boot"] == "resumed", why
     assert statuses["services"] == "resumed", statuses
     pulls = [t for t in again.cache if t["direction"] == "pull" and not t["error"]]
     assert len(pulls) == 1 and "-final-" in pulls[0]["reference"]

@@ -187,9 +187,9 @@ def test_fresh_guest_before_setup(run_guest: Any) -> None:
             'value="VirtualDSM"',
         ):
             assert needle in form["html"], needle
-        # No account yet: no login, admin APIs need a session.
+        # No account yet: no login, admin APIs need a session (none at all is 119, like DSM).
         assert err(login_envelope(base)) == 400
-        assert err(call(base, api="SYNO.Core.FileServ.NFS", version=1, method="get")) == 105
+        assert err(call(base, api="SYNO.Core.FileServ.NFS", version=1, method="get")) == 119
         assert ok(call(base, "query.cgi", api="SYNO.API.Info", version=1, method="query"))
 
 
@@ -310,7 +310,52 @@ EXPECTED_RANGES = {
     "SYNO.Core.Service": (1, 3),
     "SYNO.DSM.Info": (1, 2),
     "SYNO.Core.Share": (1, 1),
+    "SYNO.Core.Share.Snapshot": (1, 2),
+    "SYNO.Core.Share.Permission": (1, 1),
+    "SYNO.Core.FileServ.NFS.SharePrivilege": (1, 1),
+    "SYNO.Core.Network.Interface": (1, 1),
+    "SYNO.API.Encryption": (1, 1),
+    "SYNO.API.Auth.UIConfig": (1, 1),
+    "SYNO.API.Auth.Key": (1, 7),
+    "SYNO.API.Auth.Type": (1, 1),
+    "SYNO.FileStation.Info": (1, 2),
+    "SYNO.FileStation.List": (1, 2),
+    "SYNO.DSM.Network": (1, 2),
+    "SYNO.Storage.CGI.Storage": (1, 1),
+    "SYNO.Core.System.Utilization": (1, 1),
 }
+
+
+def test_query_all_in_any_case_and_prefixes_list_what_is_served(
+    configured: GuestServer, sid: str
+) -> None:
+    base = configured.url
+    for spelling in ("all", "ALL", "All"):
+        listed = ok(
+            call(base, "query.cgi", api="SYNO.API.Info", version=1, method="query", query=spelling)
+        )
+        assert set(listed) == set(EXPECTED_RANGES), spelling
+    # No query parameter at all lists everything too.
+    assert set(ok(call(base, "query.cgi", api="SYNO.API.Info", version=1, method="query"))) == set(
+        EXPECTED_RANGES
+    )
+    iscsi = ok(
+        call(
+            base,
+            "query.cgi",
+            api="SYNO.API.Info",
+            version=1,
+            method="query",
+            query="SYNO.Core.ISCSI.,SYNO.API.Auth",
+        )
+    )
+    assert set(iscsi) == {"SYNO.Core.ISCSI.LUN", "SYNO.Core.ISCSI.Target", "SYNO.API.Auth"}
+    # Every listed API is served where it is listed: an unknown method of it is 103, not 102.
+    for name, entry in listed.items():
+        envelope = call(
+            base, entry["path"], api=name, version=entry["maxVersion"], method="nope", _sid=sid
+        )
+        assert err(envelope) == 103, name
 
 
 def test_api_info(guest: GuestServer) -> None:
@@ -347,7 +392,7 @@ def test_common_errors(configured: GuestServer, sid: str) -> None:
         err(call(base, "query.cgi", api="SYNO.Core.FileServ.NFS", version=1, method="get")) == 102
     )
     assert err(call(base, "auth.cgi", api="SYNO.Core.FileServ.NFS", version=1, method="get")) == 102
-    assert err(call(base, api="SYNO.Core.FileServ.NFS", version=1, method="get")) == 105
+    assert err(call(base, api="SYNO.Core.FileServ.NFS", version=1, method="get")) == 119
     assert (
         err(call(base, api="SYNO.Core.FileServ.NFS", version=1, method="get", _sid="forged")) == 119
     )
@@ -365,7 +410,9 @@ def test_common_errors(configured: GuestServer, sid: str) -> None:
         )
         == 120
     )
-    assert requests.get(f"{base}/webapi/nope.cgi", timeout=5).status_code == 404
+    nope = requests.get(f"{base}/webapi/nope.cgi", timeout=5)
+    assert nope.status_code == 404
+    assert nope.json() == {"success": False, "error": {"code": 102}}
 
 
 # -- Web API: login ---------------------------------------------------------------------------
@@ -725,7 +772,7 @@ def test_iscsi_luns_and_targets(sid: str, configured: GuestServer) -> None:
     assert err(lun("map_target", uuid=json.dumps(uuid), target_ids="[999]")) == 18990710
     assert ok(lun("map_target", uuid=json.dumps(uuid), target_ids=f"[{tid}]")) is None
     got = ok(target("get", target_id=json.dumps(str(tid))))["target"]
-    assert got["mapped_luns"] == [{"lun_uuid": uuid, "mapping_index": 0}]
+    assert got["mapped_luns"] == [{"lun_uuid": uuid, "mapping_index": 1}]
     assert ok(lun("delete", uuid=json.dumps(uuid))) is None
     assert err(lun("delete", uuid=json.dumps(uuid))) == 18990531
     assert ok(target("get", target_id=str(tid)))["target"]["mapped_luns"] == []

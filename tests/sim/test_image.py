@@ -692,7 +692,7 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
     nfs_url = f"nfs://127.0.0.1/volume1/ci?version=4&nfsport={ports.nfs}"
     assert "before-savevm.txt" in _client(["nfs-ls", nfs_url])
     iqn = services.dsm_iqn("simtest", "dp")
-    capacity = _client(["iscsi-readcapacity16", f"iscsi://127.0.0.1:{ports.iscsi}/{iqn}/0"])
+    capacity = _client(["iscsi-readcapacity16", f"iscsi://127.0.0.1:{ports.iscsi}/{iqn}/1"])
     assert f"Total size:{1024**3}" in capacity
 
     # SMB off through the Web API: the port refuses, and the check says which and how.

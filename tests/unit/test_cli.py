@@ -7,8 +7,11 @@ Like papermill's CLI tests, the library call is replaced by a recording fake (th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
+import socket
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,28 +216,49 @@ def test_unexpected_errors_are_not_swallowed(fake_build: type[FakeBuild]) -> Non
 
 
 @pytest.fixture
-def labelled_container() -> Iterator[tuple[str, str, str]]:
-    """A created (never started) container with vdsm-ci's labels, of a throwaway empty image."""
+def empty_image() -> Iterator[str]:
+    """A throwaway empty image: enough to create (not run) containers."""
+    from vdsmlib.docker.engine import connect
+
+    client = connect()
+    repo = f"vdsm-ci-test/empty-{secrets.token_hex(3)}"
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w"):
+        pass
+    client.api.import_image_from_data(data.getvalue(), repository=repo, tag="latest")
+    try:
+        yield f"{repo}:latest"
+    finally:
+        for container in client.containers.list(all=True, filters={"ancestor": f"{repo}:latest"}):
+            container.remove(force=True, v=True)
+        client.images.remove(f"{repo}:latest", force=True)
+        client.close()
+
+
+@pytest.fixture
+def labelled_container(empty_image: str) -> Iterator[tuple[str, str, str]]:
+    """A created (never started) container with vdsm-ci's labels, of this (live) process."""
     from vdsmlib.docker.engine import connect
 
     client = connect()
     run_id = "test-cli-" + secrets.token_hex(3)
-    repo = f"vdsm-ci-test/empty-{run_id}"
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode="w"):
-        pass  # an empty root file system: enough to create (not run) a container
-    client.api.import_image_from_data(data.getvalue(), repository=repo, tag="latest")
     container = client.containers.create(
-        f"{repo}:latest",
+        empty_image,
         command=["/nonexistent"],
         labels=L.owner_labels("stage-container", run_id),
     )
     try:
         yield run_id, container.id, container.name
     finally:
-        container.remove(force=True, v=True)
-        client.images.remove(f"{repo}:latest", force=True)
+        with contextlib.suppress(Exception):
+            container.remove(force=True, v=True)
         client.close()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 @pytest.mark.docker
@@ -266,6 +290,47 @@ def test_clean_dry_run_lists_and_removes_nothing(
         assert client.containers.get(container_id).id == container_id  # still there
     finally:
         client.close()
-    # and the whole-project dry run works too
-    assert main(["clean", "--dry-run"]) == 0
-    assert f"would remove container {container_id[:12]} {name}" in capsys.readouterr().out
+
+
+@pytest.mark.docker
+def test_clean_leaves_live_runs_and_users_containers_of_final_images(
+    empty_image: str, labelled_container: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only leftovers of dead runs go; a live build's containers and a user's container of a
+    final image (which carries no run's ownership) stay; no image goes without --checkpoints."""
+    from vdsmlib.build.flatten import candidate_labels
+    from vdsmlib.docker.engine import connect
+    from vdsmlib.params import load_params
+
+    _, live_id, _ = labelled_container
+    client = connect()
+    dead = client.containers.create(
+        empty_image,
+        command=["/nonexistent"],
+        labels={
+            **L.owner_labels("stage-container", "test-cli-dead"),
+            L.PROCESS: f"{socket.gethostname()}:{_dead_pid()}",
+        },
+    )
+    # what `docker run <final image>` gives a user: the image's labels, inherited
+    final = candidate_labels(load_params("sim"), "tcg", "10.0")
+    assert L.OWNER_VALUE not in (final.get(L.OWNER), final.get(L.RUN_ID), final.get(L.PROCESS))
+    users = client.containers.create(empty_image, command=["/nonexistent"], labels=final)
+    try:
+        assert main(["clean", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert f"would remove container {dead.short_id} {dead.name}" in out
+        assert live_id[:12] not in out, "a live run's container would be removed"
+        assert users.short_id not in out, "a user's container of the final image would go"
+        assert out.strip().endswith(" 0 images"), "images listed without --checkpoints"
+        # (a real `vdsm clean` here would also remove other dead runs' leftovers on this engine)
+        assert main(["clean", "--run-id", "test-cli-dead"]) == 0
+        capsys.readouterr()
+        remaining = {c.id for c in client.containers.list(all=True)}
+        assert dead.id not in remaining
+        assert live_id in remaining and users.id in remaining
+    finally:
+        users.remove(force=True)
+        with contextlib.suppress(Exception):
+            dead.remove(force=True)
+        client.close()

@@ -36,12 +36,12 @@ def test_papermill_types_are_coerced(given: object, expected: str) -> None:
     assert coerce_version(given) == expected
 
 
-def test_unknown_version_names_known_ones_and_raw_flag() -> None:
+def test_unknown_version_names_known_ones_and_the_closest() -> None:
     with pytest.raises(ParamsError) as err:
         load_params(7.2)
     message = str(err.value)
     assert "unknown dsm_version '7.2'" in message
-    assert "7.2.2" in message and "-r dsm_version" in message
+    assert "7.2.2" in message and "did you mean 7.2.2?" in message
     assert "\n" not in message
 
 

@@ -20,3 +20,59 @@ def test_record_round_trips_and_latest_points_at_the_newest(tmp_path: Path) -> N
     assert data["image"] == "x:y"
     again = load_record(tmp_path / "r1" / "result.json")
     assert again.stages[0].name == "boot" and again.stages[0].status == "ran"
+
+
+def test_a_no_op_leaves_latest_on_the_run_that_did_something(tmp_path: Path) -> None:
+    BuildRecord(run_id="r1", target="sim", dsm_version="sim").write(tmp_path / "r1")
+    noop = BuildRecord(run_id="r2", target="sim", dsm_version="sim", image_run_id="r1")
+    noop.write(tmp_path / "r2", latest=False)
+    assert (tmp_path / "latest").resolve() == (tmp_path / "r1").resolve()
+    assert load_record(tmp_path / "r2" / "result.json").image_run_id == "r1"
+
+
+def test_a_failed_stage_lists_its_notebook_and_evidence_relative_to_the_run(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "r1"
+    for name in [
+        "notebooks/post-wizard.ipynb",
+        "evidence/post-wizard-01-update-options.png",
+        "evidence/post-wizard-02-synology-account.png",
+        "evidence/post-wizard-unknown.png",
+        "evidence/post-wizard-unknown.yaml",
+        "evidence/post-wizard-unknown.txt",
+        "evidence/post-wizard-unknown.html",
+        "evidence/post-wizard.webm",
+        "evidence/post-wizard.trace.zip",
+        "evidence/admin-01-welcome.png",  # another stage's
+    ]:
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("x")
+    record = BuildRecord(run_id="r1", target="sim", dsm_version="sim")
+    err = RuntimeError("stage post-wizard: unknown screen after 7 s: a modal\nTraceback lines\n")
+    record.fail_stage(run, "post-wizard", err, 12.5)
+    record.write(run)
+    data = json.loads((run / "result.json").read_text())
+    failure = data["failure"]
+    assert failure["stage"] == "post-wizard"
+    assert failure["notebook"] == "notebooks/post-wizard.ipynb"
+    assert failure["screenshot"] == "evidence/post-wizard-unknown.png"
+    assert failure["suggestion"] == "evidence/post-wizard-unknown.yaml"
+    assert failure["video"] == "evidence/post-wizard.webm"
+    assert failure["screenshots"] == [
+        "evidence/post-wizard-01-update-options.png",
+        "evidence/post-wizard-02-synology-account.png",
+    ]
+    stage = next(s for s in data["stages"] if s["name"] == "post-wizard")
+    assert stage["status"] == "failed" and stage["seconds"] == 12.5
+    assert stage["detail"] == "RuntimeError: stage post-wizard: unknown screen after 7 s: a modal"
+    assert stage["notebook"] == "notebooks/post-wizard.ipynb"
+    assert stage["evidence"] == failure["files"]
+    assert "evidence/post-wizard.trace.zip" in stage["evidence"]
+    assert not any("admin" in f for f in stage["evidence"])
+    assert data["error"] == (
+        "stage post-wizard: RuntimeError: stage post-wizard: unknown screen after 7 s: a modal "
+        "(screenshot: evidence/post-wizard-unknown.png)"
+    )
+    assert str(run / "evidence/post-wizard-unknown.png") in data["screenshots"]
+    assert data["notebooks"] == [str(run / "notebooks/post-wizard.ipynb")]

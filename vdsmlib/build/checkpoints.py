@@ -33,7 +33,10 @@ def list_checkpoints(
     """Checkpoint images (and final images), newest first."""
     found: list[CheckpointInfo] = []
     for kind in ("checkpoint", "final"):
-        labels = {L.OWNER: L.OWNER_VALUE, L.KIND: kind}
+        # final images carry no owner label (containers of them belong to their users)
+        labels: dict[str, str] = {L.KIND: kind}
+        if kind != "final":
+            labels[L.OWNER] = L.OWNER_VALUE
         if dsm_version:
             labels[L.DSM_VERSION] = dsm_version
         for image in find_images(client, labels):

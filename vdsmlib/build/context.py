@@ -55,6 +55,8 @@ class RunState:
     candidate: str | None = None
     #: the final image's tags (pinned first), set once it is promoted
     tags: list[str] = field(default_factory=list)
+    #: the build's own network for stage VMs (vdsmlib.docker.network)
+    network: str | None = None
 
     @staticmethod
     def path(run_dir: Path) -> Path:

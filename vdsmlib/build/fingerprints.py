@@ -71,6 +71,7 @@ NOT_IN_CHECKPOINTS = (
     "build/run.py",
     "build/plan.py",
     "build/record.py",
+    "build/report.py",
     "build/preflight.py",
     "build/checkpoints.py",
     "build/cache.py",

@@ -46,13 +46,17 @@ class FlattenResult:
 
 
 def final_tags(params: Params, accelerator: str, fingerprint: str) -> list[str]:
-    """The pinned tag first, then the moving one."""
+    """The pinned tag first, then the moving one.
+
+    A build with simulator knobs (``SIM_*`` in ``env``) gets only the pinned tag: an awkward
+    scenario must not move the tag that others pull.
+    """
     repo = params.image.repository
     build = params.dsm_release.rsplit("-", 1)[-1]
-    return [
-        f"{repo}:{params.dsm_version}-{build}-{accelerator}-{fingerprint[:8]}",
-        f"{repo}:{params.dsm_version}-{accelerator}",
-    ]
+    pinned = f"{repo}:{params.dsm_version}-{build}-{accelerator}-{fingerprint[:8]}"
+    if any(name.startswith("SIM_") for name in params.env):
+        return [pinned]
+    return [pinned, f"{repo}:{params.dsm_version}-{accelerator}"]
 
 
 def candidate_tag(params: Params, accelerator: str, fingerprint: str) -> str:
@@ -67,8 +71,11 @@ def candidate_labels(params: Params, accelerator: str, qemu: str) -> dict[str, s
         None,
         **{
             # The base's labels are inherited and a Dockerfile cannot drop one: emptied, they
-            # match no build run (``vdsm clean --run-id``) and no fingerprint.
+            # match no build run (``vdsm clean --run-id``) and no fingerprint. The final image
+            # carries no run's ownership: containers started from it belong to their users.
+            L.OWNER: "",
             L.RUN_ID: "",
+            L.PROCESS: "",
             L.FINGERPRINT: "",
             L.STAGE: "candidate",
             L.TARGET: params.target,
@@ -166,7 +173,7 @@ def promote(ctx: StageContext) -> list[str]:
             Path(tmp),
             dockerfile="Dockerfile",
             tag=tags[0],
-            labels={L.FINGERPRINT: fp, L.STAGE: "image"},
+            labels={L.FINGERPRINT: fp, L.STAGE: "image", L.BUILT_BY: state.run_id},
         )
     for tag in tags[1:]:
         repo, _, name = tag.rpartition(":")

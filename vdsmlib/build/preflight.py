@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,8 +165,8 @@ def preflight(params: Params, client: docker.DockerClient, out_dir: Path | None 
             raise PreflightError(
                 f"too little free disk for Docker at {root}: {free / GB:.1f} GB free, "
                 f"{need / GB:.1f} GB needed for {params.dsm_version} ({why}): free some space "
-                "(`vdsm clean` removes old checkpoints) or move Docker's data-root to a "
-                "bigger disk"
+                "(`vdsm clean --checkpoints` removes old checkpoints) or move Docker's data-root "
+                "to a bigger disk"
             )
     if out_dir is not None:
         folder = out_dir
@@ -178,3 +179,11 @@ def preflight(params: Params, client: docker.DockerClient, out_dir: Path | None 
                 f"free, {OUT_DIR_BYTES / GB:.1f} GB needed for screenshots, videos and "
                 "notebooks: free some space or pass another out_dir"
             )
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".vdsm-ci-probe-"):
+                pass
+        except OSError as err:
+            raise PreflightError(
+                f"cannot write the run folder in {out_dir} ({err.strerror}): make {folder} "
+                "writable or pass another out_dir"
+            ) from err

@@ -1,4 +1,9 @@
-"""The machine-readable record of a build: ``out/<run-id>/result.json`` and ``out/latest``."""
+"""The machine-readable record of a build: ``out/<run-id>/result.json`` and ``out/latest``.
+
+A failed stage leaves its evidence in the record: :meth:`BuildRecord.fail_stage` lists the
+stage's executed notebook, video, trace, screenshots and unknown-screen diagnosis, with paths
+relative to the run folder (``record.failure``), and keeps the error to one line.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,47 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BuildRecord", "StageRecord", "load_record"]
+__all__ = ["BuildRecord", "StageRecord", "failure_evidence", "first_line", "load_record"]
+
+#: The unknown-screen diagnosis files the wizard writes, by key in ``record.failure``.
+_UNKNOWN = {"screenshot": "png", "suggestion": "yaml", "text": "txt", "page": "html"}
+
+
+def first_line(text: str, limit: int = 400) -> str:
+    """The first non-empty line of ``text``, at most ``limit`` characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def failure_evidence(run_dir: Path, stage: str) -> dict[str, Any]:
+    """What a failed ``stage`` left in ``run_dir``, paths relative to it (missing keys: none).
+
+    Keys: ``stage``, ``notebook``, ``video``, ``trace``, ``screenshots`` (the screens handled
+    before the failure, in order), ``screenshot``/``suggestion``/``text``/``page`` (the unknown
+    screen's diagnosis), ``files`` (all of them).
+    """
+    evidence = run_dir / "evidence"
+    found: dict[str, Any] = {"stage": stage}
+
+    def rel(path: Path) -> str:
+        return str(path.relative_to(run_dir))
+
+    notebook = run_dir / "notebooks" / f"{stage}.ipynb"
+    if notebook.is_file():
+        found["notebook"] = rel(notebook)
+    for key, name in (("video", f"{stage}.webm"), ("trace", f"{stage}.trace.zip")):
+        if (evidence / name).is_file():
+            found[key] = rel(evidence / name)
+    found["screenshots"] = [rel(p) for p in sorted(evidence.glob(f"{stage}-[0-9][0-9]-*.png"))]
+    for key, suffix in _UNKNOWN.items():
+        path = evidence / f"{stage}-unknown.{suffix}"
+        if path.is_file():
+            found[key] = rel(path)
+    found["files"] = [
+        found[k] for k in ("notebook", "screenshot", "suggestion", "text", "page", "video", "trace")
+        if k in found
+    ]  # fmt: skip
+    return found
 
 
 @dataclass
@@ -19,6 +64,8 @@ class StageRecord:
     seconds: float = 0.0
     detail: str = ""
     evidence: list[str] = field(default_factory=list)
+    #: the executed stage notebook, relative to the run folder (notebook executor)
+    notebook: str | None = None
 
 
 @dataclass
@@ -53,6 +100,10 @@ class BuildRecord:
     published: list[dict[str, Any]] = field(default_factory=list)
     #: checkpoint cache transfers (``cache_repository``): pulls and pushes with sizes and times
     cache: list[dict[str, Any]] = field(default_factory=list)
+    #: the failed stage's evidence, relative to the run folder (see :func:`failure_evidence`)
+    failure: dict[str, Any] | None = None
+    #: a no-op build: the run that produced the image it found
+    image_run_id: str | None = None
 
     def stage(self, name: str) -> StageRecord:
         for stage in self.stages:
@@ -62,23 +113,52 @@ class BuildRecord:
         self.stages.append(stage)
         return stage
 
-    def write(self, run_dir: Path) -> Path:
-        """Write ``result.json`` atomically and point ``<out>/latest`` at the run folder."""
+    def fail_stage(self, run_dir: Path, stage: str, err: BaseException, seconds: float) -> None:
+        """Mark ``stage`` failed: a one-line detail and error, its evidence listed."""
+        entry = self.stage(stage)
+        entry.status = "failed"
+        entry.seconds = seconds
+        entry.detail = f"{type(err).__name__}: {first_line(str(err))}"
+        failure = failure_evidence(run_dir, stage)
+        failure["error"] = entry.detail
+        self.failure = failure
+        entry.evidence = list(failure["files"])
+        entry.notebook = failure.get("notebook")
+        shot = failure.get("screenshot")
+        self.error = f"stage {stage}: {entry.detail}" + (f" (screenshot: {shot})" if shot else "")
+        for name in [*failure["screenshots"], *([shot] if shot else [])]:
+            if str(run_dir / name) not in self.screenshots:
+                self.screenshots.append(str(run_dir / name))
+        if "video" in failure and str(run_dir / failure["video"]) not in self.videos:
+            self.videos.append(str(run_dir / failure["video"]))
+        notebook = failure.get("notebook")
+        if notebook and str(run_dir / notebook) not in self.notebooks:
+            self.notebooks.append(str(run_dir / notebook))
+
+    def write(self, run_dir: Path, *, latest: bool = True) -> Path:
+        """Write ``result.json`` atomically and point ``<out>/latest`` at the run folder.
+
+        ``latest=False`` leaves ``<out>/latest`` where it is (a no-op build keeps it on the run
+        that has the evidence).
+        """
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / "result.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
         os.replace(tmp, path)
-        latest = run_dir.parent / "latest"
+        if not latest:
+            return path
+        link = run_dir.parent / "latest"
         tmp_link = run_dir.parent / f".latest.{os.getpid()}"
         if tmp_link.is_symlink():
             tmp_link.unlink()
         tmp_link.symlink_to(run_dir.name)
-        os.replace(tmp_link, latest)
+        os.replace(tmp_link, link)
         return path
 
 
 def load_record(path: Path) -> BuildRecord:
     data = json.loads(path.read_text())
     stages = [StageRecord(**s) for s in data.pop("stages", [])]
-    return BuildRecord(**data, stages=stages)
+    known = BuildRecord.__dataclass_fields__
+    return BuildRecord(**{k: v for k, v in data.items() if k in known}, stages=stages)

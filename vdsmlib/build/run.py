@@ -13,34 +13,115 @@ papermill, leaving one executed notebook per stage as evidence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
 import logging
+import os
 import shutil
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import docker
 
+from vdsmlib.build.base import cache_dir
 from vdsmlib.build.cache import checkpoint_tag, pull_checkpoint, push_checkpoint
 from vdsmlib.build.context import RunState, StageContext, new_run_id
 from vdsmlib.build.flatten import final_tags
 from vdsmlib.build.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
 from vdsmlib.build.preflight import preflight
-from vdsmlib.build.record import BuildRecord
+from vdsmlib.build.record import BuildRecord, first_line
+from vdsmlib.build.report import write_report
 from vdsmlib.build.stages import STAGE_FUNCTIONS, StageOutcome
 from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, find_images
+from vdsmlib.docker.network import build_network, network_name, remove_network
 from vdsmlib.errors import VdsmError
-from vdsmlib.params import Params, load_params
+from vdsmlib.params import Params, check_bool, load_params
 from vdsmlib.project import notebooks_dir
 from vdsmlib.project import params_dir as project_params_dir
 
-__all__ = ["EXECUTORS", "Build", "StageError"]
+__all__ = [
+    "EXECUTORS",
+    "Build",
+    "StageError",
+    "cancel_on_sigterm",
+    "describe_os_error",
+    "note_signal",
+]
 
 log = logging.getLogger(__name__)
+
+_RESERVE_BYTES = 1 << 20
+
+# Signals received by this process (the CLI notes SIGTERM before turning it into a SIGINT), so a
+# cancelled build records why it ended.
+_SIGNALS: list[str] = []
+
+
+def note_signal(signum: int) -> None:
+    """Remember that ``signum`` ended the build (recorded in ``result.json``)."""
+    _SIGNALS.append(signal.Signals(signum).name)
+
+
+# The builds running in this process, so that a SIGTERM can cancel them (see cancel_on_sigterm).
+_RUNNING: set[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = set()
+
+
+def cancel_on_sigterm() -> None:
+    """Let SIGTERM cancel the builds running in this process, as Ctrl-C does (for kernels).
+
+    A notebook kernel runs ``await build.run()`` on its own loop, where a SIGTERM would end the
+    process with the build's containers left running; with this handler the build is cancelled,
+    cleans up and records ``failed`` with the reason. With no build running, SIGTERM ends the
+    process as usual. Call it from the main thread.
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        running = list(_RUNNING)
+        if not running:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        note_signal(signum)
+        for loop, task in running:
+            loop.call_soon_threadsafe(task.cancel)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _interruption() -> str:
+    if _SIGNALS:
+        return f"terminated by {_SIGNALS[-1]}: the build was cancelled; its containers were removed"
+    return "interrupted (SIGINT or cancelled): the build's containers were removed"
+
+
+def is_file_error(err: BaseException) -> TypeGuard[OSError]:
+    """An error of the file system (disk full, permission, read-only), not of a connection
+    (requests' and docker's errors are OSErrors too, without an errno)."""
+    return (
+        isinstance(err, OSError) and err.errno is not None and not isinstance(err, ConnectionError)
+    )
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line: which path, what went wrong, what to do."""
+    reason = err.strerror or str(err)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free space there, or choose another out_dir (--out)"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "make it writable, or choose another out_dir (--out)"
+    else:
+        hint = "check that path (disk, permissions), then run the build again"
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{reason}: {hint}"
 
 
 class StageError(VdsmError):
@@ -78,9 +159,14 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
             cwd=str(notebooks),
             progress_bar=False,
             kernel_name="python3",
+            # no "running over TCP without encryption" warning per stage in the CI log
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except papermill.PapermillExecutionError as err:
-        raise VdsmError(f"{err.ename}: {err.evalue} (executed notebook: {output})") from err
+        # One line: the stage notebook holds the traceback and the whole diagnosis.
+        raise VdsmError(
+            f"{err.ename}: {first_line(err.evalue)} (executed notebook: {output})"
+        ) from None
     outcome = StageOutcome.read(run_dir, stage)
     if outcome is None:
         raise VdsmError(f"{output} ran but recorded no outcome (did it call run_stage?)")
@@ -111,7 +197,8 @@ class Build:
         self.params_dir = Path(params_dir).resolve() if params_dir else project_params_dir()
         self.params: Params = load_params(dsm_version, overrides, params_dir=self.params_dir)
         self.overrides = dict(overrides or {})
-        self.no_cache = no_cache
+        self.no_cache = check_bool("no_cache", no_cache)
+        check_bool("keep", keep)
         self.from_checkpoint = from_checkpoint or None
         self.keep = keep
         if executor not in EXECUTORS:
@@ -135,22 +222,81 @@ class Build:
             self._client = connect()
         return self._client
 
+    def lock_path(self) -> Path:
+        """The lock builds of the same parameters share (``<cache>/locks/<target>-<hash>.lock``).
+
+        Keyed by every parameter that shapes the image (the password only through a hash), so
+        two builds that would make the same image run one after the other: the second finds the
+        base, checkpoints and final image made and does nothing twice.
+        """
+        # not where the profiles were found: two checkouts building one image share the lock
+        shaping = self.params.model_dump(mode="json", exclude={"profile_dirs"})
+        data = json.dumps(shaping, sort_keys=True)
+        key = hashlib.sha256(data.encode()).hexdigest()[:16]
+        return cache_dir() / "locks" / f"{self.params.dsm_version}-{key}.lock"
+
+    async def _lock(self) -> int:
+        """Take the build lock (waiting, cancellably, while another build holds it)."""
+        path = self.lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
+                    log.info("waiting for another build of the same image (%s): %s", holder, path)
+                    waited = True
+                try:
+                    await asyncio.sleep(1.0)
+                except BaseException:
+                    os.close(fd)
+                    raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{L.process_label()} {self.run_id}\n".encode(), 0)
+        return fd
+
     async def run(self) -> BuildRecord:
         started = time.monotonic()
         preflight(self.params, self.client, self.run_dir.parent)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # stage notebooks' kernels label what they create with this process: it is the build
+        os.environ.setdefault(L.PROCESS_ENV, L.process_label())
+        task = asyncio.current_task()
+        running = (asyncio.get_running_loop(), task) if task is not None else None
+        if running:
+            _RUNNING.add(running)
+        try:
+            lock = await self._lock()
+            try:
+                return await self._run_locked(started)
+            finally:
+                os.close(lock)  # releases the flock
+        finally:
+            if running:
+                _RUNNING.discard(running)
+
+    async def _run_locked(self, started: float) -> BuildRecord:
+        # room for the last result.json when the disk fills up during the build
+        reserve = self.run_dir / ".reserve"
+        reserve.write_bytes(bytes(_RESERVE_BYTES))
         RunState(
             run_id=self.run_id,
             dsm_version=self.params.dsm_version,
             overrides=self.overrides,
             params_dir=str(self.params_dir),
             keep=self.keep,
+            network=build_network(self.client, self.run_id),
         ).save(self.run_dir)
         for name in STAGES:
             self.record.stage(name)
-        self.record.write(self.run_dir)
+        self.record.write(self.run_dir, latest=False)
         try:
-            await self._run_stage("prepare", forced=True)
+            # in this process: a no-op build (found after prepare) starts no stage kernel
+            await self._run_stage("prepare", forced=True, executor=inline_executor)
             plan = self._plan()
             self.record.plan = plan.reason
             log.info("plan: %s", plan.reason)
@@ -162,29 +308,59 @@ class Build:
             self.record.status = "ok"
         except BaseException as err:
             self.record.status = "failed"
-            if self.record.error is None:
+            if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
+                self.record.error = _interruption()
+            elif is_file_error(err):
+                self.record.error = describe_os_error(err)
+            elif self.record.error is None:
                 self.record.error = f"{type(err).__name__}: {err}"
             raise
         finally:
             self.record.seconds = round(time.monotonic() - started, 2)
             self._cleanup()
-            self.record.write(self.run_dir)
+            # out/latest stays on the run that did something (a no-op names it: image_run_id)
+            self._write_record(latest=self.record.image_run_id is None)
+            with contextlib.suppress(OSError):
+                reserve.unlink()
+            try:
+                write_report(self.run_dir, self.record)
+            except OSError as err:
+                log.error("report.html not written: %s", describe_os_error(err))
         return self.record
+
+    def _write_record(self, *, latest: bool = True) -> None:
+        """Write result.json; on a full disk make room (the reserve, the previous version) first."""
+        try:
+            self.record.write(self.run_dir, latest=latest)
+        except OSError as err:
+            for name in (".reserve", "result.json.tmp", "result.json"):
+                with contextlib.suppress(OSError):
+                    (self.run_dir / name).unlink()
+            try:
+                self.record.write(self.run_dir, latest=latest)
+            except OSError:
+                log.error("result.json not written: %s", describe_os_error(err))
 
     # -- steps ---------------------------------------------------------------------------------
 
-    async def _run_stage(self, stage: str, *, forced: bool = False) -> None:
+    async def _run_stage(
+        self, stage: str, *, forced: bool = False, executor: Executor | None = None
+    ) -> None:
         entry = self.record.stage(stage)
         log.info("stage %s: starting", stage)
         started = time.monotonic()
         try:
-            outcome = await self.executor(self.run_dir, stage)
+            outcome = await (executor or self.executor)(self.run_dir, stage)
         except BaseException as err:
-            entry.status = "failed"
-            entry.seconds = round(time.monotonic() - started, 2)
-            entry.detail = f"{type(err).__name__}: {err}"
-            self.record.error = f"stage {stage}: {entry.detail}"
-            self._collect_evidence(stage, None)
+            with contextlib.suppress(OSError):
+                self.record.fail_stage(
+                    self.run_dir, stage, err, round(time.monotonic() - started, 2)
+                )
+            if is_file_error(err):
+                entry.status = "failed"
+                entry.detail = describe_os_error(err)
+                self.record.error = f"stage {stage}: {entry.detail}"
+                raise StageError(stage, entry.detail) from err
             if isinstance(err, Exception):
                 raise StageError(stage, str(err)) from err
             raise
@@ -193,7 +369,8 @@ class Build:
         entry.detail = outcome.detail
         self._collect_evidence(stage, outcome)
         self._push_checkpoint(stage)
-        self.record.write(self.run_dir)
+        # prepare runs in every build, a no-op too: only a later stage moves out/latest
+        self.record.write(self.run_dir, latest=stage != "prepare")
         log.info("stage %s: %s in %.1f s: %s", stage, entry.status, entry.seconds, entry.detail)
 
     def _state(self) -> RunState:
@@ -242,9 +419,13 @@ class Build:
                 self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT]
             )
             state.final_image_id = str(final.id)
-            # the moving tag follows the build even when nothing ran
-            repo, _, name = state.tags[1].rpartition(":")
-            final.tag(repo, name)
+            if plan.actions["smoke"] == "skipped":
+                self.record.image_run_id = final.labels.get(L.BUILT_BY) or "unknown"
+            # every tag the record will name points at this image: the moving one follows the
+            # build even when nothing ran (a knob build has none)
+            for tag in state.tags:
+                repo, _, name = tag.rpartition(":")
+                final.tag(repo, name)
         state.save(self.run_dir)
         return plan
 
@@ -311,6 +492,7 @@ class Build:
         notebook = self.run_dir / "notebooks" / f"{stage}.ipynb"
         if notebook.exists():
             self.record.notebooks.append(str(notebook))
+            entry.notebook = str(notebook.relative_to(self.run_dir))
 
     def _finish_record(self) -> None:
         state = self._state()
@@ -331,5 +513,6 @@ class Build:
                     if mount.get("Destination") == QMP_DIR_IN_CONTAINER:
                         shutil.rmtree(mount["Source"], ignore_errors=True)
             clean(self.client, run_id=self.run_id, images=False)
+            remove_network(self.client, network_name(self.run_id))
         except Exception as err:  # cleanup must not hide the build's own error
             log.warning("cleanup of run %s failed: %s", self.run_id, err)

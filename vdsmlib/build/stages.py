@@ -26,11 +26,12 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import ContainerExited, VmContainer
 from vdsmlib.docker.images import get_image
 from vdsmlib.errors import VdsmError
-from vdsmlib.readiness import DsmApiReady, DsmLoginReady
+from vdsmlib.readiness import DsmApiReady, DsmLoginReady, NotReady, wait_for
 from vdsmlib.webapi import services as services_api
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.wizard import BrowserSession, Credentials, load_stage_profile
 from vdsmlib.wizard import run_stage as run_wizard_stage
+from vdsmlib.wizard.secrets import forget_cookies, session_ids
 
 __all__ = ["STAGE_FUNCTIONS", "StageOutcome", "run_stage"]
 
@@ -145,6 +146,7 @@ def _start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> 
         stage=stage,
         loadvm=loadvm,
         binds=binds,
+        network=ctx.state.network,
     )
 
 
@@ -262,6 +264,7 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
     outcome.facts["services_changed"] = list(report.changes)
     vm.container.keep = False
     try:
+        outcome.facts["sessions_ended"] = await asyncio.to_thread(_end_sessions, ctx, vm.url)
         cp = await vm.checkpoint(
             "final",
             labels=_checkpoint_labels(ctx, "final"),
@@ -280,6 +283,47 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
         f"and verified; checkpoint {cp.image}"
     )
     return outcome
+
+
+def _end_sessions(ctx: StageContext, url: str) -> int:
+    """Log out every DSM session the build opened, before ``savevm final``.
+
+    The snapshot holds DSM's memory: a session still open there would work as admin on every
+    container of the final image. The browser's sessions (its ``id`` cookie in the storage
+    state, the ids in the stage traces) are ended through ``SYNO.API.Auth`` logout and checked
+    to be refused afterwards; the storage state keeps no cookie. Returns how many were ended.
+    """
+    sids = session_ids(ctx.run_dir)
+    auth = "SYNO.API.Auth"
+    with DsmClient(url) as dsm:
+        entry = dsm.api_entry(auth)
+        cgi = str(entry.get("path", "entry.cgi"))
+        for sid in sorted(sids):
+            params = {"api": auth, "version": "1", "method": "logout", "_sid": sid}
+            dsm.call(cgi, params, api=auth, method="logout", cookies={"id": sid})
+        alive = [sid for sid in sorted(sids) if _session_works(dsm, sid)]
+    if alive:
+        raise VdsmError(
+            f"{len(alive)} DSM session(s) of the build still work after logout: the final "
+            "checkpoint would carry an admin session; see SYNO.API.Auth logout of this DSM"
+        )
+    forget_cookies(ctx.storage_state)
+    log.info("ended %d DSM session(s) before the final checkpoint", len(sids))
+    return len(sids)
+
+
+def _session_works(dsm: DsmClient, sid: str) -> bool:
+    """True when ``sid`` is accepted for a call that needs a login."""
+    api = "SYNO.Core.System"
+    params = {"api": api, "version": "1", "method": "info", "_sid": sid}
+    envelope = dsm.call(
+        str(dsm.api_entry(api).get("path", "entry.cgi")),
+        params,
+        api=api,
+        method="info",
+        cookies={"id": sid},
+    )
+    return bool(envelope.get("success"))
 
 
 async def stage_flatten(ctx: StageContext) -> StageOutcome:
@@ -359,13 +403,11 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
 
 async def _wait_healthy(vm: VmContainer, *, timeout: float) -> str:
     """Wait for Docker's health status ``healthy``; an image without a health check fails."""
-    deadline = time.monotonic() + timeout
-    status = "none"
-    while time.monotonic() < deadline:
-        health = vm.attrs().get("State", {}).get("Health") or {}
+
+    async def health(_budget: float) -> str:
+        state = await asyncio.to_thread(vm.attrs)
+        health = state.get("State", {}).get("Health") or {}
         status = str(health.get("Status", "none"))
-        if status == "healthy":
-            return status
         if status == "none":
             raise VdsmError(
                 "the final image has no health check (Docker reports no health status): "
@@ -374,8 +416,17 @@ async def _wait_healthy(vm: VmContainer, *, timeout: float) -> str:
         if status == "unhealthy":
             log_tail = (health.get("Log") or [{}])[-1].get("Output", "")
             raise VdsmError(f"final image reported unhealthy: {log_tail.strip()[:300]}")
-        await asyncio.sleep(0.5)
-    raise VdsmError(f"final image not healthy within {timeout:.0f} s (last status {status})")
+        if status != "healthy":
+            raise NotReady(f"health status {status}")
+        return status
+
+    return await wait_for(
+        health,
+        what="the final image's health check",
+        timeout=timeout,
+        interval=0.5,
+        describe=lambda: vm.logs_tail(20),
+    )
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], Awaitable[StageOutcome]]] = {

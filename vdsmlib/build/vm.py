@@ -101,8 +101,13 @@ class StageVm(Closeable):
         loadvm: str | None = None,
         binds: Mapping[str, str] | None = None,
         keep: bool = False,
+        network: str | None = None,
     ) -> StageVm:
-        """Start ``image``; with ``loadvm`` the VM restores that snapshot instead of booting."""
+        """Start ``image``; with ``loadvm`` the VM restores that snapshot instead of booting.
+
+        ``network``: the build's own network (see :func:`vdsmlib.docker.network.build_network`),
+        so that no other container reaches the wizard before the admin account exists.
+        """
         if loadvm:
             _check_restorable(client, image, accelerator)
         # A short path: unix socket paths are limited to 108 bytes.
@@ -126,6 +131,7 @@ class StageVm(Closeable):
                 devices=devices,
                 cap_add=params.run.cap_add,
                 keep=keep,
+                network=network,
             )
         except BaseException:
             shutil.rmtree(qmp_dir, ignore_errors=True)

@@ -81,6 +81,7 @@ class VmContainer(Closeable):
         cap_add: Iterable[str] = (),
         name: str | None = None,
         keep: bool = False,
+        network: str | None = None,
     ) -> VmContainer:
         """Create and start a detached container; ports go to 127.0.0.1 on free host ports."""
         # Bind mounts as HostConfig.Mounts, not docker-py's ``volumes`` (which also declares
@@ -103,6 +104,7 @@ class VmContainer(Closeable):
                 cap_add=list(cap_add) or None,
                 name=name,
                 stop_signal="SIGTERM",
+                network=network,
             )
         except DockerException as err:
             raise DockerError(f"could not start a container of {image}: {_one_line(err)}") from err

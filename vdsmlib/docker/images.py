@@ -104,7 +104,7 @@ def remove_image(client: docker.DockerClient, ref: str) -> None:
 
 
 class CleanReport(dict[str, Any]):
-    """What :func:`clean` removed: ``containers`` and ``images`` lists."""
+    """What :func:`clean` removed: ``containers``, ``images`` and ``networks`` lists."""
 
 
 def clean(
@@ -112,32 +112,51 @@ def clean(
     *,
     run_id: str | None = None,
     images: bool = True,
-    kinds: tuple[str, ...] = ("checkpoint", "base", "final", "sim"),
+    kinds: tuple[str, ...] = (),
     dry_run: bool = False,
 ) -> CleanReport:
     """Remove containers (and images) this project created, found by label.
 
-    With ``run_id`` only what that run created; images of the kinds given (by default every kind:
-    checkpoints, build bases and final images; the simulator image too).
+    With ``run_id``: what that run created, whether its process runs or not (a build cleans up
+    after itself). Without: only what belongs to runs that are no longer alive
+    (:func:`~vdsmlib.docker.labels.run_alive`). Images only of the ``kinds`` given (none by
+    default: checkpoints and build bases are a cache, final images are results); a final image
+    carries no run's ownership, so it is found by its kind.
     """
     label = {L.OWNER: L.OWNER_VALUE}
     if run_id:
         label[L.RUN_ID] = run_id
-    report = CleanReport(containers=[], images=[])
+    report = CleanReport(containers=[], images=[], networks=[])
     filters = {"label": [f"{k}={v}" for k, v in label.items()]}
     for container in client.containers.list(all=True, filters=filters):
+        if not run_id and L.run_alive(container.labels):
+            continue
         report["containers"].append(f"{container.short_id} {container.name}")
         if not dry_run:
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=True)
-    if images:
-        for image in client.images.list(filters=filters):
-            if image.labels.get(L.KIND) not in kinds:
+    if images and kinds:
+        seen: set[str] = set()
+        found = list(client.images.list(filters=filters))
+        if "final" in kinds and not run_id:
+            found += client.images.list(filters={"label": [f"{L.KIND}=final"]})
+        for image in found:
+            if image.id in seen or image.labels.get(L.KIND) not in kinds:
+                continue
+            seen.add(str(image.id))
+            if not run_id and L.run_alive(image.labels):
                 continue
             refs = image.tags or [image.id]
             report["images"].append(", ".join(refs))
             if not dry_run:
                 for ref in refs:
                     remove_image(client, ref)
+    for network in client.networks.list(filters=filters):
+        if not run_id and L.run_alive(network.attrs.get("Labels")):
+            continue
+        report["networks"].append(str(network.name))
+        if not dry_run:
+            with contextlib.suppress(NotFound, APIError):
+                network.remove()
     log.info("clean: %s", json.dumps(report))
     return report

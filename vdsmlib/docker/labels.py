@@ -1,13 +1,19 @@
 """Labels that mark everything vdsm-ci creates, so leftovers can be found and removed.
 
-Every container and image the build makes carries ``vdsm-ci.owner=vdsm-ci`` and the run id;
-checkpoints and final images also carry their stage and fingerprint.
+Every container and checkpoint a build makes carries ``vdsm-ci.owner=vdsm-ci``, the run id and
+the run's process (``vdsm-ci.process=<host>:<pid>``, so :func:`run_alive` can tell a live build from
+a leftover); checkpoints also carry their stage and fingerprint. The final image carries none of a
+run's ownership: containers users start from it are theirs, not a build's leftovers.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+
 __all__ = [
     "ACCELERATOR",
+    "BUILT_BY",
     "CPU_MODEL",
     "DSM_RELEASE",
     "DSM_VERSION",
@@ -16,17 +22,22 @@ __all__ = [
     "MACHINE",
     "OWNER",
     "OWNER_VALUE",
+    "PROCESS",
+    "PROCESS_ENV",
     "QEMU_VERSION",
     "RUN_ID",
     "STAGE",
     "TARGET",
     "owner_labels",
+    "process_label",
+    "run_alive",
 ]
 
 OWNER = "vdsm-ci.owner"
 OWNER_VALUE = "vdsm-ci"
 KIND = "vdsm-ci.kind"  # base | checkpoint | final | stage-container | smoke | sim-run | probe
 RUN_ID = "vdsm-ci.run-id"
+PROCESS = "vdsm-ci.process"  # <host>:<pid> of the run that created the object
 STAGE = "vdsm-ci.stage"
 FINGERPRINT = "vdsm-ci.fingerprint"
 TARGET = "vdsm-ci.target"
@@ -36,6 +47,8 @@ QEMU_VERSION = "vdsm-ci.qemu-version"
 ACCELERATOR = "vdsm-ci.accelerator"
 MACHINE = "vdsm-ci.machine"
 CPU_MODEL = "vdsm-ci.cpu-model"
+#: on a final image: the run whose smoke test promoted it (a no-op build's record names it)
+BUILT_BY = "vdsm-ci.built-by-run"
 
 
 def owner_labels(kind: str, run_id: str | None = None, **extra: str) -> dict[str, str]:
@@ -43,5 +56,37 @@ def owner_labels(kind: str, run_id: str | None = None, **extra: str) -> dict[str
     labels = {OWNER: OWNER_VALUE, KIND: kind}
     if run_id:
         labels[RUN_ID] = run_id
+        labels[PROCESS] = process_label()
     labels.update(extra)
     return labels
+
+
+#: set by a build for the processes it starts (stage notebooks' kernels): their objects belong to
+#: the build's process, which outlives them
+PROCESS_ENV = "VDSM_CI_PROCESS"
+
+
+def process_label() -> str:
+    """``<host>:<pid>`` of the build this process works for (``$VDSM_CI_PROCESS``), or its own."""
+    return os.environ.get(PROCESS_ENV) or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_alive(labels: dict[str, str] | None) -> bool:
+    """True when the process named by the ``vdsm-ci.process`` label still runs on this host.
+
+    An object without the label, or whose process is gone, belongs to no live run. An object made
+    on another host counts as alive: its process cannot be checked from here.
+    """
+    value = (labels or {}).get(PROCESS, "")
+    host, _, pid = value.rpartition(":")
+    if not host or not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

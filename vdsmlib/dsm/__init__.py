@@ -11,7 +11,7 @@ errors, wizard) and the simulator (its guest renders and enforces these) import 
 nothing here imports either of them.
 
 Standard library only, and only relative imports inside the package: the simulator's guest runs
-the same files in a Python without ``vdsmlib`` (see ``vdsmlib/sim/guest/facts.py``).
+the same files in a Python without ``vdsmlib`` (see ``facts.py`` of the simulated guest).
 """
 
 __all__: list[str] = []

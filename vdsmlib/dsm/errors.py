@@ -1,5 +1,8 @@
 """DSM Web API error codes and their meanings (shared/facts dsm-webapi.md, "Error codes").
 
+The iSCSI and share codes are those the Synology CSI driver checks (SynologyOpenSource/synology-csi
+pkg/dsm/webapi/iscsi.go errCodeMapping, share.go shareErrCodeMapping).
+
 DSM answers a failed call with ``{"success": false, "error": {"code": N}}``. Codes below 400 are
 common to every API; from 400 on, the meaning depends on the API: 402 is "permission denied" for
 ``SYNO.API.Auth`` and "no such share" for ``SYNO.Core.Share``. :func:`meaning` looks up the API's
@@ -56,16 +59,23 @@ AUTH_ACCOUNT_LOCKED = 411
 # -- SYNO.Core.Share --------------------------------------------------------------------------
 SHARE_NOT_FOUND = 402
 SHARE_INVALID_INPUT = 403
+SHARE_FAILED = 3300
 SHARE_EXISTS = 3301
 SHARE_MAX_COUNT = 3309
+SHARE_SYSTEM_BUSY = 3328
 
 # -- SYNO.Core.FileServ.SMB -------------------------------------------------------------------
 SMB_PARTIAL_SETTINGS = 2001
 
 # -- SYNO.Core.ISCSI.LUN / Target -------------------------------------------------------------
 ISCSI_NO_SPACE = 18990002
+ISCSI_BAD_LUN_TYPE = 18990500
 ISCSI_NO_SUCH_LUN = 18990531
+ISCSI_NO_SUCH_SNAPSHOT = 18990532
 ISCSI_DUPLICATE_LUN = 18990538
+ISCSI_LUN_MAX_COUNT = 18990541
+ISCSI_TARGET_MAX_COUNT = 18990542
+ISCSI_SNAPSHOT_MAX_COUNT = 18990543
 ISCSI_BAD_TARGET = 18990710
 ISCSI_DUPLICATE_TARGET = 18990744
 
@@ -105,6 +115,8 @@ AUTH_FATAL: frozenset[int] = frozenset(AUTH_ERRORS)
 SHARE_ERRORS: dict[int, str] = {
     SHARE_NOT_FOUND: "no such share",
     SHARE_INVALID_INPUT: "invalid input",
+    SHARE_FAILED: "share operation failed (e.g. a clone whose source or snapshot is missing)",
+    SHARE_SYSTEM_BUSY: "system busy",
     SHARE_EXISTS: "share already exists",
     SHARE_MAX_COUNT: "maximum number of shares reached",
 }
@@ -115,8 +127,13 @@ SMB_ERRORS: dict[int, str] = {
 
 ISCSI_ERRORS: dict[int, str] = {
     ISCSI_NO_SPACE: "out of space on the volume",
+    ISCSI_BAD_LUN_TYPE: "bad LUN type",
     ISCSI_NO_SUCH_LUN: "no such LUN",
+    ISCSI_NO_SUCH_SNAPSHOT: "no such snapshot",
     ISCSI_DUPLICATE_LUN: "duplicated LUN name",
+    ISCSI_LUN_MAX_COUNT: "maximum number of LUNs reached",
+    ISCSI_TARGET_MAX_COUNT: "maximum number of targets reached",
+    ISCSI_SNAPSHOT_MAX_COUNT: "maximum number of snapshots reached",
     ISCSI_BAD_TARGET: "bad target id",
     ISCSI_DUPLICATE_TARGET: "duplicated target name",
 }
@@ -125,6 +142,8 @@ ISCSI_ERRORS: dict[int, str] = {
 BY_API: dict[str, dict[int, str]] = {
     "SYNO.API.Auth": AUTH_ERRORS,
     "SYNO.Core.Share": SHARE_ERRORS,
+    "SYNO.Core.Share.Snapshot": SHARE_ERRORS,
+    "SYNO.Core.Share.Permission": SHARE_ERRORS,
     "SYNO.Core.FileServ.SMB": SMB_ERRORS,
     "SYNO.Core.ISCSI.LUN": ISCSI_ERRORS,
     "SYNO.Core.ISCSI.Target": ISCSI_ERRORS,

@@ -62,6 +62,23 @@ CATALOGUE: dict[str, ApiEntry] = {
     "SYNO.Core.Share": ApiEntry("entry.cgi", 1, 1, "JSON"),
     "SYNO.Core.ISCSI.LUN": ApiEntry("entry.cgi", 1, 1, "JSON"),
     "SYNO.Core.ISCSI.Target": ApiEntry("entry.cgi", 1, 1, "JSON"),
+    # What the Synology CSI driver calls besides (SynologyOpenSource/synology-csi
+    # pkg/dsm/webapi/share.go, systeminfo.go): it uses version 1, and 2 of Share.Snapshot list.
+    "SYNO.Core.Share.Snapshot": ApiEntry("entry.cgi", 1, 2, "JSON"),
+    "SYNO.Core.Share.Permission": ApiEntry("entry.cgi", 1, 1, "JSON"),
+    "SYNO.Core.FileServ.NFS.SharePrivilege": ApiEntry("entry.cgi", 1, 1, "JSON"),
+    "SYNO.Core.Network.Interface": ApiEntry("entry.cgi", 1, 1, "JSON"),
+    # DSM 7's login: the login-parameter cipher and the login page's handshake.
+    "SYNO.API.Encryption": ApiEntry("encryption.cgi", 1, 1),
+    "SYNO.API.Auth.UIConfig": ApiEntry("entry.cgi", 1, 1),
+    "SYNO.API.Auth.Key": ApiEntry("entry.cgi", 1, 7),
+    "SYNO.API.Auth.Type": ApiEntry("entry.cgi", 1, 1),
+    # What monitoring clients read first.
+    "SYNO.FileStation.Info": ApiEntry("entry.cgi", 1, 2),
+    "SYNO.FileStation.List": ApiEntry("entry.cgi", 1, 2),
+    "SYNO.DSM.Network": ApiEntry("entry.cgi", 1, 2),
+    "SYNO.Storage.CGI.Storage": ApiEntry("entry.cgi", 1, 1, "JSON"),
+    "SYNO.Core.System.Utilization": ApiEntry("entry.cgi", 1, 1, "JSON"),
 }
 
 #: Login needs ``SYNO.API.Auth`` version 3 or later; below that DSM answers 103.

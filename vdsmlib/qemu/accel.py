@@ -25,6 +25,7 @@ import docker.errors
 
 from vdsmlib.docker.labels import owner_labels
 from vdsmlib.errors import VdsmError
+from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for, wait_for_sync
 
 __all__ = ["PROBE_MARKER", "AcceleratorProbeError", "ProbeResult", "probe_accelerator"]
 
@@ -109,27 +110,39 @@ def probe_accelerator(
                 f"cannot start the KVM probe container from {image_ref}: {err}; "
                 "build the simulator image first (vdsm sim build)"
             ) from err
-        deadline = started + timeout
-        logs = ""
-        exit_code: int | None = None
-        while True:
+        seen: dict[str, Any] = {"logs": "", "exit_code": None}
+
+        async def booted(_budget: float) -> bool:
+            """True when the guest printed the marker; NotReady while it may still come."""
             logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+            seen["logs"] = logs
             if PROBE_MARKER in logs:
-                result = ProbeResult(
-                    "kvm", "a Linux guest booted under KVM", time.monotonic() - started
-                )
-                log.info("accelerator: kvm (probe took %.1f s)", result.seconds)
-                return result
+                return True
             container.reload()
             if container.status in ("exited", "dead"):
-                exit_code = int(container.attrs["State"]["ExitCode"])
-                logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-                if PROBE_MARKER in logs:
-                    continue
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_POLL_INTERVAL)
+                seen["exit_code"] = int(container.attrs["State"]["ExitCode"])
+                seen["logs"] = container.logs(stdout=True, stderr=True).decode(errors="replace")
+                return PROBE_MARKER in seen["logs"]
+            raise NotReady("no probe marker yet")
+
+        try:
+            ok = wait_for_sync(
+                lambda: wait_for(
+                    booted,
+                    what="the KVM probe guest",
+                    timeout=max(timeout - (time.monotonic() - started), 0.1),
+                    interval=_POLL_INTERVAL,
+                ),
+                "the KVM probe guest",
+            )
+        except ReadinessTimeout:
+            ok = False
+        if ok:
+            seconds = time.monotonic() - started
+            result = ProbeResult("kvm", "a Linux guest booted under KVM", seconds)
+            log.info("accelerator: kvm (probe took %.1f s)", result.seconds)
+            return result
+        logs, exit_code = str(seen["logs"]), seen["exit_code"]
         log.debug("KVM probe output:\n%s", logs)
         return _tcg(_failure_reason(logs, exit_code, timeout), started)
     except docker.errors.DockerException as err:

@@ -263,8 +263,8 @@ class DsmClient(Closeable):
     def api_info(self, query: str = "ALL") -> dict[str, dict[str, Any]]:
         """``SYNO.API.Info`` query: API name -> ``{path, minVersion, maxVersion, ...}``.
 
-        ``query`` is ``ALL`` or a comma list of API names. The ``ALL`` answer is cached for
-        :meth:`api_entry`.
+        ``query`` is ``ALL`` (any case), a comma list of API names, or prefixes ending in a dot
+        (``SYNO.Core.ISCSI.``). The answer to ``ALL`` is cached for :meth:`api_entry`.
         """
         api, method = "SYNO.API.Info", "query"
         params = {"api": api, "version": "1", "method": method, "query": query}
@@ -284,7 +284,7 @@ class DsmClient(Closeable):
                 api=api,
                 method=method,
             )
-        if query == "ALL":
+        if query.upper() == "ALL":
             self._info = data
         return data
 

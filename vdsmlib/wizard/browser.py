@@ -44,7 +44,7 @@ from vdsmlib.wizard.engine import Wizard
 from vdsmlib.wizard.errors import BrowserError, WizardError
 from vdsmlib.wizard.profile import StageProfile
 from vdsmlib.wizard.report import StageReport
-from vdsmlib.wizard.secrets import MASK, scrub_zip, secret_values
+from vdsmlib.wizard.secrets import MASK, private, scrub_zip, secret_values
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -444,7 +444,7 @@ class BrowserSession:
         try:
             self.storage_state.parent.mkdir(parents=True, exist_ok=True)
             await context.storage_state(path=str(self.storage_state))
-            state = self.storage_state
+            state = private(self.storage_state)  # holds the session cookie
         except PlaywrightError as err:
             log.warning("stage %s: storage state not saved: %s", name, err)
         if self.trace:

@@ -61,6 +61,12 @@ _DOCUMENT_STATUS_JS = (
     "() => { const n = performance.getEntriesByType('navigation')[0];"
     " return n && n.responseStatus ? n.responseStatus : 0; }"
 )
+# What changes on screen: a blocking modal that stays the same this long is reported at once.
+_PAGE_TEXT_JS = "() => document.body ? document.body.innerText : ''"
+
+
+class _UnknownModal(Exception):
+    """Raised inside a wait: a modal no profile entry knows has blocked the wizard."""
 
 
 def _trim(text: str, limit: int) -> str:
@@ -150,6 +156,26 @@ class Wizard:
             texts=tuple(self._mask(t.strip()) for t in texts[:20]),
         )
 
+    async def step(self) -> ScreenRecord | None:
+        """Wait for the next known screen as :meth:`run` does, and handle it.
+
+        Returns None when the stage's done condition holds; raises :class:`UnknownScreenError`
+        (with its diagnosis) when nothing known shows within ``timeouts.screen`` or an unknown
+        modal blocks for ``timeouts.modal`` seconds.
+        """
+        start = time.monotonic()
+        timeout = self.profile.timeouts.screen
+        try:
+            screen = await self._next_step(0, start, timeout)
+        except _UnknownModal as err:
+            raise await self._unknown(start, str(err)) from None
+        except ReadinessTimeout as err:
+            why = f"nothing known showed for timeouts.screen={timeout:g} s ({err.last_error})"
+            raise await self._unknown(start, why) from None
+        if screen is None:
+            return None
+        return await self._handle(screen, start)
+
     # ----------------------------------------------------------------- public, whole stage
 
     async def run(self) -> StageReport:
@@ -176,6 +202,8 @@ class Wizard:
                     screen = await self._next_step(
                         cursor, last_progress, min(timeouts.screen, left)
                     )
+                except _UnknownModal as err:
+                    raise await self._unknown(start, str(err)) from None
                 except ReadinessTimeout as err:
                     why = (
                         f"the stage took longer than timeouts.stage={timeouts.stage:g} s"
@@ -221,6 +249,7 @@ class Wizard:
             else "waiting for a known screen or the done condition"
         )
         last_reload = [time.monotonic()]
+        blocked: list[object] = [None, 0.0]  # what blocks, since when
 
         async def step(budget: float) -> Screen | None:
             screen = await self._detect(candidates)
@@ -229,6 +258,7 @@ class Wizard:
             if await self._done(cursor, last_progress):
                 return None
             await self._reload_if_broken(last_reload)
+            await self._check_blocked(blocked)
             raise NotReady(waiting)
 
         return await wait_for(
@@ -237,6 +267,39 @@ class Wizard:
             timeout=timeout,
             interval=profile.timeouts.poll,
         )
+
+    async def _check_blocked(self, blocked: list[object]) -> None:
+        """Raise :class:`_UnknownModal` once a modal that no screen matches stays unchanged.
+
+        Modal means one of the profile's ``done.blocked_by`` selectors is visible (the mask or
+        window of a dialog); unchanged means the same blockers and the same page text for
+        ``timeouts.modal`` seconds. Only reached when no known screen matched.
+        """
+        done = self.profile.done
+        if done is None or not done.blocked_by:
+            return
+        blockers = [s for s in done.blocked_by if await self._visible(Target(selector=s))]
+        if not blockers:
+            blocked[:] = [None, 0.0]
+            return
+        try:
+            text = str(await self.page.evaluate(_PAGE_TEXT_JS))
+        except PlaywrightError:
+            blocked[:] = [None, 0.0]  # navigating: not a stable modal
+            return
+        key = (tuple(blockers), text)
+        now = time.monotonic()
+        if blocked[0] != key:
+            blocked[:] = [key, now]
+            return
+        since = blocked[1]
+        assert isinstance(since, float)
+        window = self.profile.timeouts.modal
+        if now - since >= window:
+            raise _UnknownModal(
+                f"a modal no screen of the profile matches ({', '.join(blockers)}) blocked "
+                f"the wizard, unchanged for {window:g} s (timeouts.modal)"
+            )
 
     # ----------------------------------------------------------------- matching
 

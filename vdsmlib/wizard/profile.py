@@ -233,9 +233,12 @@ class Screen(_Model):
 
 
 class Timeouts(_Model):
-    """Seconds. ``screen``: how long nothing known may show; ``idle``: quiet time before done."""
+    """Seconds. ``screen``: how long nothing known may show; ``idle``: quiet time before done;
+    ``modal``: how long an unknown modal (a ``done.blocked_by`` selector visible, no known
+    screen, the page unchanged) may block before the stage fails with its diagnosis."""
 
     screen: float = Field(default=60, gt=0)
+    modal: float = Field(default=6, gt=0)
     stage: float = Field(default=1800, gt=0)
     idle: float = Field(default=0, ge=0)
     poll: float = Field(default=0.25, gt=0, le=1.5)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import urllib.parse
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["MASK", "is_secret_name", "mask_text", "scrub_zip", "secret_values"]
+__all__ = [
+    "MASK",
+    "forget_cookies",
+    "is_secret_name",
+    "mask_text",
+    "private",
+    "scrub_zip",
+    "secret_values",
+    "session_ids",
+]
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"pass|secret|token|key|otp", re.IGNORECASE)
@@ -26,9 +37,12 @@ def secret_values(values: Mapping[str, str]) -> list[str]:
 
 
 def _forms(secret: str) -> list[str]:
-    # The raw value, and how it appears inside JSON (traces are JSON lines).
-    escaped = json.dumps(secret)[1:-1]
-    return [secret] if escaped == secret else [secret, escaped]
+    """The raw value, how it appears inside JSON (traces are JSON lines) and URL-encoded (a login
+    page posts it as a form: ``passwd=S3cure%21`` or ``+`` for spaces), longest first."""
+    forms = {secret, json.dumps(secret)[1:-1]}
+    for encoded in (urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
+        forms |= {encoded, encoded.lower(), json.dumps(encoded)[1:-1]}
+    return sorted(forms, key=len, reverse=True)
 
 
 def mask_text(text: str, secrets: Iterable[str]) -> str:
@@ -65,3 +79,68 @@ def scrub_zip(path: Path, secrets: Iterable[str]) -> int:
             dst.writestr(info, masked.encode("utf-8"))
     tmp.replace(path)
     return changed
+
+
+# Session ids as they appear in run files: the ``id`` cookie (request headers, Set-Cookie,
+# storage state), ``_sid=`` in URLs and form bodies, ``"sid": "..."`` in Web API answers (also
+# JSON-escaped inside trace lines).
+_SID_PATTERNS = (
+    re.compile(r"(?<![A-Za-z0-9_])_?(?:s)?id=([A-Za-z0-9_-]{16,})"),
+    re.compile(r'\\?"_?sid\\?"\s*:\s*\\?"([A-Za-z0-9_-]{16,})'),
+)
+_SESSION_COOKIES = ("id", "_sid", "sid")
+
+
+def _sids_in_text(text: str) -> set[str]:
+    found: set[str] = set()
+    for pattern in _SID_PATTERNS:
+        found.update(pattern.findall(text))
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return found
+    if isinstance(data, dict):  # a Playwright storage state
+        for cookie in data.get("cookies", []) or []:
+            if isinstance(cookie, dict) and cookie.get("name") in _SESSION_COOKIES:
+                found.add(str(cookie.get("value", "")))
+    return {s for s in found if s}
+
+
+def session_ids(folder: Path) -> set[str]:
+    """Every DSM session id in the text files under ``folder`` and inside its zips (traces)."""
+    found: set[str] = set()
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix in (".png", ".webm", ".jpeg", ".jpg"):
+            continue
+        if path.suffix == ".zip":
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    for info in archive.infolist():
+                        try:
+                            found |= _sids_in_text(archive.read(info).decode("utf-8"))
+                        except UnicodeDecodeError:
+                            continue
+            except zipfile.BadZipFile:
+                continue
+            continue
+        try:
+            found |= _sids_in_text(path.read_text("utf-8"))
+        except (UnicodeDecodeError, OSError):
+            continue
+    return found
+
+
+def forget_cookies(storage_state: Path) -> None:
+    """Drop the cookies from a Playwright storage state file (kept, mode 0600)."""
+    if not storage_state.is_file():
+        return
+    data = json.loads(storage_state.read_text())
+    data["cookies"] = []
+    private(storage_state).write_text(json.dumps(data, indent=2))
+
+
+def private(path: Path) -> Path:
+    """Make ``path`` (if it exists) readable by its owner only; returns it."""
+    if path.exists():
+        os.chmod(path, 0o600)
+    return path

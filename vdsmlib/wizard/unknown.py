@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["PageSnapshot", "capture_js", "suggest_entry"]
+from vdsmlib.wizard.errors import ProfileError
+
+__all__ = ["PageSnapshot", "capture_js", "insert_entry", "suggest_entry"]
 
 # Runs in the page: the visible text, the topmost dialog/window, and candidate identifiers and
 # buttons inside it, each with a selector that is stable across runs (syno-id, name, classes).
@@ -173,3 +177,67 @@ def suggest_entry(snapshot: PageSnapshot, stage: str) -> str:
         lines.append("# Buttons on the screen:")
         lines += [f'#   click: "{b["selector"]}"  ({b.get("text", "")!r})' for b in buttons]
     return "\n".join(lines) + "\n"
+
+
+_SCREENS_KEY = re.compile(r"^screens:\s*(\[\s*\])?\s*(#.*)?$")
+_ITEM = re.compile(r"^(\s*)- ")
+
+
+def insert_entry(
+    path: Path | str,
+    suggestion: str,
+    note: str = "added from the suggestion for an unknown screen; check its selectors",
+) -> str:
+    """Insert the suggested entry (YAML of :func:`suggest_entry`) first in ``screens`` of ``path``.
+
+    First, because in ``order: any`` the earlier entries win and a specific new screen must not
+    lose to a generic one. The file's comments and layout stay; the entry is indented like the
+    screens already there, after the comment ``note``. Returns the new screen's id. Raises
+    :class:`ProfileError` when the suggestion is not one entry with an id, the id is already
+    there, or the result would not read back as the same screens plus the new one.
+    """
+    path = Path(path)
+    try:
+        entries = yaml.safe_load(suggestion)
+    except yaml.YAMLError as err:
+        raise ProfileError(f"the suggested entry is not YAML: {err}") from err
+    if isinstance(entries, dict):
+        entries = [entries]
+    if not (isinstance(entries, list) and len(entries) == 1 and isinstance(entries[0], dict)):
+        raise ProfileError("the suggested entry must be one screen (a mapping with an id)")
+    entry = entries[0]
+    screen_id = entry.get("id")
+    if not isinstance(screen_id, str) or not screen_id:
+        raise ProfileError("the suggested entry has no id")
+    text = path.read_text(encoding="utf-8")
+    before = yaml.safe_load(text) or {}
+    screens = before.get("screens") or []
+    if any(isinstance(s, dict) and s.get("id") == screen_id for s in screens):
+        raise ProfileError(f"{path} already has a screen {screen_id!r}: edit that one instead")
+    body = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=100)
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    key = next((i for i, ln in enumerate(lines) if _SCREENS_KEY.match(ln)), None)
+    if key is None:
+        indent = "  "
+        lines += ["screens:\n"]
+        at = len(lines)
+    else:
+        lines[key] = "screens:\n"
+        items = (_ITEM.match(ln) for ln in lines[key + 1 :])
+        indent = next((m[1] for m in items if m), "  ")
+        at = key + 1
+    block = [f"{indent}# {note}\n"] if note else []
+    block += [f"{indent}{ln}\n" for ln in body.splitlines()]
+    block.append("\n")
+    new_text = "".join(lines[:at] + block + lines[at:])
+    after = yaml.safe_load(new_text) or {}
+    if after.get("screens") != [entry, *screens] or {
+        k: v for k, v in after.items() if k != "screens"
+    } != {k: v for k, v in before.items() if k != "screens"}:
+        raise ProfileError(f"inserting {screen_id!r} into {path} would change more than screens")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    tmp.replace(path)
+    return screen_id

@@ -345,7 +345,8 @@ class DataPlane:
                 continue
             tpg = iscsi / iqn / "tpgt_1"
             tpg.mkdir(parents=True)
-            for index, uuid in enumerate(mapped):
+            # LUN numbers are DSM's mapping indexes, which start at 1 (state.Target.to_json)
+            for index, uuid in enumerate(mapped, start=1):
                 lun = by_uuid.get(uuid)
                 if lun is None:
                     continue

@@ -15,6 +15,7 @@ Routes:
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +37,7 @@ _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-_WEBAPI_CGIS = ("query.cgi", "auth.cgi", "entry.cgi")
+_WEBAPI_CGIS = ("query.cgi", "auth.cgi", "entry.cgi", "encryption.cgi")
 
 
 def _log(line: str) -> None:
@@ -49,10 +50,23 @@ class SimServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of connections (20 clients
+    # at once): each dropped one waits out TCP's retransmission (1 s, 3 s, ...). nginx: 511.
+    request_queue_size = 511
 
     def __init__(self, address: tuple[str, int], state: SimState) -> None:
         super().__init__(address, Handler)
         self.state = state
+        self.tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs on the request's own thread, so a slow client blocks no other.
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -187,8 +201,16 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, target.read_bytes(), ctype)
 
     def _webapi(self, cgi: str, params: dict[str, str]) -> None:
+        # DSM 7's web UI calls ``entry.cgi/<api name>``: the path names the API when the
+        # parameters do not.
+        cgi, _, path_api = cgi.partition("/")
+        if path_api and not params.get("api"):
+            params["api"] = path_api
         if cgi not in _WEBAPI_CGIS:
-            self._send_html("<h1>404 Not Found</h1>", 404)
+            # An unknown CGI: DSM's JSON error (no such API), with HTTP 404.
+            self._send_json(
+                {"success": False, "error": {"code": webapi.E_NO_API}}, 404, note="no such cgi"
+            )
             return
         result = webapi.handle(
             self.state,
@@ -198,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
             header_token=self.headers.get("X-SYNO-TOKEN"),
         )
         headers = [self._cookie_header(result.set_cookie_sid)] if result.set_cookie_sid else []
+        for name, value in result.cookies:
+            headers.append(("Set-Cookie", f"{name}={value}; Path=/; SameSite=Lax"))
         outcome = "ok" if result.code == 0 else f"error {result.code}"
         note = f"api={result.api} method={result.method} version={result.version} -> {outcome}"
         self._send_json(result.payload, headers=headers, note=note)
@@ -277,6 +301,16 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json({"ok": True, "view": view}, note=f"screen {screen} {act}")
 
 
-def make_server(host: str, port: int, state: SimState) -> SimServer:
-    """Bind the simulator's server (``port`` 0 picks a free one; see ``server_address``)."""
-    return SimServer((host, port), state)
+def make_server(
+    host: str, port: int, state: SimState, *, tls: tuple[str, str] | None = None
+) -> SimServer:
+    """Bind the simulator's server (``port`` 0 picks a free one; see ``server_address``).
+
+    ``tls`` is ``(certificate file, key file)``: the server then speaks HTTPS, as DSM on 5001.
+    """
+    server = SimServer((host, port), state)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.tls = context
+    return server

@@ -6,15 +6,29 @@ state, exactly like a real VM carries DSM's.
 
 from __future__ import annotations
 
+import json
 import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import crypto
 from .scenario import Scenario
 
-__all__ = ["Account", "Lun", "Session", "Share", "SimState", "Target"]
+__all__ = [
+    "Account",
+    "Lun",
+    "LunSnapshot",
+    "Session",
+    "Share",
+    "ShareSnapshot",
+    "SimState",
+    "Target",
+]
 
 #: The Btrfs volume Virtual DSM creates by itself.
 VOLUME_PATH = "/volume1"
@@ -61,6 +75,12 @@ class Share:
     enable_share_cow: bool = True
     encryption: int = 0
     quota_value: int = 0
+    #: NFS rules (SYNO.Core.FileServ.NFS.SharePrivilege), as the client saved them.
+    nfs_rules: list[dict[str, Any]] = field(default_factory=list)
+    #: user_group_type -> {name: permission}, SYNO.Core.Share.Permission.
+    permissions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Btrfs snapshots, oldest first.
+    snapshots: list[ShareSnapshot] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +100,70 @@ class Share:
 
 
 @dataclass
+class ShareSnapshot:
+    """A snapshot of a shared folder; DSM names it by its time, ``GMT+00-2026.11.30-04.40.00``."""
+
+    time: str
+    desc: str
+    lock: bool
+    ruuid: str = field(default_factory=_uuid)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "desc": self.desc,
+            "lock": self.lock,
+            "schedule_snapshot": False,
+            "ruuid": self.ruuid,
+            "snap_size": "0",
+        }
+
+
+#: DSM's numeric LUN types. FILE 3, ADV 15, BLUN_THICK 259 and BLUN 263 are the ones the
+#: Synology CSI driver names (synology-csi synocli/cmd/lun.go lunTypeToString, pkg/models/dsm.go);
+#: the others are the simulator's choice.
+LUN_TYPE_NUMBERS = {
+    "BLOCK": 1,
+    "FILE": 3,
+    "THIN": 9,
+    "ADV": 15,
+    "BLUN": 263,
+    "BLUN_THICK": 259,
+    "BLUN_SINK": 271,
+    "BLUN_THICK_SINK": 267,
+}
+
+
+@dataclass
+class LunSnapshot:
+    """A snapshot of a LUN."""
+
+    name: str
+    parent_uuid: str
+    total_size: int
+    root_path: str
+    description: str = ""
+    taken_by: str = ""
+    is_locked: bool = False
+    uuid: str = field(default_factory=_uuid)
+    create_time: int = field(default_factory=lambda: int(time.time()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "parent_uuid": self.parent_uuid,
+            "status": "Healthy",
+            "total_size": self.total_size,
+            "create_time": self.create_time,
+            "root_path": self.root_path,
+            "description": self.description,
+            "taken_by": self.taken_by,
+            "is_locked": self.is_locked,
+        }
+
+
+@dataclass
 class Lun:
     """An iSCSI LUN."""
 
@@ -90,17 +174,19 @@ class Lun:
     uuid: str = field(default_factory=_uuid)
     lun_id: int = 0
     description: str = ""
+    dev_attribs: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[LunSnapshot] = field(default_factory=list)
 
     @property
     def thick(self) -> bool:
-        return self.lun_type in ("FILE", "BLUN_THICK", "BLOCK")
+        return self.lun_type in ("FILE", "BLUN_THICK", "BLOCK", "BLUN_THICK_SINK")
 
     def to_json(self) -> dict[str, Any]:
         return {
             "lun_id": self.lun_id,
             "name": self.name,
             "uuid": self.uuid,
-            "type": 263 if not self.thick else 257,
+            "type": LUN_TYPE_NUMBERS[self.lun_type],
             "type_str": self.lun_type,
             "location": self.location,
             "size": self.size,
@@ -110,7 +196,7 @@ class Lun:
             "is_action_locked": False,
             "direct_io_pattern": 0,
             "description": self.description,
-            "dev_attribs": [],
+            "dev_attribs": list(self.dev_attribs),
         }
 
 
@@ -133,7 +219,13 @@ class Target:
             "status": "online" if self.mapped else "offline",
             "max_sessions": self.max_sessions,
             "auth_type": self.auth_type,
-            "mapped_luns": [{"lun_uuid": u, "mapping_index": i} for i, u in enumerate(self.mapped)],
+            # DSM numbers a target's LUNs from 1: the CSI driver logs in to
+            # ".../by-path/ip-<portal>-iscsi-<iqn>-lun-<mapping_index>" and users report "-lun-1"
+            # for the first (SynologyOpenSource/synology-csi pkg/driver/nodeserver.go loginTarget,
+            # issue #67).
+            "mapped_luns": [
+                {"lun_uuid": u, "mapping_index": i} for i, u in enumerate(self.mapped, start=1)
+            ],
             "connected_sessions": [],
             "network_portals": [{"controller_id": 0, "interface_name": "all"}],
         }
@@ -184,6 +276,67 @@ class SimState:
         self.targets: dict[int, Target] = {}
         self.next_target_id = 1
         self.next_lun_id = 1
+        self._rsa_key: crypto.RsaKey | None = None
+        self._rsa_ready = threading.Event()
+        self._keygen_started = False
+        #: The login page's static X25519 key (DSM 7's ``_SSID`` cookie).
+        self.ssid_private, self.ssid_public = crypto.x25519_keypair()
+
+    # -- login encryption --------------------------------------------------------------------
+
+    def start_key_generation(self) -> None:
+        """Generate the login RSA key in a child process at the lowest priority (seconds on a
+        host, minutes under TCG), so the web server keeps answering meanwhile; the key lives in
+        this process's memory, so a restored snapshot has it already. Idempotent."""
+        with self.lock:
+            if self._keygen_started:
+                return
+            self._keygen_started = True
+
+        def run() -> None:
+            started = time.monotonic()
+            child = subprocess.run(
+                [sys.executable, "-m", f"{__package__}.crypto"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode == 0:
+                self._rsa_key = crypto.RsaKey(**json.loads(child.stdout))
+            else:  # no child process possible: generate here
+                sys.stderr.write(f"sim guest: key child failed: {child.stderr.strip()}\n")
+                self._rsa_key = crypto.generate_rsa_key()
+            self._rsa_ready.set()
+            sys.stderr.write(
+                f"sim guest: RSA-{crypto.RSA_BITS} login key ready after "
+                f"{time.monotonic() - started:.1f}s\n"
+            )
+            sys.stderr.flush()
+
+        threading.Thread(target=run, name="rsa-keygen", daemon=True).start()
+
+    def rsa_key(self) -> crypto.RsaKey:
+        """The login RSA key, waiting for its generation if needed."""
+        self.start_key_generation()
+        self._rsa_ready.wait()
+        assert self._rsa_key is not None
+        return self._rsa_key
+
+    # -- network -----------------------------------------------------------------------------
+
+    @staticmethod
+    def guest_ip() -> str:
+        """The guest's own IPv4 address (the one its default route leaves from)."""
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect(("192.0.2.1", 9))
+                return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+    def gateway_ip(self) -> str:
+        """The default gateway: the first address of the guest's /24."""
+        return ".".join([*self.guest_ip().split(".")[:3], "1"])
 
     # -- wizard ------------------------------------------------------------------------------
 

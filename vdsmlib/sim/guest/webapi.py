@@ -7,14 +7,16 @@ GET/POST parameters, the ``id`` cookie and the ``X-SYNO-TOKEN`` header, and retu
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
-from . import dataplane
+from . import crypto, dataplane
 from .facts import errors as codes
 from .facts import webapi as catalogue
 from .state import (
@@ -24,11 +26,16 @@ from .state import (
     VOLUME_PATH,
     VOLUME_TOTAL_BYTES,
     Lun,
+    LunSnapshot,
     Session,
     Share,
+    ShareSnapshot,
     SimState,
     Target,
 )
+
+MAX_LUN_SNAPSHOTS = 256
+MAX_SHARE_SNAPSHOTS = 1024
 
 __all__ = ["ApiError", "ApiResult", "api_catalog", "handle"]
 
@@ -50,11 +57,14 @@ E_SHARE_INVALID = codes.SHARE_INVALID_INPUT
 E_SHARE_EXISTS = codes.SHARE_EXISTS
 E_SHARE_MAX = codes.SHARE_MAX_COUNT
 E_ISCSI_NO_SPACE = codes.ISCSI_NO_SPACE
-E_ISCSI_BAD_TYPE = 18990500
+E_SHARE_FAILED = codes.SHARE_FAILED
+E_ISCSI_BAD_TYPE = codes.ISCSI_BAD_LUN_TYPE
 E_ISCSI_NO_LUN = codes.ISCSI_NO_SUCH_LUN
+E_ISCSI_NO_SNAPSHOT = codes.ISCSI_NO_SUCH_SNAPSHOT
 E_ISCSI_DUP_LUN = codes.ISCSI_DUPLICATE_LUN
-E_ISCSI_LUN_MAX = 18990541
-E_ISCSI_TARGET_MAX = 18990542
+E_ISCSI_LUN_MAX = codes.ISCSI_LUN_MAX_COUNT
+E_ISCSI_TARGET_MAX = codes.ISCSI_TARGET_MAX_COUNT
+E_ISCSI_SNAPSHOT_MAX = codes.ISCSI_SNAPSHOT_MAX_COUNT
 E_ISCSI_BAD_TARGET = codes.ISCSI_BAD_TARGET
 E_ISCSI_DUP_TARGET = codes.ISCSI_DUPLICATE_TARGET
 
@@ -77,6 +87,8 @@ class ApiResult:
 
     payload: dict[str, Any]
     set_cookie_sid: str | None = None
+    #: Other cookies to set (name, value).
+    cookies: list[tuple[str, str]] = field(default_factory=list)
     api: str = ""
     method: str = ""
     version: str = ""
@@ -99,6 +111,7 @@ class Ctx:
     version: int
     session: Session | None
     set_cookie_sid: str | None = None
+    cookies: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- parameter helpers (DSM sends JSON-encoded values, or sometimes plain strings) --------
@@ -200,11 +213,15 @@ class Api:
 
 
 def _info_query(ctx: Ctx) -> dict[str, Any]:
-    wanted = ctx.text("query", required=False, default="ALL")
+    """``query``: ``all`` in any case, API names, or prefixes ending in a dot
+    (``SYNO.Core.ISCSI.``), comma-separated; names are matched exactly, as DSM does."""
+    wanted = ctx.text("query", required=False, default="all")
     names = [n.strip() for n in wanted.split(",") if n.strip()]
+    every = any(n.lower() == "all" for n in names)
+    prefixes = tuple(n for n in names if n.endswith("."))
     out: dict[str, Any] = {}
     for name, api in CATALOG.items():
-        if "ALL" in names or name in names:
+        if every or name in names or (prefixes and name.startswith(prefixes)):
             out[name] = api.facts.info()
     return out
 
@@ -213,6 +230,8 @@ def _info_query(ctx: Ctx) -> dict[str, Any]:
 
 
 def _auth_login(ctx: Ctx) -> dict[str, Any]:
+    if crypto.CIPHER_KEY_NAME in ctx.params:
+        ctx.params.update(_decrypt_login_params(ctx))
     account = ctx.text("account", required=False)
     passwd = ctx.text("passwd", required=False)
     state = ctx.state
@@ -232,6 +251,59 @@ def _auth_login(ctx: Ctx) -> dict[str, Any]:
     if ctx.text("format", required=False, default="cookie").lower() == "cookie":
         ctx.set_cookie_sid = session.sid
     return data
+
+
+def _decrypt_login_params(ctx: Ctx) -> dict[str, str]:
+    """The login parameters a client sent encrypted (``__cIpHeRtExT``): an RSA-encrypted
+    passphrase and the AES-encrypted url-encoded parameters, among them ``__cIpHeRtOkEn`` set to
+    the ``server_time`` that ``SYNO.API.Encryption`` gave (see FACTS.md, "Encrypted login")."""
+    try:
+        sealed = json.loads(ctx.params[crypto.CIPHER_KEY_NAME])
+        passphrase = crypto.rsa_decrypt(ctx.state.rsa_key(), sealed["rsa"])
+        plain = crypto.openssl_aes_decrypt(passphrase, sealed["aes"])
+        params = dict(parse_qsl(plain.decode("utf-8"), keep_blank_values=True))
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(E_AUTH_FAILED) from None
+    stamp = params.pop(crypto.CIPHER_TOKEN_NAME, "")
+    if not stamp.isdigit() or abs(int(stamp) - int(time.time())) > crypto.TOKEN_LIFETIME:
+        raise ApiError(E_AUTH_FAILED)
+    return params
+
+
+def _encryption_getinfo(ctx: Ctx) -> dict[str, Any]:
+    key = ctx.state.rsa_key()
+    return {
+        "cipherkey": crypto.CIPHER_KEY_NAME,
+        "ciphertoken": crypto.CIPHER_TOKEN_NAME,
+        "public_key": format(key.n, "X"),
+        "server_time": int(time.time()),
+    }
+
+
+def _uiconfig_get(ctx: Ctx) -> dict[str, Any]:
+    # The login page's static Noise key, base64url without padding, in cookie ``_SSID``
+    # (N4S4/synology-api auth.py get_ik_message reads it); see FACTS.md, "Login handshake".
+    ssid = base64.urlsafe_b64encode(ctx.state.ssid_public).decode().rstrip("=")
+    ctx.cookies.append(("_SSID", ssid))
+    return {
+        "enable_syno_token": True,
+        "login_style": "default",
+        "hostname": ctx.state.hostname,
+        "dsm_version": ctx.state.scenario.dsm_version,
+        "support_encryption": True,
+    }
+
+
+def _auth_type_get(ctx: Ctx) -> list[dict[str, Any]]:
+    ctx.text("account", required=False)
+    # Every account logs in with a password only: no 2FA, passkey or approve-sign-in.
+    return [{"type": "passwd"}]
+
+
+def _auth_key_get(ctx: Ctx) -> dict[str, Any]:
+    # The key a logged-in browser reads to sign later requests; the simulator has one per session.
+    session = ctx.session
+    return {"key": session.synotoken if session else ""}
 
 
 def _auth_logout(ctx: Ctx) -> None:
@@ -393,9 +465,34 @@ def _system_info(ctx: Ctx) -> dict[str, Any]:
             "enabled_samba": True,
             "dns_primary": "10.0.2.3",
             "dns_secondary": "",
-            "gateway": "10.0.2.2",
+            "gateway": state.gateway_ip(),
             "v6gateway": "",
             "dns_manual": False,
+        }
+    if kind == "storage":
+        vol = _volume(state)
+        return {
+            "hdd_info": [
+                {
+                    "diskno": "Disk 1",
+                    "model": "Virtual Disk",
+                    "capacity": str(VOLUME_TOTAL_BYTES + (1 << 31)),
+                    "status": "normal",
+                    "temp": 0,
+                    "volume": "volume_1",
+                }
+            ],
+            "vol_info": [
+                {
+                    "name": vol["id"],
+                    "volume": vol["id"],
+                    "status": vol["status"],
+                    "total_size": vol["size_total_byte"],
+                    "used_size": vol["size_used_byte"],
+                    "desc": "",
+                    "vol_desc": "",
+                }
+            ],
         }
     if kind not in ("", "general", "system"):
         raise ApiError(E_INVALID_PARAM)
@@ -517,29 +614,443 @@ def _share_delete(ctx: Ctx) -> None:
                 ctx.state.shares.pop(share.name, None)
 
 
+def _share_info_arg(ctx: Ctx) -> dict[str, Any]:
+    info = ctx.value("shareinfo")
+    if not isinstance(info, dict):
+        raise ApiError(E_SHARE_INVALID)
+    return info
+
+
+def _quota_mb(info: dict[str, Any], default: int) -> int:
+    """``share_quota`` in MB (the driver's QuotaForCreate, synology-csi share.go ShareInfo)."""
+    raw = info.get("share_quota", default)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise ApiError(E_SHARE_INVALID)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(E_SHARE_INVALID) from None
+    if value < 0:
+        raise ApiError(E_SHARE_INVALID)
+    return value
+
+
+def _share_set(ctx: Ctx) -> None:
+    name = ctx.text("name")
+    info = _share_info_arg(ctx)
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        if str(info.get("vol_path", share.vol_path)) != share.vol_path:
+            raise ApiError(E_SHARE_INVALID)
+        new_name = str(info.get("name") or share.name)
+        if not _share_name_ok(new_name):
+            raise ApiError(E_SHARE_INVALID)
+        other = _find_share(ctx.state, new_name)
+        if other is not None and other is not share:
+            raise ApiError(E_SHARE_EXISTS)
+        share.quota_value = _quota_mb(info, share.quota_value)
+        for key in ("desc",):
+            if key in info:
+                share.desc = str(info[key])
+        for flag in ("enable_recycle_bin", "recycle_bin_admin_only"):
+            if flag in info:
+                setattr(share, flag, bool(info[flag]))
+        if new_name != share.name:
+            del ctx.state.shares[share.name]
+            share.name = new_name
+            ctx.state.shares[new_name] = share
+
+
+def _share_clone(ctx: Ctx) -> dict[str, Any]:
+    name = ctx.text("name")
+    snapshot = ctx.text("snapshot", required=False)
+    info = _share_info_arg(ctx)
+    name = str(info.get("name") or name)
+    vol_path = str(info.get("vol_path", ""))
+    source_name = str(info.get("name_org", ""))
+    if not _share_name_ok(name) or vol_path != VOLUME_PATH:
+        raise ApiError(E_SHARE_INVALID)
+    state = ctx.state
+    with state.lock:
+        source = _find_share(state, source_name)
+        # A missing source, or a snapshot not of that source, is 3300 (synology-csi
+        # pkg/dsm/webapi/share.go ShareClone).
+        if source is None or source.vol_path != vol_path:
+            raise ApiError(E_SHARE_FAILED)
+        if snapshot and not any(snap.time == snapshot for snap in source.snapshots):
+            raise ApiError(E_SHARE_FAILED)
+        if _find_share(state, name) is not None:
+            raise ApiError(E_SHARE_EXISTS)
+        if len(state.shares) >= MAX_SHARES:
+            raise ApiError(E_SHARE_MAX)
+        share = Share(
+            name=name,
+            vol_path=vol_path,
+            desc=str(info.get("desc", "")),
+            enable_recycle_bin=bool(info.get("enable_recycle_bin", source.enable_recycle_bin)),
+            recycle_bin_admin_only=bool(
+                info.get("recycle_bin_admin_only", source.recycle_bin_admin_only)
+            ),
+            enable_share_cow=source.enable_share_cow,
+            quota_value=source.quota_value,
+        )
+        state.shares[name] = share
+    return {"name": name}
+
+
+def _snapshot_time(share: Share) -> str:
+    """DSM names a share snapshot by its time in the form ``GMT+08-2022.01.14-19.18.29``
+    (synology-csi pkg/dsm/webapi/share.go ShareSnapshotCreate); the simulator runs in UTC and
+    takes the next free second when two land in one."""
+    now = int(time.time())
+    taken = {snap.time for snap in share.snapshots}
+    while True:
+        name = time.strftime("GMT+00-%Y.%m.%d-%H.%M.%S", time.gmtime(now))
+        if name not in taken:
+            return name
+        now += 1
+
+
+def _share_snapshot_create(ctx: Ctx) -> str:
+    name = ctx.text("name")
+    info = ctx.value("snapinfo", required=False, default={})
+    if not isinstance(info, dict):
+        raise ApiError(E_SHARE_INVALID)
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        if len(share.snapshots) >= MAX_SHARE_SNAPSHOTS:
+            raise ApiError(E_SHARE_MAX)
+        snap = ShareSnapshot(
+            time=_snapshot_time(share),
+            desc=str(info.get("desc", "")),
+            lock=bool(info.get("lock", True)),
+        )
+        share.snapshots.append(snap)
+    return snap.time
+
+
+def _share_snapshot_list(ctx: Ctx) -> dict[str, Any]:
+    name = ctx.text("name")
+    offset = ctx.integer("offset", required=False, default=0)
+    limit = ctx.integer("limit", required=False, default=-1)
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        snaps = [snap.to_json() for snap in share.snapshots]
+    total = len(snaps)
+    snaps = snaps[max(offset, 0) :]
+    if limit >= 0:
+        snaps = snaps[:limit]
+    return {"snapshots": snaps, "total": total}
+
+
+def _share_snapshot_delete(ctx: Ctx) -> list[dict[str, Any]]:
+    name = ctx.text("name")
+    wanted = ctx.string_list("snapshots", required=True)
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        # The answer lists the snapshots that could not be deleted (synology-csi share.go
+        # ShareSnapshotDelete treats a non-empty list as failure).
+        failed = [
+            {"snapshot": t, "error": E_SHARE_FAILED}
+            for t in wanted
+            if not any(s.time == t for s in share.snapshots)
+        ]
+        share.snapshots = [s for s in share.snapshots if s.time not in wanted]
+    return failed
+
+
+_RULE_FIELDS: dict[str, type] = {
+    "async": bool,
+    "client": str,
+    "crossmnt": bool,
+    "insecure": bool,
+    "privilege": str,
+    "root_squash": str,
+}
+_FLAVORS = ("kerberos", "kerberos_integrity", "kerberos_privacy", "sys")
+
+
+def _nfs_rule(raw: Any) -> dict[str, Any]:
+    """One NFS rule as DSM stores it (synology-csi share.go PrivilegeRule)."""
+    if not isinstance(raw, dict) or not str(raw.get("client", "")):
+        raise ApiError(E_INVALID_PARAM)
+    rule: dict[str, Any] = {}
+    for key, kind in _RULE_FIELDS.items():
+        value = raw.get(key, False if kind is bool else "")
+        if not isinstance(value, kind):
+            raise ApiError(E_INVALID_PARAM)
+        rule[key] = value
+    if rule["privilege"] not in ("rw", "ro"):
+        raise ApiError(E_INVALID_PARAM)
+    if rule["root_squash"] not in ("root", "no_root_squash", "all", "root_squash", "all_squash"):
+        raise ApiError(E_INVALID_PARAM)
+    flavor = raw.get("security_flavor", {"sys": True})
+    if not isinstance(flavor, dict):
+        raise ApiError(E_INVALID_PARAM)
+    rule["security_flavor"] = {f: bool(flavor.get(f, False)) for f in _FLAVORS}
+    return rule
+
+
+def _nfs_privilege_load(ctx: Ctx) -> dict[str, Any]:
+    name = ctx.text("share_name")
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        return {"share_name": share.name, "rule": [dict(r) for r in share.nfs_rules]}
+
+
+def _nfs_privilege_save(ctx: Ctx) -> None:
+    name = ctx.text("share_name")
+    rules = ctx.value("rule")
+    if not isinstance(rules, list):
+        raise ApiError(E_INVALID_PARAM)
+    parsed = [_nfs_rule(r) for r in rules]
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        share.nfs_rules = parsed
+
+
+_USER_GROUP_TYPES = ("local_user", "local_group", "system")
+
+
+def _principals(state: SimState, kind: str) -> list[tuple[str, bool]]:
+    """(name, is_admin) of the users or groups DSM lists for ``kind``."""
+    if kind == "local_user":
+        users = [("admin", True), ("guest", False)]
+        if state.account is not None and state.account.name not in ("admin", "guest"):
+            users.insert(0, (state.account.name, True))
+        return users
+    if kind == "local_group":
+        return [("administrators", True), ("http", False), ("users", False)]
+    return [("everyone", False)]
+
+
+def _share_permission_list(ctx: Ctx) -> dict[str, Any]:
+    name = ctx.text("name")
+    kind = ctx.text("user_group_type")
+    if kind not in _USER_GROUP_TYPES:
+        raise ApiError(E_INVALID_PARAM)
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        given = share.permissions.get(kind, {})
+        items = []
+        for principal, is_admin in _principals(ctx.state, kind):
+            perm = given.get(principal, {})
+            items.append(
+                {
+                    "name": principal,
+                    "is_readonly": bool(perm.get("is_readonly", False)),
+                    "is_writable": bool(perm.get("is_writable", False)),
+                    "is_deny": bool(perm.get("is_deny", False)),
+                    "is_custom": bool(perm.get("is_custom", False)),
+                    "is_admin": is_admin,
+                }
+            )
+    return {"items": items, "total": len(items)}
+
+
+def _share_permission_set(ctx: Ctx) -> None:
+    name = ctx.text("name")
+    kind = ctx.text("user_group_type")
+    perms = ctx.value("permissions")
+    if kind not in _USER_GROUP_TYPES or not isinstance(perms, list):
+        raise ApiError(E_INVALID_PARAM)
+    with ctx.state.lock:
+        share = _find_share(ctx.state, name)
+        if share is None:
+            raise ApiError(E_SHARE_NONE)
+        known = {p for p, _ in _principals(ctx.state, kind)}
+        table = share.permissions.setdefault(kind, {})
+        for perm in perms:
+            if not isinstance(perm, dict) or str(perm.get("name", "")) not in known:
+                raise ApiError(E_SHARE_INVALID)
+            table[str(perm["name"])] = {
+                k: bool(perm.get(k, False))
+                for k in ("is_readonly", "is_writable", "is_deny", "is_custom")
+            }
+
+
+# -- Network and monitoring -------------------------------------------------------------------
+
+
+def _interfaces(state: SimState) -> list[dict[str, Any]]:
+    return [
+        {
+            "ifname": "eth0",
+            "ip": state.guest_ip(),
+            "mask": "255.255.255.0",
+            "speed": 1000,
+            "status": "connected",
+            "type": "lan",
+            "use_dhcp": True,
+        }
+    ]
+
+
+def _network_interface_list(ctx: Ctx) -> list[dict[str, Any]]:
+    # ``relay_node`` names a controller of a two-node system; a Virtual DSM has one.
+    return _interfaces(ctx.state)
+
+
+def _dsm_network_list(ctx: Ctx) -> dict[str, Any]:
+    state = ctx.state
+    return {
+        "hostname": state.hostname,
+        "gateway": state.gateway_ip(),
+        "dns": ["10.0.2.3"],
+        "workgroup": state.smb["workgroup"],
+        "interfaces": [
+            {"id": i["ifname"], "ip": [{"address": i["ip"], "netmask": i["mask"]}], "type": "lan"}
+            for i in _interfaces(state)
+        ],
+    }
+
+
+def _filestation_info(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "hostname": ctx.state.hostname,
+        "is_manager": True,
+        "support_sharing": True,
+        "support_vfs": True,
+        "support_virtual_protocol": ["cifs", "iso"],
+        "uid": 1026,
+        "system_codepage": "enu",
+    }
+
+
+def _filestation_list_share(ctx: Ctx) -> dict[str, Any]:
+    offset = ctx.integer("offset", required=False, default=0)
+    limit = ctx.integer("limit", required=False, default=0)
+    with ctx.state.lock:
+        shares = [
+            {"isdir": True, "name": s.name, "path": "/" + s.name}
+            for s in sorted(ctx.state.shares.values(), key=lambda s: s.name.lower())
+        ]
+    total = len(shares)
+    shares = shares[max(offset, 0) :]
+    if limit > 0:  # FileStation's limit 0 means "all"
+        shares = shares[:limit]
+    return {"shares": shares, "total": total, "offset": offset}
+
+
+def _storage_load_info(ctx: Ctx) -> dict[str, Any]:
+    state = ctx.state
+    vol = _volume(state)
+    return {
+        "disks": [
+            {
+                "id": "sata1",
+                "name": "Virtual Disk 1",
+                "device": "/dev/sata1",
+                "model": "Virtual Disk",
+                "vendor": "QEMU",
+                "status": "normal",
+                "size_total": str(VOLUME_TOTAL_BYTES + (1 << 31)),
+                "temp": 0,
+                "diskType": "SATA",
+                "used_by": "reuse_1",
+            }
+        ],
+        "storagePools": [
+            {
+                "id": "reuse_1",
+                "status": "normal",
+                "raidType": "single",
+                "device_type": "basic",
+                "disks": ["sata1"],
+                "size": {"total": str(VOLUME_TOTAL_BYTES), "used": str(VOLUME_TOTAL_BYTES)},
+            }
+        ],
+        "volumes": [
+            {
+                "id": vol["id"],
+                "vol_path": vol["volume_path"],
+                "status": vol["status"],
+                "fs_type": vol["fs_type"],
+                "pool_path": vol["pool_path"],
+                "size": {"total": vol["size_total_byte"], "used": vol["size_used_byte"]},
+            }
+        ],
+        "env": {"status": {"system_crashed": False, "system_need_repair": False}},
+    }
+
+
+def _utilization_get(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "cpu": {"user_load": 1, "system_load": 1, "other_load": 0, "1min_load": 10},
+        "memory": {
+            "total_real": 1048576,
+            "avail_real": 524288,
+            "real_usage": 50,
+            "total_swap": 2097152,
+            "avail_swap": 2097152,
+        },
+        "network": [{"device": "total", "rx": 0, "tx": 0}, {"device": "eth0", "rx": 0, "tx": 0}],
+        "disk": {"disk": [], "total": {"read_byte": 0, "write_byte": 0, "utilization": 0}},
+        "space": {"volume": [], "total": {"read_byte": 0, "write_byte": 0, "utilization": 0}},
+        "time": int(time.time()),
+    }
+
+
 # -- iSCSI ------------------------------------------------------------------------------------
 
 
 def _get_lun(state: SimState, uuid: str) -> Lun:
+    """The LUN whose uuid, or else whose name, is ``uuid``: DSM's ``get`` takes either (the CSI
+    driver looks LUNs up by name: synology-csi pkg/dsm/service/dsm.go createVolumeByDsm)."""
     lun = state.luns.get(uuid)
+    if lun is None:
+        lun = next((x for x in state.luns.values() if x.name == uuid), None)
     if lun is None:
         raise ApiError(E_ISCSI_NO_LUN)
     return lun
 
 
 def _get_target(state: SimState, raw: str) -> Target:
-    try:
+    """The target whose id, or else whose name, is ``raw`` (the CSI driver's TargetGet passes the
+    name: synology-csi pkg/dsm/service/dsm.go createMappingTarget)."""
+    target = None
+    if raw.isdigit():
         target = state.targets.get(int(raw))
-    except ValueError:
-        target = None
+    if target is None:
+        target = next((t for t in state.targets.values() if t.name == raw), None)
     if target is None:
         raise ApiError(E_ISCSI_BAD_TARGET)
     return target
 
 
+def _find_snapshot(state: SimState, snapshot_uuid: str) -> tuple[Lun, LunSnapshot]:
+    for lun in state.luns.values():
+        for snap in lun.snapshots:
+            if snap.uuid == snapshot_uuid:
+                return lun, snap
+    raise ApiError(E_ISCSI_NO_SNAPSHOT)
+
+
 def _lun_list(ctx: Ctx) -> dict[str, Any]:
+    # ``types`` filters by type name, as DSM does (synology-csi pkg/dsm/webapi/iscsi.go LunList
+    # sends every type it knows); without it DSM lists every LUN.
+    types = set(ctx.string_list("types")) if ctx.has("types") else None
     with ctx.state.lock:
-        return {"luns": [lun.to_json() for lun in ctx.state.luns.values()]}
+        luns = [
+            lun.to_json()
+            for lun in ctx.state.luns.values()
+            if types is None or lun.lun_type in types
+        ]
+    return {"luns": luns}
 
 
 def _lun_get(ctx: Ctx) -> dict[str, Any]:
@@ -554,37 +1065,149 @@ def _lun_create(ctx: Ctx) -> dict[str, Any]:
     lun_type = ctx.text("type", required=False, default="BLUN")
     location = ctx.text("location")
     description = ctx.text("description", required=False)
-    if not name or len(name) > 128 or size <= 0:
+    dev_attribs = ctx.value("dev_attribs", required=False, default=[])
+    if not isinstance(dev_attribs, list) or size <= 0:
         raise ApiError(E_INVALID_PARAM)
     if lun_type not in LUN_TYPES:
         raise ApiError(E_ISCSI_BAD_TYPE)
     if location != VOLUME_PATH:
         raise ApiError(E_INVALID_PARAM)
-    state = ctx.state
-    with state.lock:
-        if any(lun.name == name for lun in state.luns.values()):
-            raise ApiError(E_ISCSI_DUP_LUN)
-        if len(state.luns) >= MAX_LUNS:
-            raise ApiError(E_ISCSI_LUN_MAX)
-        lun = Lun(name=name, size=size, lun_type=lun_type, location=location)
-        limit = state.volume_free_bytes() if lun.thick else 1 << 50
-        if size > limit:
-            raise ApiError(E_ISCSI_NO_SPACE)
-        lun.lun_id = state.next_lun_id
+    with ctx.state.lock:
+        lun = _add_lun(ctx.state, name, size, lun_type, location)
         lun.description = description
-        state.next_lun_id += 1
-        state.luns[lun.uuid] = lun
+        lun.dev_attribs = [
+            {"dev_attrib": str(a.get("dev_attrib", "")), "enable": int(a.get("enable", 0))}
+            for a in dev_attribs
+            if isinstance(a, dict)
+        ]
     return {"uuid": lun.uuid}
 
 
 def _lun_delete(ctx: Ctx) -> None:
-    uuid = ctx.text("uuid")
+    raw = ctx.text("uuid")
     with ctx.state.lock:
-        _get_lun(ctx.state, uuid)
+        uuid = _get_lun(ctx.state, raw).uuid
         del ctx.state.luns[uuid]
         for target in ctx.state.targets.values():
             if uuid in target.mapped:
                 target.mapped.remove(uuid)
+
+
+def _lun_set(ctx: Ctx) -> None:
+    raw = ctx.text("uuid")
+    new_size = ctx.integer("new_size", required=False, default=0)
+    new_name = ctx.text("new_name", required=False)
+    state = ctx.state
+    with state.lock:
+        lun = _get_lun(state, raw)
+        if new_size:
+            if new_size < lun.size:
+                # DSM cannot shrink a LUN.
+                raise ApiError(E_INVALID_PARAM)
+            if lun.thick and new_size - lun.size > state.volume_free_bytes():
+                raise ApiError(E_ISCSI_NO_SPACE)
+            lun.size = new_size
+        if new_name:
+            if any(x.name == new_name and x is not lun for x in state.luns.values()):
+                raise ApiError(E_ISCSI_DUP_LUN)
+            lun.name = new_name
+
+
+def _add_lun(state: SimState, name: str, size: int, lun_type: str, location: str) -> Lun:
+    """Create a LUN under the lock; DSM's checks of name, count and space."""
+    if not name or len(name) > 128:
+        raise ApiError(E_INVALID_PARAM)
+    if any(lun.name == name for lun in state.luns.values()):
+        raise ApiError(E_ISCSI_DUP_LUN)
+    if len(state.luns) >= MAX_LUNS:
+        raise ApiError(E_ISCSI_LUN_MAX)
+    lun = Lun(name=name, size=size, lun_type=lun_type, location=location)
+    limit = state.volume_free_bytes() if lun.thick else 1 << 50
+    if size > limit:
+        raise ApiError(E_ISCSI_NO_SPACE)
+    lun.lun_id = state.next_lun_id
+    state.next_lun_id += 1
+    state.luns[lun.uuid] = lun
+    return lun
+
+
+def _lun_clone(ctx: Ctx) -> dict[str, Any]:
+    src = ctx.text("src_lun_uuid")
+    name = ctx.text("dst_lun_name")
+    location = ctx.text("dst_location", required=False)
+    state = ctx.state
+    with state.lock:
+        source = _get_lun(state, src)
+        location = location or source.location
+        if location != VOLUME_PATH:
+            raise ApiError(E_INVALID_PARAM)
+        # A clone is done at once here (is_action_locked stays false): the driver waits while
+        # it is true (synology-csi pkg/dsm/service/dsm.go waitCloneFinished).
+        lun = _add_lun(state, name, source.size, source.lun_type, location)
+        lun.dev_attribs = list(source.dev_attribs)
+    return {"dst_lun_uuid": lun.uuid}
+
+
+def _lun_take_snapshot(ctx: Ctx) -> dict[str, Any]:
+    src = ctx.text("src_lun_uuid")
+    name = ctx.text("snapshot_name")
+    description = ctx.text("description", required=False)
+    taken_by = ctx.text("taken_by", required=False)
+    is_locked = ctx.boolean("is_locked", required=False)
+    ctx.boolean("is_app_consistent", required=False)
+    state = ctx.state
+    with state.lock:
+        lun = _get_lun(state, src)
+        if not name or len(name) > 128:
+            raise ApiError(E_INVALID_PARAM)
+        if len(lun.snapshots) >= MAX_LUN_SNAPSHOTS:
+            raise ApiError(E_ISCSI_SNAPSHOT_MAX)
+        snap = LunSnapshot(
+            name=name,
+            parent_uuid=lun.uuid,
+            total_size=lun.size,
+            root_path=lun.location,
+            description=description,
+            taken_by=taken_by,
+            is_locked=is_locked,
+        )
+        lun.snapshots.append(snap)
+    return {"snapshot_uuid": snap.uuid}
+
+
+def _lun_list_snapshot(ctx: Ctx) -> dict[str, Any]:
+    src = ctx.text("src_lun_uuid")
+    with ctx.state.lock:
+        lun = _get_lun(ctx.state, src)
+        return {"snapshots": [snap.to_json() for snap in lun.snapshots]}
+
+
+def _lun_get_snapshot(ctx: Ctx) -> dict[str, Any]:
+    snapshot_uuid = ctx.text("snapshot_uuid")
+    with ctx.state.lock:
+        _, snap = _find_snapshot(ctx.state, snapshot_uuid)
+        return {"snapshot": snap.to_json()}
+
+
+def _lun_delete_snapshot(ctx: Ctx) -> None:
+    snapshot_uuid = ctx.text("snapshot_uuid")
+    with ctx.state.lock:
+        lun, snap = _find_snapshot(ctx.state, snapshot_uuid)
+        lun.snapshots.remove(snap)
+
+
+def _lun_clone_snapshot(ctx: Ctx) -> dict[str, Any]:
+    src = ctx.text("src_lun_uuid")
+    snapshot_uuid = ctx.text("snapshot_uuid")
+    name = ctx.text("cloned_lun_name")
+    state = ctx.state
+    with state.lock:
+        lun, snap = _find_snapshot(state, snapshot_uuid)
+        if _get_lun(state, src) is not lun:
+            raise ApiError(E_ISCSI_NO_SNAPSHOT)
+        clone = _add_lun(state, name, snap.total_size, lun.lun_type, lun.location)
+        clone.dev_attribs = list(lun.dev_attribs)
+    return {"cloned_lun_uuid": clone.uuid}
 
 
 def _target_ids(ctx: Ctx) -> list[str]:
@@ -596,10 +1219,10 @@ def _target_ids(ctx: Ctx) -> list[str]:
 
 
 def _lun_map_target(ctx: Ctx) -> None:
-    uuid = ctx.text("uuid")
+    raw = ctx.text("uuid")
     ids = _target_ids(ctx)
     with ctx.state.lock:
-        _get_lun(ctx.state, uuid)
+        uuid = _get_lun(ctx.state, raw).uuid
         targets = [_get_target(ctx.state, i) for i in ids]
         for target in targets:
             if uuid not in target.mapped:
@@ -607,10 +1230,10 @@ def _lun_map_target(ctx: Ctx) -> None:
 
 
 def _lun_unmap_target(ctx: Ctx) -> None:
-    uuid = ctx.text("uuid")
+    raw = ctx.text("uuid")
     ids = _target_ids(ctx)
     with ctx.state.lock:
-        _get_lun(ctx.state, uuid)
+        uuid = _get_lun(ctx.state, raw).uuid
         for target in [_get_target(ctx.state, i) for i in ids]:
             if uuid in target.mapped:
                 target.mapped.remove(uuid)
@@ -659,6 +1282,22 @@ def _target_create(ctx: Ctx) -> dict[str, Any]:
     return {"target_id": target.target_id}
 
 
+def _target_set(ctx: Ctx) -> None:
+    raw = ctx.text("target_id")
+    max_sessions = ctx.integer("max_sessions", required=False, default=-1)
+    new_name = ctx.text("new_name", required=False)
+    with ctx.state.lock:
+        target = _get_target(ctx.state, raw)
+        if max_sessions != -1:
+            # 0 means "no limit" (the driver's multi-session setting: synology-csi
+            # pkg/dsm/service/dsm.go createMappingTarget).
+            if max_sessions < 0:
+                raise ApiError(E_INVALID_PARAM)
+            target.max_sessions = max_sessions
+        if new_name:
+            target.name = new_name
+
+
 def _target_delete(ctx: Ctx) -> None:
     raw = ctx.text("target_id")
     with ctx.state.lock:
@@ -683,6 +1322,14 @@ _APIS = (
         },
         cgis=("auth.cgi", "entry.cgi"),
     ),
+    Api(
+        "SYNO.API.Encryption",
+        {"getinfo": Method(_encryption_getinfo, auth=False)},
+        cgis=("encryption.cgi", "entry.cgi"),
+    ),
+    Api("SYNO.API.Auth.UIConfig", {"get": Method(_uiconfig_get, auth=False)}),
+    Api("SYNO.API.Auth.Type", {"get": Method(_auth_type_get, auth=False)}),
+    Api("SYNO.API.Auth.Key", {"get": Method(_auth_key_get)}),
     Api("SYNO.Core.FileServ.NFS", {"get": Method(_nfs_get), "set": Method(_nfs_set, write=True)}),
     Api("SYNO.Core.FileServ.SMB", {"get": Method(_smb_get), "set": Method(_smb_set, write=True)}),
     Api("SYNO.Core.Service", {"get": Method(_service_get)}),
@@ -695,18 +1342,49 @@ _APIS = (
             "list": Method(_share_list),
             "get": Method(_share_get),
             "create": Method(_share_create, write=True),
+            "set": Method(_share_set, write=True),
+            "clone": Method(_share_clone, write=True),
             "delete": Method(_share_delete, write=True),
         },
     ),
+    Api(
+        "SYNO.Core.Share.Snapshot",
+        {
+            "create": Method(_share_snapshot_create, write=True),
+            "list": Method(_share_snapshot_list),
+            "delete": Method(_share_snapshot_delete, write=True),
+        },
+    ),
+    Api(
+        "SYNO.Core.Share.Permission",
+        {"list": Method(_share_permission_list), "set": Method(_share_permission_set, write=True)},
+    ),
+    Api(
+        "SYNO.Core.FileServ.NFS.SharePrivilege",
+        {"load": Method(_nfs_privilege_load), "save": Method(_nfs_privilege_save, write=True)},
+    ),
+    Api("SYNO.Core.Network.Interface", {"list": Method(_network_interface_list)}),
+    Api("SYNO.DSM.Network", {"list": Method(_dsm_network_list), "get": Method(_dsm_network_list)}),
+    Api("SYNO.FileStation.Info", {"get": Method(_filestation_info)}),
+    Api("SYNO.FileStation.List", {"list_share": Method(_filestation_list_share)}),
+    Api("SYNO.Storage.CGI.Storage", {"load_info": Method(_storage_load_info)}),
+    Api("SYNO.Core.System.Utilization", {"get": Method(_utilization_get)}),
     Api(
         "SYNO.Core.ISCSI.LUN",
         {
             "list": Method(_lun_list),
             "get": Method(_lun_get),
             "create": Method(_lun_create, write=True),
+            "set": Method(_lun_set, write=True),
             "delete": Method(_lun_delete, write=True),
+            "clone": Method(_lun_clone, write=True),
             "map_target": Method(_lun_map_target, write=True),
             "unmap_target": Method(_lun_unmap_target, write=True),
+            "take_snapshot": Method(_lun_take_snapshot, write=True),
+            "list_snapshot": Method(_lun_list_snapshot),
+            "get_snapshot": Method(_lun_get_snapshot),
+            "delete_snapshot": Method(_lun_delete_snapshot, write=True),
+            "clone_snapshot": Method(_lun_clone_snapshot, write=True),
         },
     ),
     Api(
@@ -715,6 +1393,7 @@ _APIS = (
             "list": Method(_target_list),
             "get": Method(_target_get),
             "create": Method(_target_create, write=True),
+            "set": Method(_target_set, write=True),
             "delete": Method(_target_delete, write=True),
         },
     ),
@@ -758,8 +1437,8 @@ def _dispatch(
     sid = params.get("_sid") or cookie_sid
     session = state.session(sid)
     if method.auth:
-        if not sid:
-            raise ApiError(E_NO_PERMISSION)
+        # No session at all is 119 like a stale one ("SID not found"; the CSI driver logs in
+        # again on 105, 106 and 119: synology-csi pkg/dsm/webapi/dsmwebapi.go sendRequest).
         if session is None:
             raise ApiError(E_INVALID_SESSION)
         if not state.is_admin(session):
@@ -773,6 +1452,7 @@ def _dispatch(
     if method.write:
         dataplane.changed(state)  # served before the API answers
     result.set_cookie_sid = ctx.set_cookie_sid
+    result.cookies = ctx.cookies
     return data
 
 

@@ -1,0 +1,390 @@
+"""Faults a build must end cleanly under: SIGTERM (a cancelled CI job), an out_dir that cannot
+be written, papermill parameters the notebook does not take."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import papermill
+import pytest
+
+from tests.integration.conftest import TEST_REPOSITORY
+from tests.integration.test_bad_input import containers_created, error_lines, vdsm
+from vdsmlib.build.preflight import OUT_DIR_BYTES
+from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.network import build_network, network_name, remove_network
+
+ROOT = Path(__file__).parents[2]
+
+
+def _run_containers(
+    client: docker.DockerClient, run_id: str
+) -> list[docker.models.containers.Container]:
+    filters = {"label": [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.RUN_ID}={run_id}"]}
+    return list(client.containers.list(all=True, filters=filters))
+
+
+def _wait_for_stage_vm(
+    client: docker.DockerClient, out: Path, proc: subprocess.Popen[str]
+) -> tuple[str, docker.models.containers.Container]:
+    """The run id and the stage VM's container, once one runs."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        folders = list(out.iterdir()) if out.exists() else []
+        for run_id in [p.name for p in folders if p.is_dir() and not p.is_symlink()]:
+            running = [c for c in _run_containers(client, run_id) if c.status == "running"]
+            stage = [c for c in running if c.labels.get(L.KIND) == "stage-container"]
+            if stage:
+                return run_id, stage[0]
+        time.sleep(1)
+    _, stderr = proc.communicate(timeout=60) if proc.poll() is not None else ("", "")
+    raise AssertionError(f"no stage VM ever ran: {stderr[-2000:]}")
+
+
+def _qmp_dirs(container: docker.models.containers.Container) -> list[str]:
+    return [
+        m["Source"]
+        for m in container.attrs.get("Mounts", [])
+        if m.get("Destination") == QMP_DIR_IN_CONTAINER
+    ]
+
+
+def _assert_cancelled_cleanly(
+    client: docker.DockerClient, out: Path, run_id: str, qmp_dirs: list[str]
+) -> None:
+    assert _run_containers(client, run_id) == []
+    assert client.networks.list(names=[network_name(run_id)]) == []
+    assert qmp_dirs and not any(Path(d).exists() for d in qmp_dirs), qmp_dirs
+    record = json.loads((out / run_id / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "terminated by SIGTERM" in record["error"], record["error"]
+    assert not [s for s in record["stages"] if s["status"] == "running"], record["stages"]
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != L.PROCESS_ENV}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
+    client: docker.DockerClient, sim_image: str, tmp_path: Path
+) -> None:
+    """What a cancelled CI job does: SIGTERM to `vdsm build` while a stage VM runs."""
+    out = tmp_path / "out"
+    # a repository of its own: the build lock is per image, so it does not wait for the
+    # session's builds of the same target
+    repository = f"{TEST_REPOSITORY}-sigterm"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "vdsmlib.cli"),
+            "build",
+            "sim",
+            "--no-cache",
+            "--out",
+            str(out),
+            "-p",
+            f"image_repository={repository}",
+        ],
+        cwd=ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id, vm = _wait_for_stage_vm(client, out, proc)
+        qmp_dirs = _qmp_dirs(vm)
+        # the stage VM is on its build's network only, not on Docker's default bridge
+        assert set(vm.attrs["NetworkSettings"]["Networks"]) == {network_name(run_id)}
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert error_lines(stderr)[-1] == (
+        "vdsm: terminated (SIGTERM); containers of this run were removed"
+    ), stderr[-2000:]
+    _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_to_the_build_notebooks_kernel_cancels_the_build(
+    client: docker.DockerClient, sim_image: str, tmp_path: Path
+) -> None:
+    """`papermill build.ipynb`: the kernel that runs the build gets SIGTERM (a job runner that
+    ends every process, or jupyter_client shutting the kernel down)."""
+    out = tmp_path / "out"
+    repository = f"{TEST_REPOSITORY}-sigterm-nb"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "papermill"),
+            str(ROOT / "notebooks" / "build.ipynb"),
+            str(tmp_path / "build.ipynb"),
+            "-p",
+            "no_cache",
+            "True",
+            "-p",
+            "executor",
+            "inline",
+            "-p",
+            "out_dir",
+            str(out),
+            "-p",
+            "image_repository",
+            repository,
+        ],
+        cwd=ROOT / "notebooks",
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id, vm = _wait_for_stage_vm(client, out, proc)
+        qmp_dirs = _qmp_dirs(vm)
+        # the kernel is the build's process: its pid is in the VM's labels
+        kernel_pid = int(vm.labels[L.PROCESS].rpartition(":")[2])
+        assert kernel_pid != proc.pid
+        os.kill(kernel_pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    assert proc.returncode != 0, stderr[-2000:]
+    _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
+
+
+@pytest.fixture
+def tiny_out(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: what a full disk under out_dir looks like."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def read_only_out(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=512m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_out(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs just big enough for the preflight, to be filled up during the build."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    size = OUT_DIR_BYTES + 16_000_000
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_disk_full_during_the_build_is_one_line_and_a_failed_record(
+    client: docker.DockerClient, sim_image: str, small_out: Path
+) -> None:
+    out = small_out / "out"
+    repository = f"{TEST_REPOSITORY}-full"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "vdsmlib.cli"),
+            "build",
+            "sim",
+            "--no-cache",
+            "--out",
+            str(out),
+            "-p",
+            f"image_repository={repository}",
+        ],
+        cwd=ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id, _ = _wait_for_stage_vm(client, out, proc)
+        # the disk fills up while the stage VM runs
+        with contextlib.suppress(OSError), (small_out / "filler").open("wb") as filler:
+            while True:
+                filler.write(bytes(1 << 20))
+        _, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    assert proc.returncode == 1, stderr[-2000:]
+    line = error_lines(stderr)[-1]
+    assert str(small_out) in line and "No space left on device" in line, stderr[-3000:]
+    assert "free space there, or choose another out_dir" in line, line
+    assert _run_containers(client, run_id) == []
+    record = json.loads((out / run_id / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "No space left on device" in record["error"], record["error"]
+
+
+@pytest.mark.docker
+def test_full_out_dir_is_one_line_before_any_container(
+    client: docker.DockerClient, tiny_out: Path
+) -> None:
+    out = tiny_out / "out"
+    with containers_created(client, out) as created:
+        result = vdsm("build", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"vdsm: too little free disk for the run folder in {out}")
+    assert "pass another out_dir" in line
+    assert created == []
+
+
+@pytest.mark.docker
+def test_read_only_out_dir_is_one_line_before_any_container(
+    client: docker.DockerClient, read_only_out: Path
+) -> None:
+    out = read_only_out / "out"
+    with containers_created(client, out) as created:
+        result = vdsm("build", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(f"vdsm: cannot write the run folder in {out}"), line
+    assert "writable or pass another out_dir" in line
+    assert created == []
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"admin_pasword": "S3cure-Passw0rd!"}, "unknown parameter(s) admin_pasword"),
+        ({"no_cache": "maybe"}, "no_cache must be true or false, got 'maybe'"),
+        ({"image_repository": "Not/A:Repo"}, "is not a Docker repository reference"),
+    ],
+    ids=["unknown", "boolean", "repository"],
+)
+def test_bad_papermill_parameters_start_nothing(
+    client: docker.DockerClient, tmp_path: Path, parameters: dict[str, str], message: str
+) -> None:
+    out = tmp_path / "out"
+    with (
+        containers_created(client, out) as created,
+        pytest.raises(papermill.PapermillExecutionError) as exc,
+    ):
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "build.ipynb"),
+            str(tmp_path / "build.ipynb"),
+            parameters={"out_dir": str(out), **parameters},
+            cwd=str(ROOT / "notebooks"),
+            progress_bar=False,
+        )
+    assert exc.value.ename == "ParamsError", exc.value.evalue
+    assert message in exc.value.evalue
+    assert "\n" not in exc.value.evalue
+    assert created == []
+    assert not out.exists() or not any(out.iterdir())
+
+
+# the simulator image's python3 is minimal (no http, no urllib): plain sockets
+_SERVE = (
+    "import socket\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 5000))\n"
+    "s.listen(8)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n"
+    "    c.close()\n"
+)
+_PROBE = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], 5000), timeout=3).close()\n"
+    "    print('reached')\n"
+    "except OSError as err:\n"
+    "    print('unreachable', err)\n"
+)
+
+
+@pytest.mark.docker
+def test_a_build_network_is_reachable_only_through_the_loopback_port(
+    client: docker.DockerClient, sim_image: str
+) -> None:
+    """Stage VMs' network: the host reaches the published 127.0.0.1 port; a container on the
+    default bridge, or on the same build network, does not reach the VM."""
+    run_id = f"test-net-{os.getpid()}"
+    network = build_network(client, run_id)
+    labels = L.owner_labels("test", run_id)
+    server = client.containers.run(
+        sim_image,
+        entrypoint=["python3", "-c", _SERVE],
+        detach=True,
+        network=network,
+        ports={"5000/tcp": ("127.0.0.1", None)},
+        labels=labels,
+    )
+    try:
+        server.reload()
+        address = server.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        port = server.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=3)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the published port never answered"
+                time.sleep(0.5)
+        for where in (None, network):  # default bridge, then the build network itself
+            probe = client.containers.run(
+                sim_image,
+                entrypoint=["python3", "-c", _PROBE, address],
+                network=where,
+                labels=labels,
+                remove=False,
+                detach=True,
+            )
+            try:
+                probe.wait(timeout=60)
+                output = probe.logs().decode()
+            finally:
+                probe.remove(force=True)
+            assert output.startswith("unreachable"), (where, output)
+    finally:
+        server.remove(force=True)
+        remove_network(client, network)
