@@ -602,6 +602,7 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
 DATA_PORTS = (5000, 445, 2049, 3260)
 DATA_SPEC = {
     "nfs": True,
+    "nfs_v4": True,
     "smb": True,
     "iscsi": {"target": {"name": "dp"}, "lun": {"name": "dp-lun", "size_gb": 1}},
     "shares": [{"name": "ci"}],

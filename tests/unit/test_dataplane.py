@@ -75,7 +75,7 @@ def test_check_names_the_first_service_whose_port_refuses(
     server: tuple[socket.socket, list[str]],
 ) -> None:
     """What the smoke stage raises when SMB is served but NFS's port refuses."""
-    spec = ServicesSpec(nfs=True, smb=False, shares=[{"name": "ci"}])  # type: ignore[list-item]
+    spec = ServicesSpec(nfs=True, nfs_v4=True, smb=False, shares=[{"name": "ci"}])  # type: ignore[list-item]
     ports = Endpoints("127.0.0.1", smb=server[0].getsockname()[1], nfs=_closed_port())
     with pytest.raises(DataPlaneError) as err:
         dataplane.check(ports, spec, user="u", password="p", server_name="s")

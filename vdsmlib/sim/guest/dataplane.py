@@ -6,7 +6,8 @@ The guest kernel's servers do the serving, driven by the same state the Web API 
   share is a section of ``/etc/ksmbd/ksmbd.conf``, writable by the admin (his DSM password is
   his SMB password, in ``/etc/ksmbd/ksmbdpwd.db``).
 - NFSv4: ``nfsd`` with ``rpc.mountd`` answering the kernel's export upcalls (NFSv3 off, so no
-  portmapper); on while ``enable_nfs``; every share is exported read-write to every host.
+  portmapper); on while ``enable_nfs`` and ``enable_nfs_v4``; every share is exported
+  read-write to every host.
 - iSCSI: LIO (``iscsi_target_mod``) configured through configfs, always on like DSM's SAN
   Manager; a LUN is a sparse file ``/volume1/@iSCSI/<uuid>.img`` of its size, a target listens
   on 0.0.0.0:3260 without authentication and serves its mapped LUNs in mapping order.
@@ -94,7 +95,9 @@ class Desired:
         with state.lock:
             return cls(
                 smb=bool(state.smb["enable_samba"]),
-                nfs=bool(state.nfs["enable_nfs"]),
+                # DSM serves NFSv4 only with its v4 switch on (v3 alone otherwise, which the
+                # guest does not offer: see the image README)
+                nfs=bool(state.nfs["enable_nfs"]) and bool(state.nfs.get("enable_nfs_v4")),
                 hostname=state.hostname,
                 workgroup=str(state.smb["workgroup"]),
                 smb_signing=bool(state.smb.get("enable_server_signing", 0)),
