@@ -33,4 +33,4 @@ RUN set -eu; f="${PATCH_FILE}"; \
 FROM scratch
 COPY --from=upstream / /
 ENTRYPOINT ["/usr/bin/tini", "-s", "/run/entry.sh"]
-EXPOSE 5000 445 3260 2049
+EXPOSE 5000 5001 445 3260 2049

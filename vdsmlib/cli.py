@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not is_file_error(err):
             raise
-        print(f"vdsm: {describe_os_error(err)}", file=sys.stderr)
+        print(f"vdsm: {describe_os_error(err, [Path.cwd()])}", file=sys.stderr)
         return 1
     except ParamsError as err:
         print(f"vdsm: {err}", file=sys.stderr)

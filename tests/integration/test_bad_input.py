@@ -180,7 +180,7 @@ def test_too_little_disk_is_exit_1_with_one_line(
     assert result.returncode == 1, result.stderr
     (line,) = error_lines(result.stderr)
     assert line.startswith("vdsm: too little free disk for Docker")
-    assert "100000 GB needed" in line and "vdsm clean" in line
+    assert "100000.0 GB needed" in line and "vdsm clean" in line
     assert created == []
     assert not out.exists()
 

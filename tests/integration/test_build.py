@@ -115,7 +115,8 @@ def test_final_image_restores_configured_without_wizard(
     /run/shm/dsm.url and nothing answers on its own 127.0.0.1:5000."""
     image = first_build["result"]["image"]
     attrs = client.images.get(image).attrs
-    assert {"5000/tcp", "3260/tcp", "445/tcp", "2049/tcp"} <= set(attrs["Config"]["ExposedPorts"])
+    exposed = set(attrs["Config"]["ExposedPorts"])
+    assert {"5000/tcp", "5001/tcp", "3260/tcp", "445/tcp", "2049/tcp"} <= exposed
     assert attrs["Config"]["Healthcheck"]["Test"][-1].endswith("vdsm-ci-healthcheck")
     labels = attrs["Config"]["Labels"]
     assert labels[L.FINGERPRINT] == first_build["result"]["fingerprint"]
@@ -372,10 +373,21 @@ def test_parallel_builds_of_one_image_serialise(
 
     # a repository of its own: a new final image to make (flatten and smoke from the final
     # checkpoint of the first build), not a no-op
-    overrides = {"image_repository": f"{TEST_REPOSITORY}-twin"}
+    repository = f"{TEST_REPOSITORY}-twin"
     caplog.set_level("INFO", logger="vdsmlib.build.run")
-    with ThreadPoolExecutor(2) as pool:
-        records = list(pool.map(lambda _: builds.build(overrides=overrides), range(2)))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            build = lambda _: builds.build(overrides={"image_repository": repository})  # noqa: E731
+            records = list(pool.map(build, range(2)))
+        _check_parallel_records(records, builds, client, caplog)
+    finally:
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+
+
+def _check_parallel_records(
+    records: list, builds: Builds, client: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
     assert [r.status for r in records] == ["ok", "ok"]
     assert "waiting for another build of the same image" in caplog.text
     for record in records:

@@ -24,6 +24,7 @@ from vdsmlib.build.preflight import OUT_DIR_BYTES
 from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.network import build_network, network_name, remove_network
+from vdsmlib.sim.image.build import ensure_sim_image
 
 ROOT = Path(__file__).parents[2]
 
@@ -347,8 +348,19 @@ def test_a_build_network_is_reachable_only_through_the_loopback_port(
     """Stage VMs' network: the host reaches the published 127.0.0.1 port; a container on the
     default bridge, or on the same build network, does not reach the VM."""
     run_id = f"test-net-{os.getpid()}"
+    # (again: on an engine shared with other checkouts, their simulator builds prune ours)
+    sim_image = str(ensure_sim_image(client).ref)
     network = build_network(client, run_id)
     labels = L.owner_labels("test", run_id)
+    try:
+        _check_isolation(client, sim_image, network, labels)
+    finally:
+        remove_network(client, network)
+
+
+def _check_isolation(
+    client: docker.DockerClient, sim_image: str, network: str, labels: dict[str, str]
+) -> None:
     server = client.containers.run(
         sim_image,
         entrypoint=["python3", "-c", _SERVE],
@@ -387,4 +399,3 @@ def test_a_build_network_is_reachable_only_through_the_loopback_port(
             assert output.startswith("unreachable"), (where, output)
     finally:
         server.remove(force=True)
-        remove_network(client, network)

@@ -131,3 +131,9 @@ def test_os_error_is_one_line_with_path_and_what_to_do(code: int, hint: str) -> 
     assert "\n" not in line
     assert line.startswith("/out/run/evidence/boot-1.png: reason: ")
     assert hint in line
+
+
+def test_an_os_error_without_a_file_names_the_fullest_folder(tmp_path: Path) -> None:
+    err = OSError(errno.ENOSPC, "No space left on device")  # what a failed write() raises
+    line = describe_os_error(err, [Path("/nonexistent-folder"), tmp_path])
+    assert line.startswith(f"{tmp_path}: No space left on device: free space there")

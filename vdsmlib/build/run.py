@@ -22,8 +22,9 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
@@ -111,8 +112,12 @@ def is_file_error(err: BaseException) -> TypeGuard[OSError]:
     )
 
 
-def describe_os_error(err: OSError) -> str:
-    """One line: which path, what went wrong, what to do."""
+def describe_os_error(err: OSError, folders: Sequence[Path] = ()) -> str:
+    """One line: which path, what went wrong, what to do.
+
+    A failed ``write()`` names no file: then the fullest of ``folders`` (the run folder, the
+    temporary folder) is named, the one a full disk most likely is.
+    """
     reason = err.strerror or str(err)
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         hint = "free space there, or choose another out_dir (--out)"
@@ -120,8 +125,18 @@ def describe_os_error(err: OSError) -> str:
         hint = "make it writable, or choose another out_dir (--out)"
     else:
         hint = "check that path (disk, permissions), then run the build again"
-    where = f"{err.filename}: " if err.filename else ""
+    path = err.filename
+    if not path and folders:
+        path = min(folders, key=_free_bytes)
+    where = f"{path}: " if path else ""
     return f"{where}{reason}: {hint}"
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62
 
 
 class StageError(VdsmError):
@@ -311,7 +326,7 @@ class Build:
             if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
                 self.record.error = _interruption()
             elif is_file_error(err):
-                self.record.error = describe_os_error(err)
+                self.record.error = describe_os_error(err, self._folders())
             elif self.record.error is None:
                 self.record.error = f"{type(err).__name__}: {err}"
             raise
@@ -328,6 +343,10 @@ class Build:
                 log.error("report.html not written: %s", describe_os_error(err))
         return self.record
 
+    def _folders(self) -> list[Path]:
+        """Where the build writes: the run folder and the temporary folder."""
+        return [self.run_dir, Path(tempfile.gettempdir())]
+
     def _write_record(self, *, latest: bool = True) -> None:
         """Write result.json; on a full disk make room (the reserve, the previous version) first."""
         try:
@@ -339,7 +358,7 @@ class Build:
             try:
                 self.record.write(self.run_dir, latest=latest)
             except OSError:
-                log.error("result.json not written: %s", describe_os_error(err))
+                log.error("result.json not written: %s", describe_os_error(err, [self.run_dir]))
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -358,7 +377,7 @@ class Build:
                 )
             if is_file_error(err):
                 entry.status = "failed"
-                entry.detail = describe_os_error(err)
+                entry.detail = describe_os_error(err, self._folders())
                 self.record.error = f"stage {stage}: {entry.detail}"
                 raise StageError(stage, entry.detail) from err
             if isinstance(err, Exception):

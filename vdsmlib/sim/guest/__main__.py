@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tls-cert", default=os.environ.get("SIM_TLS_CERT", ""))
     parser.add_argument("--tls-key", default=os.environ.get("SIM_TLS_KEY", ""))
+    parser.add_argument(
+        "--rsa-key",
+        default=os.environ.get("SIM_RSA_KEY_FILE", ""),
+        help="login RSA key as JSON (python -m <package>.crypto writes one); without it the "
+        "key is generated when a client first asks for it",
+    )
     args = parser.parse_args(argv)
     if args.tls_port is not None and not (args.tls_cert and args.tls_key):
         sys.stderr.write("sim guest: --tls-port needs --tls-cert and --tls-key (PEM files)\n")
@@ -49,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"sim guest: bad scenario: {err}\n")
         return 2
     state = SimState(scenario)
-    state.start_key_generation()
+    if args.rsa_key:
+        try:
+            state.load_rsa_key(args.rsa_key)
+        except (OSError, ValueError, TypeError) as err:
+            sys.stderr.write(f"sim guest: cannot read the login key {args.rsa_key}: {err}\n")
+            return 2
     server = make_server(args.host, args.port, state)
     if args.dataplane:
         dataplane.enable(state)

@@ -44,6 +44,18 @@ def _uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _die_with_parent() -> None:
+    """In a child: end with SIGTERM when the guest process ends (Linux prctl), so a key
+    generation never outlives the server that asked for it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
 @dataclass
 class Account:
     """The administrator created by the wizard."""
@@ -284,10 +296,22 @@ class SimState:
 
     # -- login encryption --------------------------------------------------------------------
 
+    def load_rsa_key(self, path: str) -> None:
+        """Use the login RSA key in ``path`` (JSON of :class:`crypto.RsaKey`): the simulator
+        image makes one per image build, so a guest never spends its CPU on key generation."""
+        with open(path, encoding="ascii") as file:
+            key = crypto.RsaKey(**json.load(file))
+        with self.lock:
+            self._keygen_started = True
+            self._rsa_key = key
+        self._rsa_ready.set()
+
     def start_key_generation(self) -> None:
         """Generate the login RSA key in a child process at the lowest priority (seconds on a
         host, minutes under TCG), so the web server keeps answering meanwhile; the key lives in
-        this process's memory, so a restored snapshot has it already. Idempotent."""
+        this process's memory, so a restored snapshot has it already. Idempotent. Started by
+        the first client that needs the key (when no key file was given); the child ends with
+        this process."""
         with self.lock:
             if self._keygen_started:
                 return
@@ -300,6 +324,7 @@ class SimState:
                 capture_output=True,
                 text=True,
                 check=False,
+                preexec_fn=_die_with_parent,
             )
             if child.returncode == 0:
                 self._rsa_key = crypto.RsaKey(**json.loads(child.stdout))

@@ -129,6 +129,15 @@ find "$ROOT/opt/sim/guest" -name __pycache__ -prune -exec rm -rf {} +
 "$PY" -m compileall -q --invalidation-mode unchecked-hash -s "$ROOT" -p / "$ROOT/opt/sim/guest" \
     >/dev/null
 
+# The device's own keys, made once per image build as DSM makes its own at install: the login
+# RSA key that SYNO.API.Encryption hands out (made here, where it takes seconds, not in the TCG
+# guest, where it would take minutes) and a self-signed certificate for HTTPS on 5001.
+mkdir -p "$ROOT/opt/sim/keys"
+PYTHONPATH="$(dirname "$GUEST")" "$PY" -m "$(basename "$GUEST").crypto" > "$ROOT/opt/sim/keys/login-rsa.json"
+openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=VirtualDSM \
+    -keyout "$ROOT/opt/sim/keys/https-key.pem" -out "$ROOT/opt/sim/keys/https-cert.pem" 2>/dev/null
+chmod 600 "$ROOT/opt/sim/keys/"*
+
 # name resolution from files only: http.server looks up its own address at bind time
 printf 'hosts: files\n' > "$ROOT/etc/nsswitch.conf"
 printf '127.0.0.1 localhost VirtualDSM\n' > "$ROOT/etc/hosts"
