@@ -20,6 +20,10 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+# the smoke stage's data-plane checks (userland clients, no kernel module): SMB, NFSv4, iSCSI
+command -v smbclient >/dev/null 2>&1 || need_pkgs+=(smbclient)
+command -v nfs-cp >/dev/null 2>&1 || need_pkgs+=(libnfs-utils)
+command -v iscsi-ls >/dev/null 2>&1 || need_pkgs+=(libiscsi-bin)
 
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -7,6 +7,7 @@ vdsm/virtual-dsm at tag v7.41 whose behaviour it pins (the twin rule of the arch
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -27,9 +29,12 @@ import pytest
 import requests
 from qemu.qmp import QMPClient
 
+from vdsmlib import dataplane
 from vdsmlib.params import load_params
 from vdsmlib.qemu.accel import probe_accelerator
 from vdsmlib.sim.image.build import SIM_REPOSITORY, SimImage, ensure_sim_image
+from vdsmlib.webapi import services
+from vdsmlib.webapi.client import DsmClient
 
 pytestmark = pytest.mark.docker
 
@@ -589,4 +594,148 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
         for container in containers:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
+        client.images.remove(committed.id, force=True)
+
+
+# -- the data plane -------------------------------------------------------------------------
+
+DATA_PORTS = (5000, 445, 2049, 3260)
+DATA_SPEC = {
+    "nfs": True,
+    "nfs_v4": True,
+    "smb": True,
+    "iscsi": {"target": {"name": "dp"}, "lun": {"name": "dp-lun", "size_gb": 1}},
+    "shares": [{"name": "ci"}],
+}
+
+
+def _published(container: Any) -> dict[int, int]:
+    container.reload()
+    ports = container.attrs["NetworkSettings"]["Ports"]
+    return {int(k.split("/")[0]): int(v[0]["HostPort"]) for k, v in ports.items() if v}
+
+
+def _endpoints(container: Any) -> dataplane.Endpoints:
+    p = _published(container)
+    return dataplane.Endpoints("127.0.0.1", smb=p[445], nfs=p[2049], iscsi=p[3260])
+
+
+def _client(argv: list[str], password: str | None = None) -> str:
+    env = {**os.environ, **({"PASSWD": password} if password else {})}
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
+    client: docker.DockerClient,
+    sim_image: SimImage,
+    containers: list[Any],
+    tmp_dirs: Callable[[str], Path],
+) -> None:
+    """Through the container's NAT (src/network.sh v7.41 DNATs every port of eth0 to the
+    guest): smbclient, nfs-ls and iscsi-readcapacity16 (userland, no kernel module here) use the
+    share and the LUN the Web API created; SMB switched off refuses and the check names it; a
+    file written before ``savevm`` is served over SMB and NFS by a ``-loadvm`` restore."""
+    for tool in ("smbclient", "nfs-ls", "nfs-cp", "iscsi-readcapacity16"):
+        assert shutil.which(tool), (
+            f"{tool} missing: apt-get install smbclient libnfs-utils libiscsi-bin"
+        )
+    qmp_dir = tmp_dirs("qmp")
+    qmp_env = {"DISK_FMT": "qcow2", "QMP": "unix:/qmp/qmp.sock,server=on,wait=off"}
+    qmp_volume = {str(qmp_dir): {"bind": "/qmp", "mode": "rw"}}
+    disks = tmp_dirs("disks")
+    for name in ("boot", "system"):  # installed already, and qcow2 as the build base attaches
+        _client(
+            ["qemu-img", "create", "-q", "-f", "qcow2", str(disks / f"{BASE}.{name}.img"), "64M"]
+        )
+    files = {f"data/{p.name}": (p.read_bytes(), 0o644) for p in disks.iterdir()}
+    files["run/prepare.sh"] = (_patched_prepare(client, sim_image.ref), 0o755)
+    first = client.containers.create(
+        sim_image.ref,
+        environment={"KVM": "N", "STORAGE": "/data", **qmp_env},
+        ports={f"{p}/tcp": ("127.0.0.1", None) for p in DATA_PORTS},
+        volumes=qmp_volume,
+        labels=LABELS,
+        **NAT,
+    )
+    containers.append(first)
+    assert first.put_archive("/", _tar(files))
+    first.start()
+    port = _published(first)[5000]
+    wait_for("the guest's Web API", api_ready(port), BOOT_TIMEOUT, first)
+    created = requests.post(f"http://127.0.0.1:{port}/sim/ui/admin", json=ADMIN, timeout=10)
+    assert created.json().get("ok") is True, created.text
+    user, password = ADMIN["nas_account"], ADMIN["password"]
+    spec = services.ServicesSpec.model_validate(DATA_SPEC)
+    url = f"http://127.0.0.1:{port}"
+    with DsmClient(url) as dsm, dsm.login(user, password) as session:
+        services.apply(session, spec)
+
+    ports = _endpoints(first)
+    report = await asyncio.to_thread(
+        dataplane.check, ports, spec, user=user, password=password, server_name="simtest"
+    )
+    assert any(line.startswith("smb: put and got back ci/") for line in report.lines)
+    assert any("same bytes" in line and line.startswith("nfs:") for line in report.lines)
+    assert report.lun_bytes == 1024**3
+
+    # What a user types: smbclient copies a file in and lists it; nfs-ls lists it; libiscsi
+    # reads the LUN's size.
+    keep = tmp_dirs("keep") / "before-savevm.txt"
+    keep.write_bytes(b"written over SMB before savevm\n")
+    listing = _client(
+        ["smbclient", "//127.0.0.1/ci", "-p", str(ports.smb), "-U", user,
+         "-c", f"put {keep} before-savevm.txt; ls"],
+        password,
+    )  # fmt: skip
+    assert "before-savevm.txt" in listing
+    nfs_url = f"nfs://127.0.0.1/volume1/ci?version=4&nfsport={ports.nfs}"
+    assert "before-savevm.txt" in _client(["nfs-ls", nfs_url])
+    iqn = services.dsm_iqn("simtest", "dp")
+    capacity = _client(["iscsi-readcapacity16", f"iscsi://127.0.0.1:{ports.iscsi}/{iqn}/1"])
+    assert f"Total size:{1024**3}" in capacity
+
+    # SMB off through the Web API: the port refuses, and the check says which and how.
+    with DsmClient(url) as dsm, dsm.login(user, password) as session:
+        services.apply(session, spec.model_copy(update={"smb": False}))
+        with pytest.raises(dataplane.DataPlaneError) as refused:
+            await asyncio.to_thread(
+                dataplane.check, ports, spec, user=user, password=password, server_name="simtest"
+            )
+        assert (refused.value.service, refused.value.how) == ("smb", "refused")
+        services.apply(session, spec)
+
+    saved = await _qmp(
+        qmp_dir / "qmp.sock", "human-monitor-command", **{"command-line": "savevm final"}
+    )
+    assert saved.strip() == "", saved
+    first.stop(timeout=20)
+    committed = first.commit(repository=SIM_REPOSITORY, tag=f"test-dataplane-{port}")
+    try:
+        for _ in range(2):  # every restore serves what the checkpoint holds
+            restored = client.containers.run(
+                committed.id,
+                detach=True,
+                environment={"KVM": "N", "ARGUMENTS": "-loadvm final"},
+                ports={f"{p}/tcp": ("127.0.0.1", None) for p in DATA_PORTS},
+                labels=LABELS,
+                **NAT,
+            )
+            containers.append(restored)
+            wait_for("the restored Web API", api_ready(_published(restored)[5000]), 60, restored)
+            again = _endpoints(restored)
+            lines = dataplane.check_smb(
+                again, "ci", user, password, "after-restore.txt", b"after restore\n"
+            )
+            lines += dataplane.read_smb(
+                again, "ci", user, password, "before-savevm.txt", keep.read_bytes()
+            )
+            lines += await asyncio.to_thread(
+                dataplane.check_nfs, again, "/volume1/ci", "before-savevm.txt", keep.read_bytes()
+            )
+            lines += dataplane.check_iscsi(again, iqn, 1024**3)
+            print("\n".join(lines))
+            restored.remove(force=True, v=True)
+    finally:
         client.images.remove(committed.id, force=True)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vdsmlib import dataplane
 from vdsmlib.build import base as base_image
 from vdsmlib.build import fingerprints as fps
 from vdsmlib.build.context import StageContext
@@ -350,6 +351,7 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
         devices=[*params.run.devices, *devices],
         cap_add=params.run.cap_add,
         keep=state.keep,
+        ports=(5000, *dataplane.SERVICE_PORTS.values()),
     ) as vm:
         url = vm.url(5000)
         await (
@@ -369,11 +371,23 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
             dsm.login(params.admin.user, params.admin.password) as session,
         ):
             await asyncio.to_thread(services_api.verify, session, params.services)
+        ports = dataplane.Endpoints(
+            "127.0.0.1", *map(vm.host_port, dataplane.SERVICE_PORTS.values())
+        )
+        plane = await asyncio.to_thread(
+            services_api.verify_data_plane,
+            ports,
+            params.services,
+            user=params.admin.user,
+            password=params.admin.password,
+            server_name=params.admin.server_name,
+        )
         health = await _wait_healthy(vm, timeout=90)
         facts: dict[str, Any] = {
             "restore_to_api_seconds": round(api_seconds, 2),
             "restore_to_login_seconds": round(login_seconds, 2),
             "health": health,
+            "data_plane": plane,
             "url": url if state.keep else None,
         }
     # Only now does the image become the trusted final image (tags, fingerprint label).
@@ -381,7 +395,8 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
     facts["tags"] = promoted
     return StageOutcome(
         detail=f"fresh container: API in {api_seconds:.1f} s, admin login in "
-        f"{login_seconds:.1f} s, services verified, health {health}; final image {promoted[0]}",
+        f"{login_seconds:.1f} s, services and data plane verified, health {health}; "
+        f"final image {promoted[0]}",
         facts=facts,
     )
 

@@ -2,7 +2,10 @@
 
 :func:`apply` reads the current state through the Web API and changes only what differs, so
 running it twice changes nothing the second time; :func:`verify` reads everything back and
-raises :class:`ServicesMismatch` listing every difference.
+raises :class:`ServicesMismatch` listing every difference; :func:`verify_data_plane` checks
+that clients can use what the spec turns on (SMB, NFS, iSCSI through the given ports) and raises
+:class:`vdsmlib.dataplane.DataPlaneError` naming the service and how it failed (refused, auth,
+export missing, ...).
 
 Example::
 
@@ -41,6 +44,7 @@ __all__ = [
     "apply",
     "dsm_iqn",
     "verify",
+    "verify_data_plane",
 ]
 
 log = logging.getLogger(__name__)
@@ -424,3 +428,18 @@ def verify(session: DsmSession, spec: ServicesSpec) -> list[str]:
         raise ServicesMismatch(session.client.base_url, differences)
     log.info("services at %s match the spec (%d checks)", session.client.base_url, len(passed))
     return passed
+
+
+def verify_data_plane(
+    ports: Any, spec: ServicesSpec, *, user: str, password: str, server_name: str
+) -> list[str]:
+    """Use every service ``spec`` turns on as a client would; return what was done.
+
+    ``ports`` is a :class:`vdsmlib.dataplane.Endpoints` (where each service answers). The Web
+    API saying "on" is not enough: this copies a file in over SMB and reads it over NFS, logs in
+    to the iSCSI target and writes a block of the LUN (see :func:`vdsmlib.dataplane.check`).
+    """
+    from vdsmlib import dataplane  # dataplane imports this module for the spec types
+
+    report = dataplane.check(ports, spec, user=user, password=password, server_name=server_name)
+    return report.lines

@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 
+from . import dataplane
 from .scenario import Scenario, ScenarioError
 from .server import make_server
 from .state import SimState
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="guest", description="Simulated DSM web server")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--dataplane", action="store_true", help="serve SMB, NFS and iSCSI (the guest only)"
+    )
     tls_port = os.environ.get("SIM_TLS_PORT", "")
     parser.add_argument(
         "--tls-port",
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"sim guest: cannot read the login key {args.rsa_key}: {err}\n")
             return 2
     server = make_server(args.host, args.port, state)
+    if args.dataplane:
+        dataplane.enable(state)
     if args.tls_port is not None:
         try:
             tls_server = make_server(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import views, webapi
+from . import dataplane, views, webapi
 from .facts import policy
 from .screens import SCREENS
 from .state import Account, Session, SimState
@@ -270,6 +270,7 @@ class Handler(BaseHTTPRequestHandler):
             state.hostname = fields["device_name"]
             session = state.new_session(fields["nas_account"])
             view = views.current_view(state, session)
+        dataplane.changed(state)  # the admin's SMB account
         self._send_json(
             {"ok": True, "view": view},
             headers=[self._cookie_header(session.sid)],

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import crypto
+from . import crypto, dataplane
 from .facts import errors as codes
 from .facts import webapi as catalogue
 from .state import (
@@ -1449,6 +1449,8 @@ def _dispatch(
                 raise ApiError(E_INVALID_SESSION)
     ctx = Ctx(state=state, cgi=cgi, params=params, version=version, session=session)
     data = method.handler(ctx)
+    if method.write:
+        dataplane.changed(state)  # served before the API answers
     result.set_cookie_sid = ctx.set_cookie_sid
     result.cookies = ctx.cookies
     return data

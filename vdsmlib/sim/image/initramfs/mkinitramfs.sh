@@ -14,6 +14,9 @@ GUEST=$2
 OUT=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(mktemp -d /tmp/initramfs.XXXXXX)
+# mktemp makes it 0700, and it becomes the guest's /: users other than root (the SMB server
+# opens shares as the logged-in user) could not reach anything below it.
+chmod 755 "$ROOT"
 PY=$(readlink -f /usr/bin/python3 | sed 's,.*/,,')
 echo "python $PY"
 PYLIB=/usr/lib/$PY
@@ -41,13 +44,22 @@ done
 
 # virtio modules with their dependencies, resolved by kmod against the package's tree
 depmod -b "$KROOT" "$KVER"
-for mod in virtio_pci virtio_net virtio_blk virtio_rng virtio_console; do
+# and the data plane's servers: ksmbd (SMB 2/3; with the crypto its dialects sign and encrypt
+# with), nfsd (NFSv4), LIO's iSCSI target with its file backstore. Stored uncompressed: the
+# kernel then loads them without decompressing xz under TCG, and the gzip of the whole
+# initramfs compresses them anyway.
+for mod in virtio_pci virtio_net virtio_blk virtio_rng virtio_console \
+    ksmbd nls_utf8 md4 cmac ccm gcm arc4 \
+    nfsd iscsi_target_mod target_core_file; do
     modprobe -d "$KROOT" -S "$KVER" --show-depends "$mod" | while read -r kind path _; do
         [ "$kind" = insmod ] || continue
         rel=${path#"$KROOT"/}
         rel=lib/modules/${rel#*lib/modules/}
         mkdir -p "$ROOT/usr/$(dirname "$rel")"
-        cp "$path" "$ROOT/usr/$rel"
+        case "$rel" in
+        *.ko.xz) xz -dc "$path" > "$ROOT/usr/${rel%.xz}" ;;
+        *) cp "$path" "$ROOT/usr/$rel" ;;
+        esac
     done
 done
 cp "$KROOT/lib/modules/$KVER"/modules.order "$KROOT/lib/modules/$KVER"/modules.builtin* \
@@ -83,6 +95,28 @@ for lib in $libs; do
     mkdir -p "$ROOT$(dirname "$lib")"
     cp -L "$lib" "$ROOT$lib"
 done
+
+# The data plane's userland, from Debian's packages, with the libraries they link:
+# ksmbd-tools (ksmbd.mountd answers the kernel server's logins and share lookups; one
+# multi-call binary), nfs-kernel-server (rpc.nfsd, rpc.mountd for the kernel's export upcalls,
+# exportfs) and mke2fs (formats the data disk as /volume1 on first boot).
+bins="/usr/libexec/ksmbd.tools /usr/sbin/rpc.nfsd /usr/sbin/rpc.mountd /usr/sbin/exportfs /usr/sbin/mke2fs"
+mkdir -p "$ROOT/usr/libexec"
+for b in $bins; do
+    cp -L "$b" "$ROOT$b"
+done
+for name in ksmbd.mountd ksmbd.control ksmbd.adduser ksmbd.addshare; do
+    ln -s ../libexec/ksmbd.tools "$ROOT/usr/sbin/$name"
+done
+ln -sf mke2fs "$ROOT/usr/sbin/mkfs.ext4"
+for lib in $(for b in $bins; do ldd "$b"; done | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | sort -u); do
+    [ -e "$ROOT$lib" ] && continue
+    mkdir -p "$ROOT$(dirname "$lib")"
+    cp -L "$lib" "$ROOT$lib"
+done
+mkdir -p "$ROOT/etc/ksmbd" "$ROOT/var/lib/nfs/v4recovery" "$ROOT/var/lib/nfs/rpc_pipefs" \
+    "$ROOT/etc/exports.d" "$ROOT/volume1"
+: > "$ROOT/etc/exports"
 
 # Precompile the stdlib to sourceless .pyc files: the guest never reads stdlib sources, and
 # both the initramfs and the guest's first imports get smaller and faster.
@@ -125,8 +159,10 @@ esac
 exit 0
 SCRIPT
 chmod 755 "$ROOT/usr/share/udhcpc/default.script"
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$ROOT/etc/passwd"
-printf 'root:x:0:\n' > "$ROOT/etc/group"
+# root, nobody (NFS squashing) and DSM's "users" group (the data plane adds the admin to it)
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+    > "$ROOT/etc/passwd"
+printf 'root:x:0:\nusers:x:100:\nnogroup:x:65534:\n' > "$ROOT/etc/group"
 
 install -m 755 "$HERE/init" "$ROOT/init"
 
