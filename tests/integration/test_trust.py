@@ -78,17 +78,9 @@ def _environment() -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT)}
 
 
-@pytest.mark.docker
-@pytest.mark.slow
-def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
-    client: docker.DockerClient, sim_image: str, tmp_path: Path
-) -> None:
-    """What a cancelled CI job does: SIGTERM to `vdsm build` while a stage VM runs."""
-    out = tmp_path / "out"
-    # a repository of its own: the build lock is per image, so it does not wait for the
-    # session's builds of the same target
-    repository = f"{TEST_REPOSITORY}-sigterm"
-    proc = subprocess.Popen(
+def _start_build(out: Path, repository: str) -> subprocess.Popen[str]:
+    """`vdsm build sim --no-cache` in a process of its own, as a user (or a CI job) runs it."""
+    return subprocess.Popen(
         [
             *(sys.executable, "-m", "vdsmlib.cli"),
             "build",
@@ -105,6 +97,19 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
+    client: docker.DockerClient, sim_image: str, tmp_path: Path
+) -> None:
+    """What a cancelled CI job does: SIGTERM to `vdsm build` while a stage VM runs."""
+    out = tmp_path / "out"
+    # a repository of its own: the build lock is per image, so it does not wait for the
+    # session's builds of the same target
+    repository = f"{TEST_REPOSITORY}-sigterm"
+    proc = _start_build(out, repository)
     try:
         run_id, vm = _wait_for_stage_vm(client, out, proc)
         qmp_dirs = _qmp_dirs(vm)
@@ -219,23 +224,7 @@ def test_disk_full_during_the_build_is_one_line_and_a_failed_record(
 ) -> None:
     out = small_out / "out"
     repository = f"{TEST_REPOSITORY}-full"
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "vdsmlib.cli"),
-            "build",
-            "sim",
-            "--no-cache",
-            "--out",
-            str(out),
-            "-p",
-            f"image_repository={repository}",
-        ],
-        cwd=ROOT,
-        env=_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_build(out, repository)
     try:
         run_id, _ = _wait_for_stage_vm(client, out, proc)
         # the disk fills up while the stage VM runs
