@@ -181,40 +181,35 @@ def test_sigterm_to_the_build_notebooks_kernel_cancels_the_build(
     _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
 
 
+@contextlib.contextmanager
+def _tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``path`` with ``options`` (size, ro) for the test's lifetime."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
 @pytest.fixture
 def tiny_out(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: what a full disk under out_dir looks like."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
+    with _tmpfs(tmp_path / "tiny", "size=64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 @pytest.fixture
 def read_only_out(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=512m", "tmpfs", str(mount)], check=True)
-    try:
+    with _tmpfs(tmp_path / "ro", "ro,size=512m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 @pytest.fixture
 def small_out(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs just big enough for the preflight, to be filled up during the build."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    size = OUT_DIR_BYTES + 16_000_000
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
-    try:
+    with _tmpfs(tmp_path / "small", f"size={OUT_DIR_BYTES + 16_000_000}") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 @pytest.mark.docker
