@@ -35,16 +35,20 @@ from vdsmlib.readiness import ReadinessTimeout, wait_for, wait_for_sync
 from vdsmlib.webapi.services import ServicesSpec, dsm_iqn
 
 __all__ = [
+    "BUILD_FILE",
+    "BUILD_FILE_DATA",
     "DataPlaneError",
     "DataPlaneReport",
     "Endpoints",
     "IscsiSession",
     "check",
+    "check_build_file",
     "check_iscsi",
     "check_nfs",
     "check_smb",
     "probe_port",
     "read_smb",
+    "write_build_file",
     "write_nfs",
 ]
 
@@ -52,6 +56,10 @@ log = logging.getLogger(__name__)
 
 #: Container ports a client needs per service (NFSv4 only: no portmapper, no mountd).
 SERVICE_PORTS = {"smb": 445, "nfs": 2049, "iscsi": 3260}
+#: The file the services stage writes into the first share before ``savevm final``: every
+#: restore of the final image serves it over SMB and NFS (the smoke stage reads it back).
+BUILD_FILE = "vdsm-ci-build.txt"
+BUILD_FILE_DATA = b"written by the vdsm-ci services stage before the final checkpoint\n"
 CLIENT_PACKAGES = {"smbclient": "smbclient", "nfs-ls": "libnfs-utils", "nfs-cp": "libnfs-utils"}
 
 
@@ -400,8 +408,8 @@ class IscsiSession:
         self._max_send = int(answer.get("MaxRecvDataSegmentLength", "8192"))
 
     # discovery
-    def send_targets(self) -> list[str]:
-        """The target names a discovery session reports (SendTargets=All)."""
+    def send_targets(self) -> dict[str, list[str]]:
+        """Target name -> its advertised portals (``TargetAddress``), from SendTargets=All."""
         bhs = bytearray(48)
         bhs[0] = 0x44  # immediate, Text Request
         bhs[1] = 0x80
@@ -411,11 +419,15 @@ class IscsiSession:
         bhs[28:32] = (self._statsn + 1).to_bytes(4, "big")
         self._send(bhs, b"SendTargets=All\0")
         _, data = self._recv_pdu()
-        return [
-            item.split("=", 1)[1]
-            for item in data.decode(errors="replace").split("\0")
-            if item.startswith("TargetName=")
-        ]
+        targets: dict[str, list[str]] = {}
+        current: list[str] = []
+        for item in data.decode(errors="replace").split("\0"):
+            key, _, value = item.partition("=")
+            if key == "TargetName":
+                current = targets.setdefault(value, [])
+            elif key == "TargetAddress":
+                current.append(value)
+        return targets
 
     # SCSI
     def scsi(self, lun: int, cdb: bytes, *, read: int = 0, write: bytes = b"") -> bytes:
@@ -499,8 +511,11 @@ def check_iscsi(ports: Endpoints, iqn: str, lun_bytes: int | None) -> list[str]:
     except OSError as err:
         raise DataPlaneError("iscsi", "refused", f"discovery: {err}") from err
     if iqn not in targets:
-        raise DataPlaneError("iscsi", "target missing", f"{iqn} not among {targets}")
-    lines = [f"iscsi: discovered {iqn}"]
+        raise DataPlaneError("iscsi", "target missing", f"{iqn} not among {sorted(targets)}")
+    # The portal the target advertises is DSM's own address (behind the container's NAT,
+    # 20.20.20.21:3260): initiators that log in where discovery points (iscsiadm, iscsi-ls -s,
+    # the CSI node plugin) need a route to it; this check logs in to the published port.
+    lines = [f"iscsi: discovered {iqn}, advertised at {', '.join(targets[iqn]) or '-'}"]
     if lun_bytes is None:
         return lines
     try:
@@ -533,6 +548,39 @@ def check_iscsi(ports: Endpoints, iqn: str, lun_bytes: int | None) -> list[str]:
 # -- all --------------------------------------------------------------------------------------
 
 
+def _nfs_v4(spec: ServicesSpec) -> bool:
+    return spec.nfs and spec.nfs_v4
+
+
+def write_build_file(
+    ports: Endpoints, spec: ServicesSpec, *, user: str, password: str
+) -> list[str]:
+    """Write :data:`BUILD_FILE` into the first share of ``spec`` (over SMB, else NFSv4)."""
+    share = spec.shares[0] if spec.shares else None
+    if share is None:
+        return ["build file: the spec has no share, none written"]
+    if spec.smb:
+        return check_smb(ports, share.name, user, password, BUILD_FILE, BUILD_FILE_DATA)
+    if _nfs_v4(spec):
+        return write_nfs(ports, str(share.path), BUILD_FILE, BUILD_FILE_DATA)
+    return ["build file: neither SMB nor NFSv4 is on, none written"]
+
+
+def check_build_file(
+    ports: Endpoints, spec: ServicesSpec, *, user: str, password: str
+) -> list[str]:
+    """Read :data:`BUILD_FILE` back over SMB and over NFSv4 (each service ``spec`` turns on)."""
+    share = spec.shares[0] if spec.shares else None
+    if share is None or not (spec.smb or _nfs_v4(spec)):
+        return []
+    lines: list[str] = []
+    if spec.smb:
+        lines += read_smb(ports, share.name, user, password, BUILD_FILE, BUILD_FILE_DATA)
+    if _nfs_v4(spec):
+        lines += check_nfs(ports, str(share.path), BUILD_FILE, BUILD_FILE_DATA)
+    return [f"{line} (written before the final checkpoint)" for line in lines]
+
+
 def check(
     ports: Endpoints,
     spec: ServicesSpec,
@@ -540,12 +588,15 @@ def check(
     user: str,
     password: str,
     server_name: str,
+    build_file: bool = False,
 ) -> DataPlaneReport:
     """Check every service ``spec`` turns on, on the first share and the LUN of ``spec``.
 
     SMB: a new file is copied into the first share as ``user`` and read back; NFS: that file is
     listed and read over NFSv4 (with SMB off, NFS writes its own). iSCSI: discovery, login,
-    the first LUN's capacity against the spec, a block written and read back.
+    the first LUN's capacity against the spec, a block written and read back. With
+    ``build_file``, :data:`BUILD_FILE` (which the services stage wrote before the checkpoint
+    this DSM was restored from) is read back over SMB and NFS too.
     """
     report = DataPlaneReport()
     share = spec.shares[0] if spec.shares else None
@@ -565,6 +616,8 @@ def check(
             data = f"written over NFS by the vdsm-ci data-plane check {name}\n".encode()
             report.lines += write_nfs(ports, str(share.path), name, data)
         report.lines += check_nfs(ports, str(share.path), name, data)
+    if build_file:
+        report.lines += check_build_file(ports, spec, user=user, password=password)
     if spec.iscsi is not None:
         iqn = spec.iscsi.target.iqn or dsm_iqn(server_name, spec.iscsi.target.name)
         lun = spec.iscsi.lun

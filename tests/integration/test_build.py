@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,9 +23,13 @@ import requests
 from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
 from vdsmlib.build import StageError, load_record
 from vdsmlib.build.report import SIZE_CAP
+from vdsmlib.dataplane import BUILD_FILE, BUILD_FILE_DATA, SERVICE_PORTS
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
+from vdsmlib.docker.route import container_address, guest_route
+from vdsmlib.params import load_params
 from vdsmlib.webapi.client import DsmClient
+from vdsmlib.webapi.services import dsm_iqn
 from vdsmlib.wizard.secrets import session_ids
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
@@ -187,6 +192,86 @@ def test_final_image_restores_configured_without_wizard(
                 break
             time.sleep(1)
         assert health == "healthy", container.attrs["State"]["Health"]
+    finally:
+        container.remove(force=True, v=True)
+
+
+def _libiscsi_size(size: int, block: int = 512) -> str:
+    """The size ``iscsi-ls -s`` prints for a LUN of ``size`` bytes: READ CAPACITY(10)'s last
+    LBA times the block size, divided by 1024 while above 1024 (libiscsi 1.19.0,
+    utils/iscsi-ls.c ``list_luns``)."""
+    value, unit = (size // block - 1) * block, 0
+    while unit < 4 and value > 1024:
+        value, unit = value // 1024, unit + 1
+    return f"{value}{' KMGT'[unit].strip()}"
+
+
+def _stock(argv: list[str], password: str | None = None) -> str:
+    env = {"PATH": "/usr/bin:/bin", **({"PASSWD": password} if password else {})}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, f"{argv[0]}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_final_image_serves_its_share_and_lun_to_stock_clients(
+    first_build: dict, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """Through the published ports of a restored final image, what a user types: smbclient
+    lists the share (with the file the services stage wrote before `savevm final`) and copies a
+    file in; nfs-ls lists both over NFSv4; iscsi-ls lists the target and its LUN with the
+    configured size. iscsi-ls logs in where discovery points, DSM's own address behind the
+    NAT (virtual-dsm v7.41 src/network.sh, VM_NET_IP 20.20.20.21), so the host routes that
+    address through the container (vdsmlib.docker.route)."""
+    result = first_build["result"]
+    params = load_params(result["dsm_version"])
+    share = params.services.shares[0]
+    lun = params.services.iscsi.lun if params.services.iscsi else None
+    assert lun is not None, "the simulator's params configure a LUN"
+    container = client.containers.run(
+        result["image"],
+        detach=True,
+        ports={f"{p}/tcp": ("127.0.0.1", None) for p in (5000, *SERVICE_PORTS.values())},
+        labels=L.owner_labels("test", result["run_id"]),
+        devices=["/dev/net/tun:/dev/net/tun:rwm"],
+        cap_add=["NET_ADMIN"],
+    )
+    try:
+        container.reload()
+        port = {
+            int(k.split("/")[0]): int(v[0]["HostPort"])
+            for k, v in container.attrs["NetworkSettings"]["Ports"].items()
+            if v
+        }
+        dsm = DsmClient(f"http://127.0.0.1:{port[5000]}", timeout=5)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with dsm.login(SIM["user"], SIM["password"]):
+                    break
+            except Exception:
+                time.sleep(0.5)
+        else:
+            pytest.fail(container.logs(tail=30).decode(errors="replace"))
+        mine = tmp_path / "from-the-host.txt"
+        mine.write_text("copied in with smbclient\n")
+        listing = _stock(
+            ["smbclient", f"//127.0.0.1/{share.name}", "-p", str(port[445]), "-U", SIM["user"],
+             "-m", "SMB3", "-c", f'put "{mine}" "{mine.name}"; ls'],
+            SIM["password"],
+        )  # fmt: skip
+        assert BUILD_FILE in listing and mine.name in listing, listing
+        nfs = f"nfs://127.0.0.1{share.path}?version=4&nfsport={port[2049]}&uid=0&gid=0"
+        names = _stock(["nfs-ls", nfs])
+        assert BUILD_FILE in names and mine.name in names, names
+        back = tmp_path / "back.txt"
+        _stock(["nfs-cp", nfs.replace("?", f"/{BUILD_FILE}?", 1), str(back)])
+        assert back.read_bytes() == BUILD_FILE_DATA
+        iqn = dsm_iqn(params.admin.server_name, params.services.iscsi.target.name)  # type: ignore[union-attr]
+        with guest_route(params.base.guest_address, container_address(container)):
+            luns = _stock(["iscsi-ls", "-s", f"iscsi://127.0.0.1:{port[3260]}/"])
+        print(luns)
+        assert f"Target:{iqn} Portal:{params.base.guest_address}:3260,1" in luns, luns
+        assert f"Lun:1    Type:DIRECT_ACCESS (Size:{_libiscsi_size(lun.size_bytes)})" in luns
     finally:
         container.remove(force=True, v=True)
 

@@ -704,6 +704,13 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
                 dataplane.check, ports, spec, user=user, password=password, server_name="simtest"
             )
         assert (refused.value.service, refused.value.how) == ("smb", "refused")
+        # No NFS rule, no export, as on DSM: the check names NFS and the missing export.
+        session.nfs_rules_save("ci", [])
+        with pytest.raises(dataplane.DataPlaneError) as unexported:
+            await asyncio.to_thread(
+                dataplane.check_nfs, ports, "/volume1/ci", "before-savevm.txt", None
+            )
+        assert (unexported.value.service, unexported.value.how) == ("nfs", "export missing")
         services.apply(session, spec)
 
     saved = await _qmp(

@@ -164,3 +164,46 @@ def test_spec_validation() -> None:
     ):
         with pytest.raises(ValidationError):
             ServicesSpec.model_validate(bad)
+
+
+def test_nfs_rules_are_saved_like_the_csi_driver_and_kept_for_other_clients(sim: Sim) -> None:
+    # A share is exported over NFS only to the clients of its rules (synology-csi
+    # pkg/driver/nodeserver.go setNFSVolumePrivilege saves one before every mount).
+    with DsmClient(sim.url) as dsm, dsm.login(ADMIN_USER, ADMIN_PASSWORD) as session:
+        report = apply(session, FULL)
+        assert "share ci: NFS rules for *" in report.changes
+        (rule,) = session.nfs_rules("ci")
+        assert rule == {
+            "async": True,
+            "client": "*",
+            "crossmnt": True,
+            "insecure": True,
+            "privilege": "rw",
+            "root_squash": "root",
+            "security_flavor": {
+                "kerberos": False,
+                "kerberos_integrity": False,
+                "kerberos_privacy": False,
+                "sys": True,
+            },
+        }
+        node = {**rule, "client": "10.0.0.7"}
+        session.nfs_rules_save("ci", [{**rule, "privilege": "ro", "insecure": False}, node])
+
+        with pytest.raises(ServicesMismatch) as exc:
+            verify(session, FULL)
+        assert exc.value.differences == [
+            "share ci NFS rule for *: privilege is 'ro', spec wants 'rw'",
+            "share ci NFS rule for *: insecure is False, spec wants True",
+        ]
+        assert apply(session, FULL).changes == ["share ci: NFS rules for *"]
+        assert sorted(r["client"] for r in session.nfs_rules("ci")) == ["*", "10.0.0.7"]
+        verify(session, FULL)
+
+
+def test_nfs_rules_are_left_alone_when_nfs_is_off(sim: Sim) -> None:
+    spec = FULL.model_copy(update={"nfs": False, "nfs_v4": False})
+    with DsmClient(sim.url) as dsm, dsm.login(ADMIN_USER, ADMIN_PASSWORD) as session:
+        apply(session, spec)
+        assert session.nfs_rules("ci") == []
+        verify(session, spec)

@@ -262,6 +262,15 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
         report = await asyncio.to_thread(services_api.apply, session, params.services)
         await asyncio.to_thread(services_api.verify, session, params.services)
     outcome.facts["services_changed"] = list(report.changes)
+    # A file in the first share, for every restore of the final image to serve (smoke reads it
+    # back over SMB and NFS): the data plane used as a client would, before the checkpoint.
+    outcome.facts["build_file"] = await asyncio.to_thread(
+        dataplane.write_build_file,
+        vm.endpoints(),
+        params.services,
+        user=params.admin.user,
+        password=params.admin.password,
+    )
     vm.container.keep = False
     try:
         outcome.facts["sessions_ended"] = await asyncio.to_thread(_end_sessions, ctx, vm.url)
@@ -381,6 +390,7 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
             user=params.admin.user,
             password=params.admin.password,
             server_name=params.admin.server_name,
+            build_file=True,
         )
         health = await _wait_healthy(vm, timeout=90)
         facts: dict[str, Any] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 
+from vdsmlib.dataplane import SERVICE_PORTS, Endpoints
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import VmContainer
 from vdsmlib.docker.engine import DockerError
@@ -125,7 +126,8 @@ class StageVm(Closeable):
                 client,
                 image,
                 env=env,
-                ports=(5000,),
+                # the Web API, and the file services the services stage uses as a client would
+                ports=(5000, *SERVICE_PORTS.values()),
                 labels=L.owner_labels("stage-container", run_id, **{L.STAGE: stage}),
                 binds={str(qmp_dir): QMP_DIR_IN_CONTAINER, **(binds or {})},
                 devices=devices,
@@ -160,6 +162,10 @@ class StageVm(Closeable):
     @property
     def url(self) -> str:
         return self.container.url(5000)
+
+    def endpoints(self) -> Endpoints:
+        """Where SMB, NFS and iSCSI of this VM answer on the host (published on 127.0.0.1)."""
+        return Endpoints("127.0.0.1", *map(self.container.host_port, SERVICE_PORTS.values()))
 
     def qmp(self, *, connect_timeout: float = 60.0) -> QmpSession:
         return QmpSession(

@@ -18,6 +18,7 @@ image's own (its health check logs in with them), unless ``user``/``password`` a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ import requests
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
+from vdsmlib.docker.route import container_address, guest_route
 from vdsmlib.errors import VdsmError
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.errors import WebApiError
@@ -228,6 +230,17 @@ class DsmContainer(DockerContainer):
     @property
     def password(self) -> str:
         return self.credentials()[1]
+
+    def guest_route(self) -> contextlib.AbstractContextManager[None]:
+        """Route DSM's own address through this container while the block runs (root only).
+
+        For iSCSI initiators that log in where discovery points (the advertised portal is DSM's
+        own address behind the NAT): see :mod:`vdsmlib.docker.route`.
+        """
+        address = self._health_conf().get("GUEST_ADDRESS")
+        if not address:
+            raise DsmNotReady(f"{self.image} does not say DSM's own address (no {HEALTH_CONF})")
+        return guest_route(address, container_address(self.get_wrapped_container()))
 
     def client(self, *, timeout: float = 30.0) -> DsmClient:
         """A Web API client of this DSM (log in with ``client.login(self.user, self.password)``)."""

@@ -543,6 +543,17 @@ class DsmSession(Closeable):
         self.request("SYNO.Core.FileServ.SMB", "set", (1, 3), **settings)
         return settings
 
+    def nfs_rules(self, share: str) -> list[dict[str, Any]]:
+        """``SYNO.Core.FileServ.NFS.SharePrivilege`` load: the NFS rules of ``share``."""
+        data = self.request("SYNO.Core.FileServ.NFS.SharePrivilege", "load", 1, share_name=share)
+        return [r for r in data.get("rule", []) if isinstance(r, dict)]
+
+    def nfs_rules_save(self, share: str, rules: list[dict[str, Any]]) -> None:
+        """Replace the NFS rules of ``share`` (a share without rules is not exported)."""
+        self.request(
+            "SYNO.Core.FileServ.NFS.SharePrivilege", "save", 1, share_name=share, rule=rules
+        )
+
     def services(self, ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """``SYNO.Core.Service`` get with ``active_status``: service_id -> entry.
 

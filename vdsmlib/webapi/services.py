@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -37,6 +37,7 @@ __all__ = [
     "IscsiLunSpec",
     "IscsiSpec",
     "IscsiTargetSpec",
+    "NfsRuleSpec",
     "ServicesMismatch",
     "ServicesReport",
     "ServicesSpec",
@@ -88,11 +89,67 @@ class IscsiSpec(_Spec):
     lun: IscsiLunSpec | None = None
 
 
+class NfsRuleSpec(_Spec):
+    """One NFS permission rule of a share (Control Panel > Shared Folder > NFS Permissions).
+
+    DSM exports a shared folder over NFS only to the clients its rules name, so a share a
+    client mounts needs one. The rule is saved through ``SYNO.Core.FileServ.NFS.SharePrivilege``
+    in the shape synology-csi sends (``pkg/dsm/webapi/share.go``, ``PrivilegeRule``; its node
+    plugin saves ``root_squash: "root"`` with ``insecure`` and ``crossmnt`` on, in
+    ``pkg/driver/nodeserver.go``). ``insecure``: a client through the container's NAT and
+    published ports comes from a port above 1023, which a "secure" rule refuses.
+    """
+
+    client: str = Field(default="*", min_length=1)
+    privilege: Literal["rw", "ro"] = "rw"
+    root_squash: Literal["root", "no_root_squash", "root_squash", "all", "all_squash"] = "root"
+    insecure: bool = True
+    crossmnt: bool = True
+    async_: bool = Field(default=True, alias="async")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def as_dsm(self) -> dict[str, Any]:
+        """The rule as DSM stores and returns it."""
+        return {
+            "async": self.async_,
+            "client": self.client,
+            "crossmnt": self.crossmnt,
+            "insecure": self.insecure,
+            "privilege": self.privilege,
+            "root_squash": self.root_squash,
+            "security_flavor": {
+                "kerberos": False,
+                "kerberos_integrity": False,
+                "kerberos_privacy": False,
+                "sys": True,
+            },
+        }
+
+    def differences(self, have: dict[str, Any]) -> list[str]:
+        """What of ``have`` (a rule DSM returned for the same client) differs from this rule."""
+        wanted = self.as_dsm()
+        return [
+            f"{key} is {have.get(key)!r}, spec wants {wanted[key]!r}"
+            for key in ("privilege", "root_squash", "insecure", "crossmnt", "async")
+            if have.get(key) != wanted[key]
+        ] + (
+            []
+            if (have.get("security_flavor") or {}).get("sys")
+            else ["security_flavor sys is off, spec wants AUTH_SYS"]
+        )
+
+
 class ShareSpec(_Spec):
-    """A shared folder; ``path`` is ``/volumeN/<name>`` (default ``/volume1/<name>``)."""
+    """A shared folder; ``path`` is ``/volumeN/<name>`` (default ``/volume1/<name>``).
+
+    ``nfs_rules``: the clients NFS serves it to (default: one read-write rule for every client,
+    ``*``); they are saved only when the spec turns NFS on.
+    """
 
     name: str = Field(min_length=1, max_length=32, pattern=r"^[^\s./\\][^/\\]*$")
     path: str | None = None
+    nfs_rules: list[NfsRuleSpec] = Field(default_factory=lambda: [NfsRuleSpec()])
 
     @model_validator(mode="after")
     def _path_matches_name(self) -> Self:
@@ -275,6 +332,8 @@ def apply(session: DsmSession, spec: ServicesSpec) -> ServicesReport:
                 )
             else:
                 report.unchanged.append(f"share {share.name} on {share.vol_path}")
+            if spec.nfs:
+                _apply_nfs_rules(session, share, report)
 
     if spec.iscsi is not None:
         _apply_iscsi(session, spec.iscsi, report)
@@ -285,6 +344,35 @@ def apply(session: DsmSession, spec: ServicesSpec) -> ServicesReport:
         "; ".join(report.changes) or "nothing to change",
     )
     return report
+
+
+def _rule_problems(share: ShareSpec, rules: list[dict[str, Any]]) -> list[str]:
+    """How the NFS rules DSM has for ``share`` fall short of the spec's (empty: they match)."""
+    by_client = {str(r.get("client")): r for r in rules}
+    problems: list[str] = []
+    for rule in share.nfs_rules:
+        have = by_client.get(rule.client)
+        if have is None:
+            problems.append(f"share {share.name} has no NFS rule for {rule.client}")
+        else:
+            problems += [
+                f"share {share.name} NFS rule for {rule.client}: {d}"
+                for d in rule.differences(have)
+            ]
+    return problems
+
+
+def _apply_nfs_rules(session: DsmSession, share: ShareSpec, report: ServicesReport) -> None:
+    rules = session.nfs_rules(share.name)
+    if not _rule_problems(share, rules):
+        report.unchanged.append(f"share {share.name}: NFS rules")
+        return
+    wanted = {rule.client for rule in share.nfs_rules}
+    kept = [r for r in rules if str(r.get("client")) not in wanted]
+    session.nfs_rules_save(share.name, kept + [rule.as_dsm() for rule in share.nfs_rules])
+    report.changes.append(
+        f"share {share.name}: NFS rules for {', '.join(r.client for r in share.nfs_rules)}"
+    )
 
 
 def _apply_iscsi(session: DsmSession, spec: IscsiSpec, report: ServicesReport) -> None:
@@ -398,6 +486,11 @@ def verify(session: DsmSession, spec: ServicesSpec) -> list[str]:
                 differences.append(f"share {share.name} does not exist")
             else:
                 expect(f"share {share.name} vol_path", have.get("vol_path"), share.vol_path)
+                if spec.nfs:
+                    problems = _rule_problems(share, session.nfs_rules(share.name))
+                    differences += problems
+                    if not problems:
+                        passed.append(f"share {share.name} NFS rules")
 
     if spec.iscsi is not None:
         iscsi = spec.iscsi
@@ -431,15 +524,30 @@ def verify(session: DsmSession, spec: ServicesSpec) -> list[str]:
 
 
 def verify_data_plane(
-    ports: Any, spec: ServicesSpec, *, user: str, password: str, server_name: str
+    ports: Any,
+    spec: ServicesSpec,
+    *,
+    user: str,
+    password: str,
+    server_name: str,
+    build_file: bool = False,
 ) -> list[str]:
     """Use every service ``spec`` turns on as a client would; return what was done.
 
     ``ports`` is a :class:`vdsmlib.dataplane.Endpoints` (where each service answers). The Web
     API saying "on" is not enough: this copies a file in over SMB and reads it over NFS, logs in
     to the iSCSI target and writes a block of the LUN (see :func:`vdsmlib.dataplane.check`).
+    ``build_file``: also read back the file the build's services stage wrote before the final
+    checkpoint (:data:`vdsmlib.dataplane.BUILD_FILE`).
     """
     from vdsmlib import dataplane  # dataplane imports this module for the spec types
 
-    report = dataplane.check(ports, spec, user=user, password=password, server_name=server_name)
+    report = dataplane.check(
+        ports,
+        spec,
+        user=user,
+        password=password,
+        server_name=server_name,
+        build_file=build_file,
+    )
     return report.lines

@@ -30,7 +30,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .state import SimState
@@ -76,6 +76,31 @@ class LunFile:
         return "lun_" + self.uuid.replace("-", "")[:16]
 
 
+#: DSM's root_squash values as exportfs options. "root" is what synology-csi's node plugin sends
+#: (pkg/driver/nodeserver.go) for volumes its pods write as root: read as "no mapping".
+_SQUASH = {
+    "root": "no_root_squash",
+    "no_root_squash": "no_root_squash",
+    "root_squash": "root_squash",
+    "all": "all_squash",
+    "all_squash": "all_squash",
+}
+
+
+def _export_options(rule: dict[str, Any]) -> str:
+    """exportfs options for one DSM NFS rule (SYNO.Core.FileServ.NFS.SharePrivilege)."""
+    return ",".join(
+        [
+            "rw" if rule.get("privilege") == "rw" else "ro",
+            "async" if rule.get("async") else "sync",
+            "insecure" if rule.get("insecure") else "secure",
+            _SQUASH.get(str(rule.get("root_squash")), "root_squash"),
+            "no_subtree_check",
+        ]
+        + (["crossmnt"] if rule.get("crossmnt") else [])
+    )
+
+
 @dataclass(frozen=True)
 class Desired:
     """What the servers should serve, computed from the state under its lock."""
@@ -87,6 +112,8 @@ class Desired:
     smb_signing: bool = False
     admin: tuple[str, str] | None = None
     shares: tuple[str, ...] = ()
+    #: (share, ((client, exportfs options), ...)) for every share with NFS rules
+    exports: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     luns: tuple[LunFile, ...] = ()
     targets: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -103,6 +130,13 @@ class Desired:
                 smb_signing=bool(state.smb.get("enable_server_signing", 0)),
                 admin=(state.account.name, state.account.password) if state.account else None,
                 shares=tuple(sorted(s.name for s in state.shares.values())),
+                exports=tuple(
+                    sorted(
+                        (s.name, tuple((str(r["client"]), _export_options(r)) for r in s.nfs_rules))
+                        for s in state.shares.values()
+                        if s.nfs_rules
+                    )
+                ),
                 luns=tuple(
                     sorted(
                         (LunFile(lun.uuid, lun.name, lun.size) for lun in state.luns.values()),
@@ -259,9 +293,12 @@ class DataPlane:
     # NFS -----------------------------------------------------------------------------------
 
     def _exports(self, want: Desired) -> str:
+        # DSM exports a shared folder only to the clients of its NFS rules: none, no export.
         return "".join(
-            f"{VOLUME / share} *(rw,sync,no_subtree_check,insecure,no_root_squash)\n"
-            for share in want.shares
+            f"{VOLUME / share} "
+            + " ".join(f"{client}({options})" for client, options in rules)
+            + "\n"
+            for share, rules in want.exports
         )
 
     def _apply_nfs(self, want: Desired) -> None:
@@ -304,7 +341,7 @@ class DataPlane:
         end_grace = nfsd_fs / "v4_end_grace"
         if end_grace.exists():
             end_grace.write_text("Y")
-        _say(f"NFS on (exports: {', '.join(want.shares) or '-'})")
+        _say(f"NFS on (exports: {', '.join(s for s, _ in want.exports) or '-'})")
 
     # iSCSI ---------------------------------------------------------------------------------
 
