@@ -225,7 +225,8 @@ def read_smb(
 
 
 class _NfsGrace(Exception):
-    """The server is in its grace period (NFS4ERR_GRACE): opens work once it ends."""
+    """The server asks to retry later: its grace period (NFS4ERR_GRACE), or it is busy, e.g.
+    waiting on its export table (NFS4ERR_DELAY), which NFS clients retry (RFC 7530, 13.1)."""
 
 
 #: Longest NFSv4 grace period to wait out (Linux and DSM: 90 s after the server starts).
@@ -239,7 +240,7 @@ def _nfs_run(argv: list[str]) -> str:
         try:
             return _run("nfs", argv)
         except DataPlaneError as err:
-            if "NFS4ERR_GRACE" in str(err):
+            if "NFS4ERR_GRACE" in str(err) or "NFS4ERR_DELAY" in str(err):
                 raise _NfsGrace(str(err)) from err
             raise
 

@@ -88,7 +88,12 @@ _SQUASH = {
 
 
 def _export_options(rule: dict[str, Any]) -> str:
-    """exportfs options for one DSM NFS rule (SYNO.Core.FileServ.NFS.SharePrivilege)."""
+    """exportfs options for one DSM NFS rule (SYNO.Core.FileServ.NFS.SharePrivilege).
+
+    ``crossmnt`` is kept in the state but not passed on: a simulated share has no filesystem
+    mounted inside it, and with it the kernel's export upcalls for the share went unanswered
+    (every NFSv4 mount got NFS4ERR_DELAY).
+    """
     return ",".join(
         [
             "rw" if rule.get("privilege") == "rw" else "ro",
@@ -97,7 +102,6 @@ def _export_options(rule: dict[str, Any]) -> str:
             _SQUASH.get(str(rule.get("root_squash")), "root_squash"),
             "no_subtree_check",
         ]
-        + (["crossmnt"] if rule.get("crossmnt") else [])
     )
 
 
