@@ -2,8 +2,9 @@
 
 Flatten makes a candidate (``...-candidate``, no fingerprint label); the smoke stage starts it
 fresh and, only when everything passed, gives it the fingerprint label (which makes the next
-build a no-op) and the pinned and moving tags. Here the smoke test fails honestly: its container
-is killed while the smoke stage waits for DSM in it.
+build a no-op) and the pinned and moving tags. Here the smoke test fails honestly: in its
+container a firewall rule resets every connection forwarded to DSM's SMB port (the Web API still
+says SMB is on, the port refuses: what the data-plane check exists to catch).
 """
 
 from __future__ import annotations
@@ -43,23 +44,29 @@ def test_failed_smoke_leaves_no_trusted_image_and_the_next_build_runs(
 ) -> None:
     overrides = {"image_repository": repository}
     build = builds.start(overrides=overrides, executor="inline")
-    killed: list[str] = []
+    blocked: list[str] = []
+    # virtual-dsm v7.41 src/network.sh DNATs what reaches eth0 to DSM, so it passes FORWARD
+    reset_smb = ["iptables", "-I", "FORWARD", "-p", "tcp", "--dport", "445",
+                 "-j", "REJECT", "--reject-with", "tcp-reset"]  # fmt: skip
 
-    async def run_and_kill_smoke() -> None:
+    async def run_and_block_smb_in_smoke() -> None:
         task = asyncio.create_task(build.run())
         filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.KIND}=smoke"]}
         while not task.done():
             for container in await asyncio.to_thread(client.containers.list, filters=filters):
-                with contextlib.suppress(docker.errors.APIError):
-                    container.kill()
-                    killed.append(container.name)
+                if container.name not in blocked:
+                    done = await asyncio.to_thread(container.exec_run, reset_smb)
+                    assert done.exit_code == 0, done.output
+                    blocked.append(container.name)
             await asyncio.sleep(0.1)
         await task
 
     with pytest.raises(StageError) as exc:
-        asyncio.run(run_and_kill_smoke())
+        asyncio.run(run_and_block_smb_in_smoke())
     assert exc.value.stage == "smoke", exc.value
-    assert killed, "the smoke container was never seen"
+    assert blocked, "the smoke container was never seen"
+    # one line that names the service and how it failed
+    assert "smb data plane: refused" in str(exc.value), exc.value
     failed = build.record
     statuses = {s.name: s.status for s in failed.stages}
     assert statuses["flatten"] == "ran" and statuses["smoke"] == "failed"
