@@ -195,6 +195,12 @@ def check_smb(
             ],
             env={"PASSWD": password},  # not on the command line, where ps shows it
         )
+        if "NT_STATUS_" in listing:
+            # smbclient goes on after a failed command and exits 0: its status says why
+            status = next(w for w in listing.split() if w.startswith("NT_STATUS_"))
+            raise DataPlaneError(
+                "smb", _classify("smb", status), f"copying {name} into {share}: {status}"
+            )
         if not back.exists() or back.read_bytes() != data:
             raise DataPlaneError("smb", "mismatch", f"{name} read back differs from what was put")
     if name not in listing:

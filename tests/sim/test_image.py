@@ -712,6 +712,27 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
             )
         assert (unexported.value.service, unexported.value.how) == ("nfs", "export missing")
         services.apply(session, spec)
+        # SMB as the share permissions say (SYNO.Core.Share.Permission), reckoned as DSM does
+        # over the user and his groups (No access > Read/Write > Read only): with the admin and
+        # the administrators group read-only the copy is refused, with the admin's No access
+        # the share is; the admin's Read/Write serves it again.
+        session.request(
+            "SYNO.Core.Share.Permission", "set", 1, name="ci", user_group_type="local_group",
+            permissions=[{"name": "administrators", "is_readonly": True}],
+        )  # fmt: skip
+        for perm, allowed in (("is_readonly", False), ("is_deny", False), ("is_writable", True)):
+            session.request(
+                "SYNO.Core.Share.Permission", "set", 1, name="ci",
+                user_group_type="local_user", permissions=[{"name": user, perm: True}],
+            )  # fmt: skip
+            try:
+                await asyncio.to_thread(
+                    dataplane.check_smb, ports, "ci", user, password, f"{perm}.txt", b"x\n"
+                )
+                assert allowed, f"{perm}: the copy went through"
+            except dataplane.DataPlaneError as err:
+                assert not allowed, err
+                assert (err.service, err.how) == ("smb", "auth"), err
 
     saved = await _qmp(
         qmp_dir / "qmp.sock", "human-monitor-command", **{"command-line": "savevm final"}

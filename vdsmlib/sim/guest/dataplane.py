@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,31 @@ def _export_options(rule: dict[str, Any]) -> str:
     )
 
 
+def _admin_access(permissions: dict[str, dict[str, dict[str, Any]]], admin: str) -> str:
+    """What the wizard's admin may do in a share, from its SYNO.Core.Share.Permission entries.
+
+    As DSM reckons it across the user and the groups he is in (his own entry, the
+    ``administrators`` group, ``everyone``): No access wins, then Read/Write, then Read only;
+    a share nobody set permissions on is Read/Write for ``administrators``, as DSM gives a
+    new shared folder to the administrators group.
+    """
+    entries = [
+        permissions.get("local_user", {}).get(admin),
+        permissions.get("local_group", {}).get("administrators", None),
+        permissions.get("system", {}).get("everyone"),
+    ]
+    given = [e for e in entries if e]
+    if "administrators" not in permissions.get("local_group", {}):
+        given.append({"is_writable": True})
+    if any(e.get("is_deny") for e in given):
+        return "deny"
+    if any(e.get("is_writable") for e in given):
+        return "rw"
+    if any(e.get("is_readonly") for e in given):
+        return "ro"
+    return "deny"
+
+
 @dataclass(frozen=True)
 class Desired:
     """What the servers should serve, computed from the state under its lock."""
@@ -116,6 +142,8 @@ class Desired:
     smb_signing: bool = False
     admin: tuple[str, str] | None = None
     shares: tuple[str, ...] = ()
+    #: (share, "rw" | "ro" | "deny"): what the admin may do over SMB, from the share permissions
+    smb_access: tuple[tuple[str, str], ...] = ()
     #: (share, ((client, exportfs options), ...)) for every share with NFS rules
     exports: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     luns: tuple[LunFile, ...] = ()
@@ -134,6 +162,14 @@ class Desired:
                 smb_signing=bool(state.smb.get("enable_server_signing", 0)),
                 admin=(state.account.name, state.account.password) if state.account else None,
                 shares=tuple(sorted(s.name for s in state.shares.values())),
+                smb_access=tuple(
+                    sorted(
+                        (s.name, _admin_access(s.permissions, state.account.name))
+                        for s in state.shares.values()
+                    )
+                )
+                if state.account
+                else (),
                 exports=tuple(
                     sorted(
                         (s.name, tuple((str(r["client"]), _export_options(r)) for r in s.nfs_rules))
@@ -250,6 +286,8 @@ class DataPlane:
             f"\tserver signing = {'auto' if want.smb_signing else 'disabled'}",
             "\tguest account = nobody",
         ]
+        access = dict(want.smb_access)
+        admin = want.admin[0] if want.admin else None
         for share in want.shares:
             lines += [
                 f"[{share}]",
@@ -259,6 +297,11 @@ class DataPlane:
                 "\tcreate mask = 0666",
                 "\tdirectory mask = 0777",
             ]
+            allowed = access.get(share, "rw")
+            if admin and allowed == "deny":
+                lines.append(f"\tinvalid users = {admin}")
+            elif admin and allowed == "ro":
+                lines.append(f"\tread list = {admin}")
         return "\n".join(lines) + "\n"
 
     def _smb_running(self) -> bool:
@@ -290,9 +333,24 @@ class DataPlane:
             self._modprobe("md4", "cmac", "ccm", "gcm", "nls_utf8", "ksmbd")
             _run("ksmbd.mountd")
             _say(f"SMB on (shares: {', '.join(want.shares) or '-'})")
+        elif self._smb_shares_changed(want):
+            # ksmbd keeps the settings of a share it served in the kernel: a reload does not
+            # reach them, a restart does (clients reconnect)
+            _run("ksmbd.control", "--shutdown", check=False)
+            for _ in range(50):
+                if not self._smb_running():
+                    break
+                time.sleep(0.1)
+            _run("ksmbd.mountd")
+            _say(f"SMB restarted (shares: {', '.join(want.shares) or '-'})")
         elif conf_changed:
             _run("ksmbd.control", "--reload")
             _say(f"SMB reloaded (shares: {', '.join(want.shares) or '-'})")
+
+    def _smb_shares_changed(self, want: Desired) -> bool:
+        """True when a share served so far is gone or has other permissions now."""
+        new = dict(want.smb_access)
+        return any(new.get(share) != access for share, access in self.applied.smb_access)
 
     # NFS -----------------------------------------------------------------------------------
 
