@@ -30,6 +30,7 @@ import requests
 from qemu.qmp import QMPClient
 
 from vdsmlib import dataplane
+from vdsmlib.dataplane import IscsiSession
 from vdsmlib.params import load_params
 from vdsmlib.qemu.accel import probe_accelerator
 from vdsmlib.sim.image.build import SIM_REPOSITORY, SimImage, ensure_sim_image
@@ -695,6 +696,31 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
     iqn = services.dsm_iqn("simtest", "dp")
     capacity = _client(["iscsi-readcapacity16", f"iscsi://127.0.0.1:{ports.iscsi}/{iqn}/1"])
     assert f"Total size:{1024**3}" in capacity
+
+    # A LUN cloned from a snapshot holds the bytes of the snapshot's moment, as the CSI driver's
+    # snapshot restore expects (synology-csi pkg/dsm/webapi/iscsi.go: take_snapshot,
+    # clone_snapshot, map_target): written before the snapshot, overwritten after.
+    lun_api = "SYNO.Core.ISCSI.LUN"
+    with IscsiSession("127.0.0.1", ports.iscsi, iqn) as initiator:
+        initiator.write_block(1, 0, b"before the snapshot".ljust(512, b"."))
+    with DsmClient(url) as dsm, dsm.login(user, password) as session:
+        (lun,) = [x for x in session.lun_list() if x["name"] == "dp-lun"]
+        (target,) = [t for t in session.target_list() if t["name"] == "dp"]
+        snap = session.request(
+            lun_api, "take_snapshot", 1, src_lun_uuid=lun["uuid"], snapshot_name="s1",
+            description="", taken_by="test", is_locked=False, is_app_consistent=False,
+        )["snapshot_uuid"]  # fmt: skip
+        with IscsiSession("127.0.0.1", ports.iscsi, iqn) as initiator:
+            initiator.write_block(1, 0, b"after the snapshot".ljust(512, b"."))
+        clone = session.request(
+            lun_api, "clone_snapshot", 1, src_lun_uuid=lun["uuid"], snapshot_uuid=snap,
+            cloned_lun_name="dp-restored",
+        )["cloned_lun_uuid"]  # fmt: skip
+        session.request(lun_api, "map_target", 1, uuid=clone, target_ids=[str(target["target_id"])])
+    with IscsiSession("127.0.0.1", ports.iscsi, iqn) as initiator:
+        assert initiator.report_luns() == [1, 2]
+        assert initiator.read_block(2, 0, 512).startswith(b"before the snapshot")
+        assert initiator.read_block(1, 0, 512).startswith(b"after the snapshot")
 
     # SMB off through the Web API: the port refuses, and the check says which and how.
     with DsmClient(url) as dsm, dsm.login(user, password) as session:

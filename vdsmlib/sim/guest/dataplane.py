@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -104,6 +105,17 @@ def _export_options(rule: dict[str, Any]) -> str:
             "no_subtree_check",
         ]
     )
+
+
+def _wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    _say(f"nothing listens on {port} after {timeout:.0f} s")
 
 
 def _admin_access(permissions: dict[str, dict[str, dict[str, Any]]], admin: str) -> str:
@@ -342,6 +354,7 @@ class DataPlane:
                     break
                 time.sleep(0.1)
             _run("ksmbd.mountd")
+            _wait_listening(445)  # the API answers once clients can connect again
             _say(f"SMB restarted (shares: {', '.join(want.shares) or '-'})")
         elif conf_changed:
             _run("ksmbd.control", "--reload")
@@ -506,3 +519,59 @@ def changed(state: SimState) -> None:
     """Apply the state after a change; nothing unless :func:`enable` ran (not on the host)."""
     if _plane is not None:
         _plane.apply(Desired.of(state))
+
+
+# LUN data: snapshots and clones carry the bytes, as on DSM ------------------------------------
+
+
+def _snapshot_path(snapshot_uuid: str) -> Path:
+    return LUN_DIR / f"snap-{snapshot_uuid}.img"
+
+
+def _copy_sparse(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` keeping its holes (a 1 GiB LUN holds a few written blocks)."""
+    size = src.stat().st_size
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        fout.truncate(size)
+        fd, offset = fin.fileno(), 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:  # ENXIO: no data after offset
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            fin.seek(start)
+            fout.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = fin.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                fout.write(chunk)
+                left -= len(chunk)
+            offset = end
+
+
+def _copy_lun_data(src: Path, dst: Path) -> None:
+    if _plane is None or not src.exists():
+        return  # no data plane (a host-run guest), or a LUN never served: nothing written
+    try:
+        _copy_sparse(src, dst)
+    except OSError as err:
+        _say(f"iSCSI: could not copy {src.name} to {dst.name}: {err}")
+
+
+def snapshot_lun(lun_uuid: str, snapshot_uuid: str) -> None:
+    """Keep the LUN's bytes as they are now, for clones of this snapshot."""
+    _copy_lun_data(LunFile(lun_uuid, "", 0).path, _snapshot_path(snapshot_uuid))
+
+
+def clone_lun(clone_uuid: str, *, lun_uuid: str = "", snapshot_uuid: str = "") -> None:
+    """Give a new LUN the bytes of a LUN (now) or of a snapshot, before it is served."""
+    src = _snapshot_path(snapshot_uuid) if snapshot_uuid else LunFile(lun_uuid, "", 0).path
+    _copy_lun_data(src, LunFile(clone_uuid, "", 0).path)
+
+
+def forget_snapshot(snapshot_uuid: str) -> None:
+    if _plane is not None:
+        _snapshot_path(snapshot_uuid).unlink(missing_ok=True)

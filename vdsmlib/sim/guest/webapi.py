@@ -1086,7 +1086,10 @@ def _lun_create(ctx: Ctx) -> dict[str, Any]:
 def _lun_delete(ctx: Ctx) -> None:
     raw = ctx.text("uuid")
     with ctx.state.lock:
-        uuid = _get_lun(ctx.state, raw).uuid
+        lun = _get_lun(ctx.state, raw)
+        uuid = lun.uuid
+        for snap in lun.snapshots:
+            dataplane.forget_snapshot(snap.uuid)
         del ctx.state.luns[uuid]
         for target in ctx.state.targets.values():
             if uuid in target.mapped:
@@ -1145,6 +1148,7 @@ def _lun_clone(ctx: Ctx) -> dict[str, Any]:
         # it is true (synology-csi pkg/dsm/service/dsm.go waitCloneFinished).
         lun = _add_lun(state, name, source.size, source.lun_type, location)
         lun.dev_attribs = list(source.dev_attribs)
+        dataplane.clone_lun(lun.uuid, lun_uuid=source.uuid)
     return {"dst_lun_uuid": lun.uuid}
 
 
@@ -1172,6 +1176,7 @@ def _lun_take_snapshot(ctx: Ctx) -> dict[str, Any]:
             is_locked=is_locked,
         )
         lun.snapshots.append(snap)
+        dataplane.snapshot_lun(lun.uuid, snap.uuid)
     return {"snapshot_uuid": snap.uuid}
 
 
@@ -1194,6 +1199,7 @@ def _lun_delete_snapshot(ctx: Ctx) -> None:
     with ctx.state.lock:
         lun, snap = _find_snapshot(ctx.state, snapshot_uuid)
         lun.snapshots.remove(snap)
+        dataplane.forget_snapshot(snap.uuid)
 
 
 def _lun_clone_snapshot(ctx: Ctx) -> dict[str, Any]:
@@ -1207,6 +1213,7 @@ def _lun_clone_snapshot(ctx: Ctx) -> dict[str, Any]:
             raise ApiError(E_ISCSI_NO_SNAPSHOT)
         clone = _add_lun(state, name, snap.total_size, lun.lun_type, lun.location)
         clone.dev_attribs = list(lun.dev_attribs)
+        dataplane.clone_lun(clone.uuid, snapshot_uuid=snap.uuid)
     return {"cloned_lun_uuid": clone.uuid}
 
 
