@@ -55,6 +55,7 @@ CONFIGURE_SOURCES = (
     "readiness.py",
     "params.py",
     "dsm",
+    "dataplane.py",  # the services stage writes the build file into a share before `final`
 )
 #: code and files of flatten: the final image only
 IMAGE_SOURCES = ("build/flatten.py", "build/vm.py", "build/assets/healthcheck.sh")
@@ -62,11 +63,9 @@ IMAGE_PROJECT_FILES = ("Dockerfile.flatten",)
 #: reached from the stage code, but cannot change what a checkpoint holds: orchestration, the
 #: build record, the checkpoint cache (it moves images, never changes them), the fingerprint
 #: rules, plugin and project lookup (the simulator's own code
-#: reaches checkpoints through its image id, ``base_id``), the smoke stage's data-plane client
-#: checks (they use a restored image, never change one)
+#: reaches checkpoints through its image id, ``base_id``)
 NOT_IN_CHECKPOINTS = (
     "__init__.py",
-    "dataplane.py",
     "build/__init__.py",
     "build/run.py",
     "build/plan.py",
