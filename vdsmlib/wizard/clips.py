@@ -26,6 +26,7 @@ import asyncio
 import logging
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,9 +248,14 @@ async def clip_screens(
             continue
         record.video_start, record.video_end = window.start, window.end
         jobs.append((window, clip_path(record, report.stage, video.parent, fmt), record))
+    began = time.monotonic()
     made = set(await cut_clips(video, [(w, out) for w, out, _ in jobs], fmt=fmt))
     for _, out, record in jobs:
         record.clip = out if out in made else None
-    if jobs:
-        log.info("stage %s: %d screen clip(s) in %s", report.stage, len(made), video.parent)
+    if made:
+        log.info(
+            "stage %s: %d screen clip(s), %.0f KB, cut in %.1f s: %s",
+            report.stage, len(made), sum(p.stat().st_size for p in made) / 1000,
+            time.monotonic() - began, video.parent / CLIPS_DIR,
+        )  # fmt: skip
     return [out for _, out, _ in jobs if out in made]
