@@ -112,7 +112,7 @@ def probe(path: Path) -> dict[str, Any]:
 
 
 def assert_clips(report: StageReport) -> None:
-    """One valid, small 480 px VP9 clip per handled screen (and the failed one), inside the
+    """One valid, small 480 px VP8 clip per handled screen (and the failed one), inside the
     stage video and no longer than the screen showed plus the margin."""
     assert report.video is not None
     video_seconds = float(probe(report.video)["format"]["duration"])
@@ -127,7 +127,7 @@ def assert_clips(report: StageReport) -> None:
         assert 0 < record.clip.stat().st_size < CLIP_BYTES, record.clip
         info = probe(record.clip)
         stream = info["streams"][0]
-        assert (stream["codec_name"], stream["width"]) == ("vp9", ClipFormat().width)
+        assert (stream["codec_name"], stream["width"]) == ("vp8", ClipFormat().width)
         seconds = float(info["format"]["duration"])
         assert record.started is not None and record.ended is not None
         shown = record.ended - record.started

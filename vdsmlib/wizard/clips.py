@@ -9,9 +9,11 @@ seconds after it left.
 All clips of a stage come from one ffmpeg run: the video is decoded once and resampled to a
 constant frame rate, so a screen that did not change for a while still has frames (Playwright
 writes a frame only when the page changes, and seeking with ``-ss`` into such a gap yields an
-empty file), then split, each branch trimmed to its window and encoded as VP9 WebM, 480 px wide,
-10 frames per second. VP9 WebM is what the stage video already is, plays wherever that does
-(JupyterLab, VS Code's notebook view, Firefox, Chromium without H.264) and came out smallest.
+empty file), then split, each branch trimmed to its window and encoded as VP8 WebM, 480 px wide,
+10 frames per second. VP8 plays in every browser's own build (Chromium without proprietary
+codecs, as Playwright's, cannot play H.264) and in VS Code's notebook view, which ships H.264 and
+VP8 but not VP9 (microsoft/vscode#156558); on the same 3 s of a post-wizard video VP9 made
+10 KB, H.264 14 KB and VP8 20 KB: all small enough to embed.
 
 A missing ffmpeg or a failing cut costs the clips (one warning), never the stage.
 
@@ -70,24 +72,23 @@ class ClipWindow:
 
 @dataclass(frozen=True)
 class ClipFormat:
-    """How clips are encoded: VP9 at constant quality (``crf``), ``width`` px wide, ``fps``."""
+    """How clips are encoded: VP8 at constant quality ``crf`` (with ``max_kbps`` as the
+    ceiling libvpx needs for it), ``width`` px wide, ``fps`` frames per second."""
 
     width: int = 480
     fps: int = 10
-    crf: int = 40
+    crf: int = 30
+    max_kbps: int = 300
     suffix: str = ".webm"
 
     def codec_args(self) -> list[str]:
-        # -b:v 0 makes -crf the quality target; "good" at cpu-used 4 is ~2x realtime's speed
-        # cost for ~30% smaller files, still under a second for a typical screen.
         return [
             "-an",
-            "-c:v", "libvpx-vp9",
+            "-c:v", "libvpx",
             "-crf", str(self.crf),
-            "-b:v", "0",
+            "-b:v", f"{self.max_kbps}k",
             "-deadline", "good",
             "-cpu-used", "4",
-            "-row-mt", "1",
         ]  # fmt: skip
 
 
