@@ -121,6 +121,7 @@ def test_full_build_record(first_build: dict) -> None:
         assert html.count("<video") == count + 1, stage  # + the stage video, by path
         assert f'src="../evidence/{stage}.webm"' in html
     assert "data:video/webm" not in first_build["notebook"].read_text()
+    assert report.count(">clip</a>") == len(handled)  # report.html links each clip
     # the orchestrating notebook prints the final image last
     nb = nbformat.read(first_build["notebook"], as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
