@@ -113,3 +113,19 @@ def test_a_failing_ffmpeg_costs_the_clips_not_the_stage(
         assert asyncio.run(cut_clips(tmp_path / "v.webm", job)) == []
     (message,) = [r.getMessage() for r in caplog.records]
     assert "ffmpeg exited 1 (Invalid data found when processing input); 0 of 1" in message
+
+
+def test_a_clips_folder_that_cannot_be_made_costs_the_clips_not_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = tmp_path / "bin" / "ffmpeg"  # never reached
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    (tmp_path / "evidence").write_text("a file where the folder should be")
+    job = [(ClipWindow(0, 1), tmp_path / "evidence" / "clips" / "a.webm")]
+    with caplog.at_level(logging.WARNING, logger="vdsmlib.wizard.clips"):
+        assert asyncio.run(cut_clips(tmp_path / "v.webm", job)) == []
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("no per-screen clips of v.webm: ")

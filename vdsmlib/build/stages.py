@@ -141,10 +141,14 @@ def screen_entries(run_dir: Path, report: StageReport) -> list[dict[str, Any]]:
 
 
 def _save_screens(ctx: StageContext, report: StageReport) -> list[dict[str, Any]]:
-    """Write ``evidence/<stage>.screens.json`` (what a failed stage's record lists)."""
+    """Write ``evidence/<stage>.screens.json`` (what a failed stage's record lists); a write
+    that fails costs that file, not the stage (nor a failed stage's own error)."""
     entries = screen_entries(ctx.run_dir, report)
     path = ctx.evidence_dir / f"{report.stage}.screens.json"
-    path.write_text(json.dumps(entries, indent=2) + "\n")
+    try:
+        path.write_text(json.dumps(entries, indent=2) + "\n")
+    except OSError as err:
+        log.warning("stage %s: %s not written: %s", report.stage, path, err)
     return entries
 
 

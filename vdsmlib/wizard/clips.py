@@ -191,8 +191,12 @@ async def cut_clips(
     ffmpeg = _ffmpeg()
     if ffmpeg is None or not clips:
         return []
-    for _, out in clips:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for _, out in clips:
+            out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        log.warning("no per-screen clips of %s: %s", video.name, err)
+        return []
     argv = ffmpeg_argv(ffmpeg, video, clips, fmt)
     # decoding runs well over realtime here; the bound only stops a hung ffmpeg
     limit = timeout or 60.0 + 2.0 * max(w.end for w, _ in clips)
@@ -213,7 +217,7 @@ async def cut_clips(
             log.warning("no per-screen clips of %s: ffmpeg took over %.0f s", video.name, limit)
             return []
         raise
-    made = [out for _, out in clips if out.is_file() and out.stat().st_size > 0]
+    made = [out for _, out in clips if _written(out)]
     if proc.returncode != 0:
         tail = stderr.decode(errors="replace").strip()[-300:]
         log.warning(
@@ -221,6 +225,13 @@ async def cut_clips(
             video.name, proc.returncode, tail, len(made), len(clips),
         )  # fmt: skip
     return made
+
+
+def _written(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 async def clip_screens(
