@@ -1,9 +1,11 @@
 """Display helpers for the notebooks: evidence (screenshots, videos), stage tables, progress.
 
-Executed notebooks are the build's evidence, so a stage notebook embeds the screenshots of its
-screens and, when it fails, the unknown screen with the suggested profile entry. The build
-notebook embeds only the failing stage's evidence (the rest is in the stage notebooks and in
-``report.html``), so it stays small. Videos are linked, not embedded.
+Executed notebooks are the build's evidence, so a stage notebook shows each of its wizard
+screens as one output: the screenshot beside the screen's clip (cut from the stage video, see
+:mod:`vdsmlib.wizard.clips`; embedded when under :data:`CLIP_EMBED_BYTES`), and when it fails,
+the unknown screen with its clip and the suggested profile entry. The build notebook embeds only
+the failing stage's screenshot and links its clip (the rest is in the stage notebooks and in
+``report.html``), so it stays small. Stage videos are linked, not embedded.
 
 Every display carries a one-line ``text/plain`` (what ``papermill --log-output`` prints in a CI
 log), never an object repr. Nothing here prints a secret: records are already masked.
@@ -48,6 +50,7 @@ __all__ = [
     "show_failure",
     "show_outcome",
     "show_record",
+    "show_screens",
 ]
 
 log = logging.getLogger("vdsmlib.build")
@@ -55,6 +58,11 @@ log = logging.getLogger("vdsmlib.build")
 #: seconds between "still running" lines while a stage runs
 PROGRESS_INTERVAL = 30.0
 _TEXT_EXCERPT = 1500
+#: a clip up to this size is embedded in the stage notebook, a bigger one referenced by path
+#: (a simulator screen's clip measures 5-10 KB)
+CLIP_EMBED_BYTES = 400_000
+_SCREENSHOT_WIDTH = 560
+_CLIP_WIDTH = 400
 
 
 class BuildFailed(VdsmError):
@@ -98,13 +106,83 @@ def _link(path: Path, base: Path | None) -> str:
 
 
 def _image_bundle(path: Path, caption: str = "", width: int = 720) -> dict[str, str]:
-    data = base64.b64encode(path.read_bytes()).decode()
     label = caption or path.stem
     return {
-        "text/html": f"<p><b>{html.escape(label)}</b></p>"
-        f'<img src="data:image/png;base64,{data}" width="{width}" alt="{html.escape(label)}">',
+        "text/html": f"<p><b>{html.escape(label)}</b></p>{_png_tag(path, label, width)}",
         "text/plain": f"screenshot {label}: {path}",
     }
+
+
+def _png_tag(path: Path, label: str, width: int) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" width="{width}" alt="{html.escape(label)}">'
+
+
+def _clip_tag(path: Path, label: str, *, embed: bool, notebook_dir: Path | None) -> str:
+    """A looping, muted <video> of a screen's clip: embedded, or by path from the notebook."""
+    if embed and path.stat().st_size <= CLIP_EMBED_BYTES:
+        src = "data:video/webm;base64," + base64.b64encode(path.read_bytes()).decode()
+    else:
+        src = html.escape(_link(path, notebook_dir or Path.cwd()))
+    return (
+        f'<video controls loop muted playsinline width="{_CLIP_WIDTH}" '
+        f'title="clip of {html.escape(label)}" src="{src}"></video>'
+    )
+
+
+def _screen_bundle(
+    run_dir: Path, entry: dict[str, Any], *, embed: bool, notebook_dir: Path | None
+) -> dict[str, str] | None:
+    """One screen's output: caption, screenshot and clip side by side; None if nothing is there."""
+    label = f"{entry.get('stage', '?')}: {entry.get('screen', '?')}"
+    label += " (skipped)" if entry.get("skipped") else " (failed)" if entry.get("failed") else ""
+    shot = run_dir / entry["screenshot"] if entry.get("screenshot") else None
+    clip = run_dir / entry["clip"] if entry.get("clip") else None
+    shot = shot if shot is not None and shot.is_file() else None
+    clip = clip if clip is not None and clip.is_file() and clip.stat().st_size > 0 else None
+    if shot is None and clip is None:
+        return None
+    parts = []
+    if shot is not None:
+        parts.append(_png_tag(shot, label, _SCREENSHOT_WIDTH))
+    caption = f"<b>{html.escape(label)}</b>"
+    if clip is not None:
+        parts.append(_clip_tag(clip, label, embed=embed, notebook_dir=notebook_dir))
+        video = run_dir / entry["video"] if entry.get("video") else None
+        if video is not None and entry.get("video_start") is not None:
+            href = html.escape(_link(video, notebook_dir or Path.cwd()))
+            caption += (
+                f" <small>clip: {entry['video_start']:.1f}-{entry['video_end']:.1f} s of "
+                f'<a href="{href}">{html.escape(video.name)}</a></small>'
+            )
+    plain = f"screen {label}: screenshot {shot or '-'}, clip {clip or '-'}"
+    return {
+        "text/html": f"<p>{caption}</p>"
+        '<div style="display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start">'
+        + "".join(parts)
+        + "</div>",
+        "text/plain": plain,
+    }
+
+
+def show_screens(
+    run_dir: Path,
+    screens: Iterable[dict[str, Any]],
+    *,
+    notebook_dir: Path | None = None,
+    embed: bool = True,
+) -> list[Path]:
+    """One output per wizard screen: its screenshot beside its clip. Returns the screenshots
+    shown. ``screens``: entries of ``result.json``'s ``screens`` (paths relative to
+    ``run_dir``); ``embed=False`` references the clips by path instead of embedding them."""
+    shown: list[Path] = []
+    for entry in screens:
+        bundle = _screen_bundle(run_dir, entry, embed=embed, notebook_dir=notebook_dir)
+        if bundle is not None:
+            _display(bundle)
+            if entry.get("screenshot"):
+                shown.append(run_dir / entry["screenshot"])
+    return shown
 
 
 def show_image(path: Path, caption: str = "", width: int = 720) -> None:
@@ -140,14 +218,22 @@ def show_evidence(
             )
 
 
-def show_outcome(outcome: Any, *, notebook_dir: Path | None = None) -> None:
-    """A stage's outcome: its detail line, facts, and evidence."""
+def show_outcome(
+    outcome: Any, *, notebook_dir: Path | None = None, run_dir: Path | None = None
+) -> None:
+    """A stage's outcome: its detail line, facts, each wizard screen (screenshot and clip; needs
+    ``run_dir``, which its paths are relative to), other screenshots, and its videos, linked."""
     _markdown(f"**{outcome.status}**: {html.escape(outcome.detail)}", f"{outcome.status}: "
               f"{outcome.detail}")  # fmt: skip
     if outcome.facts:
         rows = "\n".join(f"| {k} | {_cell(v)} |" for k, v in outcome.facts.items())
         _markdown("| fact | value |\n|---|---|\n" + rows)
-    show_evidence(outcome.screenshots, outcome.videos, notebook_dir=notebook_dir)
+    shown: set[Path] = set()
+    screens = getattr(outcome, "screens", [])
+    if run_dir is not None and screens:
+        shown = {p.resolve() for p in show_screens(run_dir, screens, notebook_dir=notebook_dir)}
+    rest = [p for p in outcome.screenshots if Path(p).resolve() not in shown]
+    show_evidence(rest, outcome.videos, notebook_dir=notebook_dir)
 
 
 def _cell(value: object, limit: int = 200) -> str:
@@ -186,16 +272,36 @@ def show_record(record: BuildRecord) -> None:
 
 
 def show_failure(
-    run_dir: Path, failure: dict[str, Any], *, notebook_dir: Path | None = None
+    run_dir: Path,
+    failure: dict[str, Any],
+    *,
+    notebook_dir: Path | None = None,
+    embed_screens: bool = False,
 ) -> None:
-    """The failed stage's evidence: screenshot, visible text, suggested entry, what came before."""
+    """The failed stage's evidence: screenshot, visible text, suggested entry, what came before.
+
+    ``embed_screens`` (the stage notebook): each screen handled before the failure with its
+    screenshot and clip, and the failed screen's clip embedded; otherwise (the build notebook,
+    which must stay small) the screens are named and the clip is referenced by path.
+    """
     stage = failure.get("stage", "?")
     _markdown(
         f"### Stage {html.escape(str(stage))} failed\n\n{html.escape(failure.get('error', ''))}",
         f"stage {stage} failed: {failure.get('error', '')}",
     )
-    if shot := failure.get("screenshot"):
-        show_image(run_dir / shot, f"{stage}: the screen no profile entry knows")
+    clip = run_dir / failure["clip"] if failure.get("clip") else None
+    if (shot := failure.get("screenshot")) and (run_dir / shot).is_file():
+        caption = f"{stage}: the screen no profile entry knows"
+        bundle = _image_bundle(run_dir / shot, caption)
+        if clip is not None and clip.is_file():
+            tag = _clip_tag(clip, caption, embed=embed_screens, notebook_dir=notebook_dir)
+            bundle["text/html"] += f"<p>its clip, up to the failure:</p>{tag}"
+            bundle["text/plain"] += f"; clip {clip}"
+        _display(bundle)
+    elif clip is not None and clip.is_file():  # a known screen failed: its clip, screenshot
+        failed = [s for s in failure.get("screens", []) if s.get("failed")]
+        if failed:
+            show_screens(run_dir, failed[-1:], notebook_dir=notebook_dir, embed=embed_screens)
     if text := failure.get("text"):
         excerpt = (run_dir / text).read_text(encoding="utf-8", errors="replace")[:_TEXT_EXCERPT]
         _markdown(f"Visible text:\n\n```\n{excerpt.strip()}\n```", f"visible text: {excerpt[:200]}")
@@ -207,7 +313,11 @@ def show_failure(
             f"suggested profile entry: {run_dir / suggestion}",
         )
     handled = [Path(p).stem for p in failure.get("screenshots", [])]
-    if handled:
+    before = [s for s in failure.get("screens", []) if not s.get("failed")]
+    if embed_screens and before:
+        _markdown("Screens handled before it:", "screens handled before it:")
+        show_screens(run_dir, before, notebook_dir=notebook_dir)
+    elif handled:
         _markdown("Screens handled before it: " + ", ".join(f"`{h}`" for h in handled))
     if video := failure.get("video"):
         show_evidence(videos=[run_dir / video], notebook_dir=notebook_dir)
@@ -233,9 +343,9 @@ async def run_stage_notebook(run_dir: str | os.PathLike[str], stage: str) -> Any
         failure = failure_evidence(folder, stage)
         failure["error"] = f"{type(err).__name__}: {first_line(str(err))}"
         failure["files"] = [f for f in failure["files"] if f != failure.get("notebook")]
-        show_failure(folder, failure, notebook_dir=notebook_dir)
+        show_failure(folder, failure, notebook_dir=notebook_dir, embed_screens=True)
         raise
-    show_outcome(outcome, notebook_dir=notebook_dir)
+    show_outcome(outcome, notebook_dir=notebook_dir, run_dir=folder)
     return outcome
 
 

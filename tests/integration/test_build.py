@@ -105,6 +105,28 @@ def test_full_build_record(first_build: dict) -> None:
     assert first_build["notebook"].stat().st_size < 5_000_000
     notebooks = {s["name"]: s["notebook"] for s in result["stages"]}
     assert notebooks["admin"] == "notebooks/admin.ipynb" and notebooks["prepare"] is None
+    # a clip per handled wizard screen (result.json), each shown beside its screenshot in its
+    # stage notebook (embedded there only), the stage video linked after them
+    handled = [s for s in result["screens"] if not s["skipped"]]
+    assert {s["stage"] for s in handled} == {"admin", "post-wizard"}, result["screens"]
+    assert [s["screen"] for s in handled if s["stage"] == "admin"] == ["welcome", "admin-account"]
+    for screen in handled:
+        clip = run_dir / screen["clip"]
+        assert screen["clip"].startswith("evidence/clips/") and clip.suffix == ".webm"
+        assert 0 < clip.stat().st_size < 150_000, clip
+        assert 0 <= screen["video_start"] < screen["video_end"]
+        assert (run_dir / screen["screenshot"]).is_file() and not screen["failed"]
+    for stage in ("admin", "post-wizard"):
+        cells = nbformat.read(run_dir / notebooks[stage], as_version=4).cells
+        html = "".join(
+            o.get("data", {}).get("text/html", "") for c in cells for o in c.get("outputs", [])
+        )
+        count = sum(1 for s in handled if s["stage"] == stage)
+        assert html.count("data:video/webm;base64,") == count, stage
+        assert html.count("<video") == count + 1, stage  # + the stage video, by path
+        assert f'src="../evidence/{stage}.webm"' in html
+    assert "data:video/webm" not in first_build["notebook"].read_text()
+    assert report.count(">clip</a>") == len(handled)  # report.html links each clip
     # the orchestrating notebook prints the final image last
     nb = nbformat.read(first_build["notebook"], as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]

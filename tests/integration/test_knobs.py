@@ -269,6 +269,24 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     assert [c for c in build_shots if "post-wizard-unknown.png" in c] == build_shots, build_shots
     assert len(build_shots) == 1  # the other screens are in the stage notebooks, not twice
     assert executed.stat().st_size < 5_000_000
+    # the unknown screen's clip, up to the failure: listed, embedded in the stage notebook
+    # (with the clip of each screen before it), referenced by path from the build notebook
+    assert (
+        failure["clip"] == "evidence/clips/post-wizard-unknown.webm"
+        and failure["clip"] in post.evidence
+    )
+    handled = [s for s in record.screens if s["stage"] == "post-wizard" and not s["skipped"]]
+    assert [s["screen"] for s in handled][-1] == "unknown" and handled[-1]["failed"]
+    assert all((run_dir / s["clip"]).stat().st_size > 0 for s in handled)
+    stage_html = "".join(
+        "".join(o.get("data", {}).get("text/html", ""))
+        for o in _outputs(run_dir / "notebooks" / "post-wizard.ipynb")
+    )
+    assert stage_html.count("data:video/webm;base64,") == len(handled)
+    build_html = "".join(
+        "".join(o.get("data", {}).get("text/html", "")) for o in _outputs(executed)
+    )
+    assert "data:video/webm" not in build_html and "clips/post-wizard-unknown.webm" in build_html
     plain = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in _outputs(executed))
     assert "IPython.core.display" not in plain
     # report.html: self-contained, under its cap, with the failure and every screen

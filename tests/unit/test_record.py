@@ -44,10 +44,21 @@ def test_a_failed_stage_lists_its_notebook_and_evidence_relative_to_the_run(
         "evidence/post-wizard-unknown.html",
         "evidence/post-wizard.webm",
         "evidence/post-wizard.trace.zip",
+        "evidence/clips/post-wizard-01-update-options.webm",
+        "evidence/clips/post-wizard-unknown.webm",
         "evidence/admin-01-welcome.png",  # another stage's
     ]:
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_text("x")
+    # what the wizard stage wrote as it failed (vdsmlib.build.stages.screen_entries)
+    screens = [
+        {"stage": "post-wizard", "screen": "update-options", "failed": False,
+         "clip": "evidence/clips/post-wizard-01-update-options.webm"},
+        {"stage": "post-wizard", "screen": "unknown", "failed": True,
+         "clip": "evidence/clips/post-wizard-unknown.webm"},
+    ]  # fmt: skip
+    (run / "evidence/post-wizard.screens.json").write_text(json.dumps(screens))
+    (run / "evidence/admin.screens.json").write_text(json.dumps([{"screen": "welcome"}]))
     record = BuildRecord(run_id="r1", target="sim", dsm_version="sim")
     err = RuntimeError("stage post-wizard: unknown screen after 7 s: a modal\nTraceback lines\n")
     record.fail_stage(run, "post-wizard", err, 12.5)
@@ -63,6 +74,10 @@ def test_a_failed_stage_lists_its_notebook_and_evidence_relative_to_the_run(
         "evidence/post-wizard-01-update-options.png",
         "evidence/post-wizard-02-synology-account.png",
     ]
+    # each screen with its clip, the unknown one's clip among the evidence files
+    assert failure["screens"] == screens and data["screens"] == screens
+    assert failure["clip"] == "evidence/clips/post-wizard-unknown.webm"
+    assert failure["clip"] in failure["files"]
     stage = next(s for s in data["stages"] if s["name"] == "post-wizard")
     assert stage["status"] == "failed" and stage["seconds"] == 12.5
     assert stage["detail"] == "RuntimeError: stage post-wizard: unknown screen after 7 s: a modal"

@@ -42,9 +42,13 @@ def _record(run_dir: Path, shots: list[Path]) -> BuildRecord:
 def test_report_has_timeline_thumbnails_sizes_and_the_docker_run_line(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shots = [_png(run_dir / "evidence" / f"post-wizard-0{i}-s{i}.png", i) for i in range(3)]
-    path = write_report(run_dir, _record(run_dir, shots))
+    record = _record(run_dir, shots)
+    clip = "evidence/clips/post-wizard-01-s1.webm"
+    record.screens = [{"screenshot": "evidence/post-wizard-01-s1.png", "clip": clip}]
+    path = write_report(run_dir, record)
     assert path == run_dir / "report.html"
     page = path.read_text()
+    assert page.count(">clip</a>") == 1 and f"<a href='{clip}'>clip</a>" in page
     assert page.count("<rect ") == 4 and "<svg" in page
     assert page.count("data:image/jpeg;base64,") == 3
     assert "post-wizard-01-s1.png" in page

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import socket
+import subprocess
 import time
 import urllib.request
 import zipfile
@@ -25,6 +27,7 @@ from tests.guest import run_guest
 from tests.screens import SIM_TO_PROFILE
 from vdsmlib.wizard import (
     BrowserSession,
+    ClipFormat,
     Credentials,
     Screen,
     ScreenError,
@@ -92,6 +95,50 @@ def assert_evidence(report: StageReport) -> None:
             assert PASSWORD.encode() not in trace.read(name), f"password in trace member {name}"
 
 
+#: a clip of a screen is at most this much longer than the screen: lead + tail (0.5 s each)
+#: and a frame (0.1 s at 10 fps) of rounding
+CLIP_MARGIN = 1.1
+#: what a clip of these short simulator screens weighs at most (they measure 5-10 KB)
+CLIP_BYTES = 150_000
+
+
+def probe(path: Path) -> dict[str, Any]:
+    """ffprobe's view of a video: format and the first video stream."""
+    ffprobe = shutil.which("ffprobe")
+    assert ffprobe, "ffprobe is missing: apt-get install ffmpeg"
+    argv = [ffprobe, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    info: dict[str, Any] = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
+    return info
+
+
+def assert_clips(report: StageReport) -> None:
+    """One valid, small 480 px VP8 clip per handled screen (and the failed one), inside the
+    stage video and no longer than the screen showed plus the margin."""
+    assert report.video is not None
+    video_seconds = float(probe(report.video)["format"]["duration"])
+    records = [r for r in report.screens if not r.skipped]
+    if report.failed_screen is not None:
+        records.append(report.failed_screen)
+    assert records
+    for record in records:
+        assert record.clip is not None, record
+        assert record.clip.parent == report.video.parent / "clips"
+        assert record.screenshot is not None and record.clip.stem == record.screenshot.stem
+        assert 0 < record.clip.stat().st_size < CLIP_BYTES, record.clip
+        info = probe(record.clip)
+        stream = info["streams"][0]
+        assert (stream["codec_name"], stream["width"]) == ("vp8", ClipFormat().width)
+        seconds = float(info["format"]["duration"])
+        assert record.started is not None and record.ended is not None
+        shown = record.ended - record.started
+        assert 0 < seconds <= shown + CLIP_MARGIN, (record.screen, seconds, shown)
+        assert record.video_start is not None and record.video_end is not None
+        assert 0 <= record.video_start < record.video_end <= video_seconds
+        assert record.to_dict()["clip"] == str(record.clip)
+    skipped = [r for r in report.screens if r.skipped]
+    assert all(r.clip is None for r in skipped)
+
+
 async def setup(session: BrowserSession, base_url: str) -> tuple[StageReport, StageReport]:
     admin = await run_stage(
         session, load_stage_profile("fast", "admin", search=FAST), VALUES, base_url
@@ -115,6 +162,8 @@ async def test_admin_and_post_wizard_with_default_screens(tmp_path: Path) -> Non
     assert state["update_option"] == "notify"  # the radio the profile chooses
     for report in (admin, post):
         assert_evidence(report)
+        assert_clips(report)
+    assert len(list((tmp_path / "evidence" / "clips").iterdir())) == 2 + len(post.handled)
     shots = [p.name for p in post.screenshots]
     assert shots[0] == "post-wizard-01-update-options.png"
     assert all(r.screenshot is not None for r in post.screens)
@@ -205,15 +254,22 @@ async def test_unknown_dialog_fails_with_a_suggestion(tmp_path: Path) -> None:
     }
     assert all(p.is_file() and p.stat().st_size > 0 for p in err.files)
     assert "Something new" in (tmp_path / "evidence" / "post-wizard-unknown.txt").read_text()
-    # Evidence of the failed stage is still complete.
+    # Evidence of the failed stage is still complete, a clip of the unknown screen with it:
+    # from when update-options left to the failure, timeouts.modal (3 s) and more.
     assert_evidence(err.report)
+    assert_clips(err.report)
+    failed = err.report.failed_screen
+    assert failed is not None and failed.failed and failed.screen == "unknown"
+    assert failed.clip is not None and failed.clip.name == "post-wizard-unknown.webm"
+    assert failed.video_end is not None and failed.video_start is not None
+    assert failed.video_end - failed.video_start >= profile.timeouts.modal
 
 
 async def test_weak_password_fails_fast_with_the_tooltip_text(tmp_path: Path) -> None:
     weak = {**VALUES, "admin_password": "weakpass"}
     profile = load_stage_profile("fast", "admin", search=FAST)
     with sim(tmp_path) as url:
-        async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
+        async with BrowserSession(tmp_path / "evidence") as session:
             started = time.monotonic()
             with pytest.raises(ScreenError) as info:
                 await run_stage(session, profile, weak, url)
@@ -221,6 +277,14 @@ async def test_weak_password_fails_fast_with_the_tooltip_text(tmp_path: Path) ->
         state = sim_state(url)
     message = str(info.value)
     assert info.value.screen == "admin-account"
+    # the clip of the failed screen runs from when it showed to the error, named as the
+    # screenshot taken at the failure
+    report = info.value.report
+    assert report is not None and report.handled == ["welcome"]
+    assert_clips(report)
+    failed = report.failed_screen
+    assert failed is not None and failed.screen == "admin-account" and failed.clip is not None
+    assert failed.clip.name == "admin-03-admin-account-failed.webm"
     assert "The password must include mixed case letters." in message
     assert "weakpass" not in message  # the secret itself is masked
     assert elapsed < profile.timeouts.screen  # failed at once, not after the timeout

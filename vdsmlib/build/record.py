@@ -31,7 +31,9 @@ def failure_evidence(run_dir: Path, stage: str) -> dict[str, Any]:
 
     Keys: ``stage``, ``notebook``, ``video``, ``trace``, ``screenshots`` (the screens handled
     before the failure, in order), ``screenshot``/``suggestion``/``text``/``page`` (the unknown
-    screen's diagnosis), ``files`` (all of them).
+    screen's diagnosis), ``screens`` (each wizard screen of the stage with its screenshot and
+    clip, the failed one last, from ``evidence/<stage>*.screens.json``), ``clip`` (the failed
+    screen's clip), ``files`` (all of them).
     """
     evidence = run_dir / "evidence"
     found: dict[str, Any] = {"stage": stage}
@@ -50,11 +52,30 @@ def failure_evidence(run_dir: Path, stage: str) -> dict[str, Any]:
         path = evidence / f"{stage}-unknown.{suffix}"
         if path.is_file():
             found[key] = rel(path)
+    found["screens"] = _screens(evidence, stage)
+    failed = [s for s in found["screens"] if s.get("failed") and s.get("clip")]
+    if failed and (run_dir / failed[-1]["clip"]).is_file():
+        found["clip"] = failed[-1]["clip"]
     found["files"] = [
-        found[k] for k in ("notebook", "screenshot", "suggestion", "text", "page", "video", "trace")
+        found[k]
+        for k in ("notebook", "screenshot", "suggestion", "text", "page", "clip", "video", "trace")
         if k in found
     ]  # fmt: skip
     return found
+
+
+def _screens(evidence: Path, stage: str) -> list[dict[str, Any]]:
+    """The screens the wizard parts of ``stage`` recorded (``services`` has ``services-ui``)."""
+    paths = [evidence / f"{stage}.screens.json", *sorted(evidence.glob(f"{stage}-*.screens.json"))]
+    screens: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            screens += json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as err:
+            screens.append({"stage": stage, "screen": "?", "error": f"{path.name}: {err}"})
+    return screens
 
 
 @dataclass
@@ -96,6 +117,9 @@ class BuildRecord:
     videos: list[str] = field(default_factory=list)
     traces: list[str] = field(default_factory=list)
     notebooks: list[str] = field(default_factory=list)
+    #: every wizard screen: stage, screen, screenshot, clip, its window in the stage video
+    #: (video, video_start, video_end), skipped, failed; paths relative to the run folder
+    screens: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     published: list[dict[str, Any]] = field(default_factory=list)
     #: checkpoint cache transfers (``cache_repository``): pulls and pushes with sizes and times
@@ -131,6 +155,7 @@ class BuildRecord:
                 self.screenshots.append(str(run_dir / name))
         if "video" in failure and str(run_dir / failure["video"]) not in self.videos:
             self.videos.append(str(run_dir / failure["video"]))
+        self.screens += [s for s in failure["screens"] if s not in self.screens]
         notebook = failure.get("notebook")
         if notebook and str(run_dir / notebook) not in self.notebooks:
             self.notebooks.append(str(run_dir / notebook))

@@ -1,10 +1,11 @@
 """``out/<run-id>/report.html``: one self-contained page per build, under :data:`SIZE_CAP`.
 
 It holds the stage timeline (inline SVG), the stage table, a thumbnail of every screen (JPEG,
-downscaled with Pillow when installed, else with ffmpeg), the failed stage's screenshot and
-suggested profile entry, image sizes and the ``docker run`` line of the image. Thumbnails that
-would push the page over the cap are listed by name instead. The screenshots themselves stay in
-``evidence/``; this page is what a CI artifact viewer shows first.
+downscaled with Pillow when installed, else with ffmpeg) with a link to its clip, the failed
+stage's screenshot and suggested profile entry, image sizes and the ``docker run`` line of the
+image. Thumbnails that would push the page over the cap are listed by name instead. The
+screenshots and clips themselves stay in ``evidence/``; this page is what a CI artifact viewer
+shows first.
 
 Example::
 
@@ -207,6 +208,7 @@ def _write(run_dir: Path, record: BuildRecord, cap: int) -> Path:
         links = [f"<a href='{esc(f)}'>{esc(f)}</a>" for f in failure.get("files", [])]
         body.append("<p>Evidence: " + ", ".join(links) + "</p>")
     shots = [_rel(run_dir, s) for s in record.screenshots]
+    clips = {s["screenshot"]: s["clip"] for s in record.screens if s.get("clip")}
     if shots:
         figures, left_out = [], []
         for shot in shots:
@@ -216,9 +218,10 @@ def _write(run_dir: Path, record: BuildRecord, cap: int) -> Path:
                 left_out.append(shot)
                 continue
             budget -= len(tag) + 200
+            clip = f" (<a href='{esc(clips[shot])}'>clip</a>)" if shot in clips else ""
             figures.append(
                 f"<figure><a href='{esc(shot)}'>{tag}</a>"
-                f"<figcaption>{esc(Path(shot).name)}</figcaption></figure>"
+                f"<figcaption>{esc(Path(shot).name)}{clip}</figcaption></figure>"
             )
         body.append(f"<h2>Screens ({len(shots)})</h2>" + "".join(figures))
         if left_out:

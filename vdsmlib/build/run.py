@@ -503,6 +503,7 @@ class Build:
         self.record.screenshots += outcome.screenshots
         self.record.videos += outcome.videos
         self.record.traces += outcome.traces
+        self.record.screens += outcome.screens
         facts = outcome.facts
         if stage == "flatten":
             self.record.sizes = {"before": facts["size_before"], "after": facts["size_after"]}

@@ -29,7 +29,7 @@ from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import DsmApiReady, DsmLoginReady, NotReady, wait_for
 from vdsmlib.webapi import services as services_api
 from vdsmlib.webapi.client import DsmClient
-from vdsmlib.wizard import BrowserSession, Credentials, load_stage_profile
+from vdsmlib.wizard import BrowserSession, Credentials, StageReport, WizardError, load_stage_profile
 from vdsmlib.wizard import run_stage as run_wizard_stage
 from vdsmlib.wizard.secrets import forget_cookies, session_ids
 
@@ -47,6 +47,8 @@ class StageOutcome:
     screenshots: list[str] = field(default_factory=list)
     videos: list[str] = field(default_factory=list)
     traces: list[str] = field(default_factory=list)
+    #: one entry per wizard screen (see :func:`screen_entries`), paths relative to the run folder
+    screens: list[dict[str, Any]] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
 
     def write(self, run_dir: Path, stage: str) -> None:
@@ -92,7 +94,13 @@ async def _run_wizard(ctx: StageContext, stage: str, vm: StageVm, outcome: Stage
             await asyncio.gather(wizard, watch, return_exceptions=True)
         if watch.done() and not watch.cancelled() and watch.exception() is not None:
             raise watch.exception()  # type: ignore[misc]
-        report = wizard.result()
+        try:
+            report = wizard.result()
+        except WizardError as err:
+            if err.report is not None:  # the failed stage's record reads them from here
+                _save_screens(ctx, err.report)
+            raise
+    outcome.screens += _save_screens(ctx, report)
     outcome.screenshots += [str(p) for p in report.screenshots]
     if report.video:
         outcome.videos.append(str(report.video))
@@ -100,6 +108,48 @@ async def _run_wizard(ctx: StageContext, stage: str, vm: StageVm, outcome: Stage
         outcome.traces.append(str(report.trace))
     handled = ", ".join(report.handled) or "none"
     outcome.detail = (outcome.detail + f" {stage}: screens {handled}.").strip()
+
+
+def screen_entries(run_dir: Path, report: StageReport) -> list[dict[str, Any]]:
+    """The screens of a wizard report for result.json: each handled or skipped screen, then
+    the one it failed on, with screenshot, clip and video relative to ``run_dir``."""
+
+    def rel(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        try:
+            return str(path.relative_to(run_dir))
+        except ValueError:
+            return str(path)
+
+    records = [*report.screens, *([report.failed_screen] if report.failed_screen else [])]
+    return [
+        {
+            "stage": report.stage,
+            "screen": record.screen,
+            "screenshot": rel(record.screenshot),
+            "clip": rel(record.clip),
+            "video": rel(report.video),
+            "video_start": record.video_start,
+            "video_end": record.video_end,
+            "seconds_to_leave": round(record.seconds_to_leave, 3),
+            "skipped": record.skipped,
+            "failed": record.failed,
+        }
+        for record in records
+    ]
+
+
+def _save_screens(ctx: StageContext, report: StageReport) -> list[dict[str, Any]]:
+    """Write ``evidence/<stage>.screens.json`` (what a failed stage's record lists); a write
+    that fails costs that file, not the stage (nor a failed stage's own error)."""
+    entries = screen_entries(ctx.run_dir, report)
+    path = ctx.evidence_dir / f"{report.stage}.screens.json"
+    try:
+        path.write_text(json.dumps(entries, indent=2) + "\n")
+    except OSError as err:
+        log.warning("stage %s: %s not written: %s", report.stage, path, err)
+    return entries
 
 
 async def _watch(vm: StageVm, interval: float = 1.0) -> None:

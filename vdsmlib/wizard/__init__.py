@@ -21,6 +21,7 @@ from vdsmlib.wizard.browser import (
     login_if_needed,
     run_stage,
 )
+from vdsmlib.wizard.clips import ClipFormat, ClipWindow, clip_screens
 from vdsmlib.wizard.engine import Wizard
 from vdsmlib.wizard.errors import (
     BrowserError,
@@ -46,6 +47,8 @@ __all__ = [
     "STAGES",
     "BrowserError",
     "BrowserSession",
+    "ClipFormat",
+    "ClipWindow",
     "Credentials",
     "LocatorReport",
     "LoginSelectors",
@@ -60,6 +63,7 @@ __all__ = [
     "UnknownScreenError",
     "Wizard",
     "WizardError",
+    "clip_screens",
     "default_profiles_dir",
     "ensure_playwright_ffmpeg",
     "is_secret_name",

@@ -3,7 +3,8 @@
 Each stage gets a fresh context that loads the storage state the previous stage saved (so the
 DSM session survives stages and checkpoint restores), records a video and a Playwright trace,
 and on exit saves the storage state, writes ``<evidence>/<stage>.trace.zip`` and
-``<evidence>/<stage>.webm``.
+``<evidence>/<stage>.webm``. :func:`run_stage` then cuts one clip per screen from the video
+(``<evidence>/clips/``, see :mod:`vdsmlib.wizard.clips`).
 
 Example::
 
@@ -24,10 +25,12 @@ In a notebook, where an ``async with`` cannot span cells::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, asyn
 from playwright.async_api import Error as PlaywrightError
 
 from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for
+from vdsmlib.wizard.clips import clip_screens
 from vdsmlib.wizard.engine import Wizard
 from vdsmlib.wizard.errors import BrowserError, WizardError
 from vdsmlib.wizard.profile import StageProfile
@@ -103,11 +107,15 @@ class LoginSelectors:
 
 @dataclass(frozen=True)
 class StageArtifacts:
-    """Evidence files a stage's browser context left behind (None when not recorded)."""
+    """Evidence files a stage's browser context left behind (None when not recorded).
+
+    ``video_started``: ``time.monotonic()`` when the video started (its second 0).
+    """
 
     video: Path | None
     trace: Path | None
     storage_state: Path | None
+    video_started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,9 @@ class _OpenStage:
     context: BrowserContext
     page: Page
     video_tmp: Path
+    #: time.monotonic() right after new_page(): Playwright's first video frame comes within a
+    #: frame (40 ms) of it (measured), and the video's timeline starts at that frame
+    started: float
 
 
 def _browsers_dir() -> Path:
@@ -402,9 +413,10 @@ class BrowserSession:
             if self.trace:
                 await context.tracing.start(screenshots=True, snapshots=True, title=name)
             page = await context.new_page()
+            started = time.monotonic()
         except PlaywrightError as err:
             raise BrowserError(f"stage {name}: cannot open a browser context: {err}") from err
-        self._open[name] = _OpenStage(context, page, video_tmp)
+        self._open[name] = _OpenStage(context, page, video_tmp, started)
         try:
             try:
                 await page.goto(base_url, wait_until="domcontentloaded")
@@ -432,6 +444,8 @@ class BrowserSession:
         artifacts = await self._finish(
             name, opened.context, opened.page, trace_path, opened.video_tmp
         )
+        if artifacts.video is not None:
+            artifacts = dataclasses.replace(artifacts, video_started=opened.started)
         self.artifacts[name] = artifacts
         return artifacts
 
@@ -481,7 +495,11 @@ async def run_stage(
     *,
     credentials: Credentials | None = None,
 ) -> StageReport:
-    """Run a whole stage in its own context; the report (also on error) names video and trace."""
+    """Run a whole stage in its own context; the report (also on error) names video and trace.
+
+    Once the context is closed and its video saved, each handled screen (and the one the stage
+    failed on) gets its clip of the video: ``record.clip``, ``report.failed_screen.clip``.
+    """
     session.add_secrets(secret_values(values))
     report: StageReport | None = None
     try:
@@ -490,13 +508,16 @@ async def run_stage(
             report = await wizard.run()
     except WizardError as err:
         if err.report is not None:
-            _attach(err.report, session.artifacts.get(profile.stage))
+            await _attach(err.report, session.artifacts.get(profile.stage))
         raise
-    _attach(report, session.artifacts.get(profile.stage))
+    await _attach(report, session.artifacts.get(profile.stage))
     return report
 
 
-def _attach(report: StageReport, artifacts: StageArtifacts | None) -> None:
-    if artifacts is not None:
-        report.video = artifacts.video
-        report.trace = artifacts.trace
+async def _attach(report: StageReport, artifacts: StageArtifacts | None) -> None:
+    if artifacts is None:
+        return
+    report.video = artifacts.video
+    report.trace = artifacts.trace
+    if artifacts.video is not None and artifacts.video_started is not None:
+        await clip_screens(report, artifacts.video, artifacts.video_started)

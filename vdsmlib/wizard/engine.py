@@ -115,6 +115,8 @@ class Wizard:
         self._secrets = secret_values(self.values)
         self._shots = 0
         self.report = StageReport(stage=stage_profile.stage, profile=stage_profile.profile)
+        # the screen being handled, for report.failed_screen when it fails
+        self._current: ScreenRecord | None = None
 
     # ----------------------------------------------------------------- public, step by step
 
@@ -189,7 +191,9 @@ class Wizard:
         deadline = start + timeouts.stage
         cursor = 0  # order: sequence: index of the next expected step
         repeats: dict[str, int] = {}
+        self._current = None
         log.info("stage %s: profile %s", profile.stage, profile.profile)
+        last_progress = start
         try:
             while True:
                 last_progress = time.monotonic()
@@ -229,6 +233,7 @@ class Wizard:
         except WizardError as err:
             self.report.seconds = time.monotonic() - start
             self.report.error = str(err)
+            self.report.failed_screen = self._failed_screen(err, start, last_progress)
             err.report = self.report
             raise
         self._check_required()
@@ -237,6 +242,20 @@ class Wizard:
         handled = ", ".join(self.report.handled) or "no screens"
         log.info("stage %s done in %.1f s: %s", profile.stage, self.report.seconds, handled)
         return self.report
+
+    def _failed_screen(self, err: WizardError, start: float, since: float) -> ScreenRecord:
+        """The screen ``err`` happened on: the one being handled, or an unknown one that
+        showed after the last progress (``since``); it ends now."""
+        record, self._current = self._current, None
+        if record is None:
+            screen = getattr(err, "screen", None) or "unknown"
+            record = ScreenRecord(screen=screen, seen_at=since - start, started=since)
+        record.ended = time.monotonic()
+        record.failed = True
+        shot = getattr(err, "screenshot", None)
+        if isinstance(shot, Path):
+            record.screenshot = shot  # the screen as it failed
+        return record
 
     async def _next_step(self, cursor: int, last_progress: float, timeout: float) -> Screen | None:
         """Wait for the next known screen (returned) or the done condition (None)."""
@@ -400,12 +419,15 @@ class Wizard:
     # ----------------------------------------------------------------- acting
 
     async def _handle(self, screen: Screen, start: float) -> ScreenRecord:
-        seen_at = time.monotonic() - start
-        shot = await self.screenshot(screen.id)
-        record = ScreenRecord(screen=screen.id, seen_at=seen_at, screenshot=shot)
+        seen = time.monotonic()
+        record = ScreenRecord(screen=screen.id, seen_at=seen - start, started=seen)
+        self._current = record
+        record.screenshot = shot = await self.screenshot(screen.id)
         if screen.skip_if is not None and await self._holds(screen.skip_if):
             log.info("screen %s: skipped (%s)", screen.id, screen.skip_if.describe())
             record.skipped = True
+            record.ended = time.monotonic()
+            self._current = None
             self.report.screens.append(record)
             return record
         log.info("screen %s: %d actions", screen.id, len(screen.actions))
@@ -426,7 +448,9 @@ class Wizard:
                     report=self.report,
                 ) from err
         await self._wait_left(screen, shot, timeout)
-        record.seconds_to_leave = time.monotonic() - acted
+        record.ended = time.monotonic()
+        record.seconds_to_leave = record.ended - acted
+        self._current = None
         self.report.screens.append(record)
         log.info("screen %s: left after %.1f s", screen.id, record.seconds_to_leave)
         return record

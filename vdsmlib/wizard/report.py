@@ -11,9 +11,13 @@ __all__ = ["LocatorReport", "ScreenRecord", "StageReport"]
 
 @dataclass
 class ScreenRecord:
-    """One known screen handled (or skipped) during a stage.
+    """One known screen handled (or skipped) during a stage, or the screen a stage failed on.
 
     ``seconds_to_leave`` is the time from the first action to the leave condition holding.
+    ``started``/``ended``: ``time.monotonic()`` when the engine saw the screen and when it left
+    (or the stage failed on it); ``video_start``/``video_end``: the same, as seconds into the
+    stage video, and ``clip`` the part of the video cut there (both set once the video is
+    saved, see :mod:`vdsmlib.wizard.clips`).
     """
 
     screen: str
@@ -21,6 +25,12 @@ class ScreenRecord:
     seconds_to_leave: float = 0.0
     screenshot: Path | None = None
     skipped: bool = False
+    failed: bool = False
+    started: float | None = field(default=None, repr=False)
+    ended: float | None = field(default=None, repr=False)
+    video_start: float | None = None
+    video_end: float | None = None
+    clip: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for result.json."""
@@ -30,12 +40,20 @@ class ScreenRecord:
             "seconds_to_leave": round(self.seconds_to_leave, 3),
             "screenshot": str(self.screenshot) if self.screenshot else None,
             "skipped": self.skipped,
+            "failed": self.failed,
+            "video_start": self.video_start,
+            "video_end": self.video_end,
+            "clip": str(self.clip) if self.clip else None,
         }
 
 
 @dataclass
 class StageReport:
-    """The outcome of one stage: ``ok`` is set when the done condition held."""
+    """The outcome of one stage: ``ok`` is set when the done condition held.
+
+    ``failed_screen``: the screen the stage failed on (a known one, or ``unknown``), from the
+    moment it showed (for an unknown one: the moment the screen before it left) to the failure.
+    """
 
     stage: str
     profile: str
@@ -46,6 +64,7 @@ class StageReport:
     video: Path | None = None
     trace: Path | None = None
     error: str | None = None
+    failed_screen: ScreenRecord | None = None
 
     @property
     def handled(self) -> list[str]:
@@ -64,6 +83,7 @@ class StageReport:
             "video": str(self.video) if self.video else None,
             "trace": str(self.trace) if self.trace else None,
             "error": self.error,
+            "failed_screen": self.failed_screen.to_dict() if self.failed_screen else None,
         }
 
 
