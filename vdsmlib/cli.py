@@ -94,12 +94,31 @@ def _cmd_checkpoints(args: argparse.Namespace) -> int:
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from vdsmlib.build.explore import restore_checkpoint
+    from vdsmlib.build.explore import restore_checkpoint, run_fingerprint
     from vdsmlib.docker.engine import connect
     from vdsmlib.params import load_params
 
     params = load_params(args.dsm_version)
-    vm = restore_checkpoint(connect(), params, args.checkpoint)
+    # This checkout's checkpoint (its params, profiles and knobs), not whichever build on the
+    # engine made the newest one.
+    found = (
+        None
+        if args.any_build
+        else run_fingerprint(args.out_dir, params.dsm_version, args.checkpoint)
+    )
+    fingerprint = None
+    if found is None and not args.any_build:
+        print(
+            f"no run in {args.out_dir}/ reckoned a {args.checkpoint} checkpoint for "
+            f"{params.dsm_version}: run `make build DSM_VERSION={params.dsm_version}` first, or "
+            "pass --any-build for the newest checkpoint any build made",
+            file=sys.stderr,
+        )
+        return 2
+    if found is not None:
+        run_id, fingerprint = found
+        print(f"checkpoint {args.checkpoint} of run {run_id} (fingerprint {fingerprint[:12]})")
+    vm = restore_checkpoint(connect(), params, args.checkpoint, fingerprint=fingerprint)
     asyncio.run(vm.wait_api(params.timeouts.restore))
     print(f"DSM restored from checkpoint {args.checkpoint}: {vm.url}")
     print(f"login: {params.admin.user} (password from params/{params.dsm_version}.yaml)")
@@ -220,6 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explore", help="restore a checkpoint, leave it running, print URL")
     p.add_argument("dsm_version")
     p.add_argument("checkpoint", choices=("start-ready", "final"))
+    p.add_argument(
+        "--out-dir", default="out", help="run folders: the newest run's checkpoint is restored"
+    )
+    p.add_argument(
+        "--any-build",
+        action="store_true",
+        help="the newest checkpoint of that name on the engine, whichever build made it",
+    )
     p.set_defaults(func=_cmd_explore)
 
     p = sub.add_parser("clean", help="remove containers and images this project left behind")

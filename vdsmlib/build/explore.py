@@ -59,6 +59,7 @@ __all__ = [
     "kvm_usable",
     "last_failed_run",
     "restore_checkpoint",
+    "run_fingerprint",
 ]
 
 #: build stage -> the wizard stage (profile file) it runs after ``start-ready``, in order
@@ -109,11 +110,35 @@ def kvm_usable() -> bool:
     return bool(here) and all(accel == "kvm" for accel in here)
 
 
+def run_fingerprint(out_dir: Path | str, dsm_version: str, name: str) -> tuple[str, str] | None:
+    """(run id, fingerprint of checkpoint ``name``) of the newest run in ``out_dir`` (this
+    checkout's builds) for ``dsm_version`` that reckoned one, or None."""
+    runs = sorted(
+        (p for p in Path(out_dir).glob("*/state.json") if not p.parent.is_symlink()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for path in runs:
+        try:
+            state = RunState.load(path.parent)
+        except (OSError, ValueError, TypeError):
+            continue
+        if state.dsm_version == dsm_version and state.fingerprints.get(name):
+            return path.parent.name, state.fingerprints[name]
+    return None
+
+
 def restore_checkpoint(
-    client: docker.DockerClient, params: Params, name: str, *, keep: bool = True
+    client: docker.DockerClient,
+    params: Params,
+    name: str,
+    *,
+    keep: bool = True,
+    fingerprint: str | None = None,
 ) -> StageVm:
-    """Start the newest checkpoint ``name`` with ``-loadvm``; the VM stays until closed."""
-    image, accelerator = find_checkpoint(client, params, name)
+    """Start checkpoint ``name`` with ``-loadvm`` (with ``fingerprint``, that one; else the
+    newest); the VM stays until closed."""
+    image, accelerator = find_checkpoint(client, params, name, fingerprint)
     return StageVm.start(
         client,
         image,
