@@ -18,6 +18,7 @@ package and the base image id, so an unchanged tree reuses the existing image::
 from __future__ import annotations
 
 import collections
+import datetime
 import hashlib
 import io
 import logging
@@ -76,6 +77,21 @@ _SKIP_NAMES = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _LOG_TAIL_LINES = 40
 # Simulator builds kept by the pruning after a build (several checkouts may share one engine).
 _KEEP_BUILDS = 4
+_KEEP_RECENT_SECONDS = 3600.0
+
+
+def _created_epoch(image: Any) -> float:
+    """When Docker says ``image`` was made (seconds since the epoch; 0 when unreadable)."""
+    stamp = str(image.attrs.get("Created", ""))
+    try:
+        # "2026-11-30T06:55:12.123456789Z": drop the fraction (Python reads 6 digits at most)
+        return datetime.datetime.fromisoformat(
+            stamp.split(".")[0].rstrip("Z") + "+00:00"
+        ).timestamp()
+    except ValueError:
+        return 0.0
+
+
 _QEMU_VERSION_RE = re.compile(r"version\s+(\S+)")
 
 
@@ -398,9 +414,9 @@ def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
     """Untag simulator images of older trees and drop stale initramfs-stage images.
 
     Without this every edit of the guest would leave a tagged image and an untagged
-    builder-stage image behind. The newest few builds stay: other checkouts of the project
-    that share the Docker engine may be using them. Images still used by containers or as
-    parents stay too.
+    builder-stage image behind. The newest few builds stay, and every build of the last hour:
+    other checkouts of the project that share the Docker engine may be using them. Images
+    still used by containers or as parents stay too.
     """
     try:
         stages = client.images.list(
@@ -415,9 +431,13 @@ def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
         return str(image.attrs.get("Created", ""))
 
     builds.sort(key=created, reverse=True)
+    # Builds of the last hour stay too: parallel checkouts each build their own, and one
+    # checkout's prune must not pull another's image from under a build in progress.
+    recent = time.time() - _KEEP_RECENT_SECONDS
     old_tags = [
         tag
         for image in builds[_KEEP_BUILDS:]
+        if _created_epoch(image) < recent
         for tag in image.tags
         if tag not in (keep, f"{SIM_REPOSITORY}:latest")
     ]
