@@ -15,11 +15,12 @@ would make, and then:
    plan). When the final image matches the current fingerprint, it records the no-op as the
    notebook would (``out/<run-id>/result.json`` with ``image_run_id``; ``out/latest`` stays on
    the run that made the image) and the image is printed: no papermill, no kernel.
-2. Otherwise papermill executes NOTEBOOK into OUTPUT with the same parameters and
-   ``--log-output`` (a line per stage as it starts and ends), its kernel started with
-   transport encryption (:func:`~vdsmlib.build.run.kernel_config`). A failed build ends in the
-   notebook's one line (the stage, the screen, the evidence) on stderr, not in papermill's
-   traceback; a successful one prints the image last.
+2. Otherwise papermill executes NOTEBOOK into OUTPUT with the same parameters, its kernel
+   started with transport encryption (:func:`~vdsmlib.build.run.kernel_config`). The console
+   gets what the kernel prints (papermill's ``stdout_file``/``stderr_file``): a line per stage
+   as it starts and ends; the tables and evidence the notebook displays stay in OUTPUT. A
+   failed build ends in the notebook's one line (the stage, the screen, the evidence) on
+   stderr, not in papermill's traceback; a successful one prints its record and image last.
 
 The check can only shorten a build: whatever it cannot settle (work to do, an ``explore`` run,
 any error) goes to the notebook, which decides, reports and records as always.
@@ -148,16 +149,17 @@ def _execute(notebook: Path, output: Path, given: Mapping[str, Any]) -> int:
             str(notebook),
             str(output),
             parameters=dict(given),
-            log_output=True,
             progress_bar=False,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
             config=kernel_config(),
         )
     except papermill.PapermillExecutionError as err:
-        # The notebook's own last line (BuildFailed: stage, screen, evidence) or its error.
+        # The notebook's own last line (BuildFailed: stage, screen, evidence), or its error.
         line = first_line(err.evalue, 2000)
         if err.ename != "BuildFailed":
-            line = f"build failed: {err.ename}: {line}"
-        print(f"{line} (executed notebook: {output})", file=sys.stderr)
+            line = f"build failed: {err.ename}: {line} (executed notebook: {output})"
+        print(line, file=sys.stderr)
         return 1
     except nbclient.exceptions.DeadKernelError as err:
         print(f"build failed: the notebook's kernel died: {first_line(str(err))}", file=sys.stderr)
@@ -165,10 +167,10 @@ def _execute(notebook: Path, output: Path, given: Mapping[str, Any]) -> int:
     return 0
 
 
-def _newest_image(out_dir: Path) -> str | None:
-    """The image of the newest record in ``out_dir`` (the run the notebook just made)."""
+def _newest_record(out_dir: Path) -> Path | None:
+    """The newest ``result.json`` in ``out_dir`` (of the run the notebook just made)."""
     records = sorted(out_dir.glob("*/result.json"), key=lambda p: p.stat().st_mtime)
-    return load_record(records[-1]).image if records else None
+    return records[-1] if records else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # papermill's lines (the cells' output) as they are; vdsmlib's with time and level
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # papermill's own lines only when they warn; vdsmlib's with time and level
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%H:%M:%S"))
     vdsmlib_log = logging.getLogger("vdsmlib")
@@ -222,10 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("make build: interrupted", file=sys.stderr)
         return 130
-    if values is not None and values.get("out_dir"):
-        image = _newest_image(Path(str(values["out_dir"])))
-        if image:
-            print(image)
+    record_path = _newest_record(Path(str(values["out_dir"]))) if values else None
+    if record_path is not None:
+        print(f"record: {record_path}")
+        print(load_record(record_path).image)
     return 0
 
 

@@ -433,10 +433,14 @@ class Build:
         except WorkToDo:
             raise  # a no-op check found work: no failure to record
         except BaseException as err:
+            seconds = round(time.monotonic() - started, 2)
+            if isinstance(err, Exception):
+                why = first_line(f"{type(err).__name__}: {err}", 300)
+                log.error("stage %s: failed in %.1f s: %s", stage, seconds, why)
+            else:
+                log.error("stage %s: interrupted after %.1f s", stage, seconds)
             with contextlib.suppress(OSError):
-                self.record.fail_stage(
-                    self.run_dir, stage, err, round(time.monotonic() - started, 2)
-                )
+                self.record.fail_stage(self.run_dir, stage, err, seconds)
             if is_file_error(err):
                 entry.status = "failed"
                 entry.detail = describe_os_error(err, self._folders())

@@ -393,7 +393,7 @@ def ensure_sim_image(
             raise SimImageError(f"built {ref} ({labelled}) but the engine does not list it")
         _prune_old_builds(client, keep=ref)
     else:
-        log.info("reusing simulator image %s (%s)", ref, existing.id)
+        log.debug("reusing simulator image %s (%s)", ref, existing.id)  # the line below says so
     _tag_latest(existing)
     labels: dict[str, str] = existing.labels or {}
     result = SimImage(
