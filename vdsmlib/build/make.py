@@ -137,6 +137,17 @@ def _noop(notebook: Path, values: Mapping[str, Any]) -> BuildRecord | None:
     return record
 
 
+def _quiet_noop(notebook: Path, values: Mapping[str, Any]) -> BuildRecord | None:
+    """:func:`_noop` without vdsmlib's INFO lines: the check prints its outcome itself."""
+    vdsmlib_log = logging.getLogger("vdsmlib")
+    level = vdsmlib_log.level
+    vdsmlib_log.setLevel(logging.WARNING)
+    try:
+        return _noop(notebook, values)
+    finally:
+        vdsmlib_log.setLevel(level)
+
+
 def _execute(notebook: Path, output: Path, given: Mapping[str, Any]) -> int:
     """papermill on the notebook; 0 or 1 with one line on stderr (no papermill traceback)."""
     import nbclient.exceptions
@@ -195,14 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # papermill's own lines only when they warn; vdsmlib's with time and level
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%H:%M:%S"))
-    vdsmlib_log = logging.getLogger("vdsmlib")
-    vdsmlib_log.addHandler(handler)
-    vdsmlib_log.propagate = False
-    vdsmlib_log.setLevel(logging.WARNING)  # the check is quiet: it prints its outcome
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT, datefmt="%H:%M:%S")
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # its lines only when they warn
     try:
         given = papermill_parameters(args)
     except (OSError, yaml.YAMLError, ValueError) as err:
@@ -214,11 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("no defaults from %s: %s", args.notebook, err)
         values = None  # papermill will say what is wrong with the notebook
     try:
-        record = _noop(args.notebook, values) if values is not None else None
+        record = _quiet_noop(args.notebook, values) if values is not None else None
         if record is not None:
             print(record.image)
             return 0
-        vdsmlib_log.setLevel(logging.INFO)
         if _execute(args.notebook, args.output, given):
             return 1
     except KeyboardInterrupt:
