@@ -45,6 +45,7 @@ class FakeBuild:
 
     async def run_if_noop(self) -> BuildRecord | None:
         if not FakeBuild.noop:
+            self.work = "no checkpoint matches: cold boot"
             return None
         record = BuildRecord(run_id="20260101-000001-noop", target="sim", dsm_version="sim")
         record.status, record.image, record.image_run_id = "ok", IMAGE, "20260101-000000-made"
@@ -137,7 +138,10 @@ def test_noop_prints_the_image_and_starts_no_kernel(
 
 
 def test_work_to_do_runs_the_notebook_with_the_same_parameters(
-    fake_build: type[FakeBuild], executions: list[dict[str, Any]], tmp_path: Path
+    fake_build: type[FakeBuild],
+    executions: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_build.noop = False
     output = tmp_path / "build-sim.ipynb"
@@ -147,6 +151,7 @@ def test_work_to_do_runs_the_notebook_with_the_same_parameters(
         main([str(BUILD_NOTEBOOK), str(output), "-y", knobs, "-p", "no_cache", "True", *out]) == 0
     )
     assert fake_build.calls[0].overrides["sim_knobs"] == {"SIM_EXTRA_DIALOG": "Storage Pool Check"}
+    assert "work to do (no checkpoint matches: cold boot)" in capsys.readouterr().out
     (call,) = executions
     assert call["input"] == str(BUILD_NOTEBOOK) and call["output"] == str(output)
     assert call["parameters"] == {

@@ -124,7 +124,7 @@ def _noop(notebook: Path, values: Mapping[str, Any]) -> BuildRecord | None:
         log.debug("no-op check: %s: %s", type(err).__name__, err)
         return None
     if record is None:
-        print(f"work to do: running {notebook}", flush=True)
+        print(f"work to do ({build.work}): running {notebook}", flush=True)
         return None
     print(
         f"build ok in {record.seconds:.1f} s: nothing to do, the image was made by run "
@@ -228,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("make build: interrupted", file=sys.stderr)
         return 130
-    record_path = _newest_record(Path(str(values["out_dir"]))) if values else None
+    if not values or values.get("explore") or not values.get("out_dir"):
+        return 0  # (an explore run records no build)
+    record_path = _newest_record(Path(str(values["out_dir"])))
     if record_path is not None:
         print(f"record: {record_path}")
         print(load_record(record_path).image)

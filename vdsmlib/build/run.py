@@ -239,6 +239,8 @@ class Build:
         self.run_dir = (Path(out_dir) / self.run_id).resolve()
         self._client = client
         self._check = False  # run_if_noop: do a no-op or nothing
+        #: after run_if_noop() found work: what (the plan's reason, or what prepare would make)
+        self.work: str | None = None
         self.record = BuildRecord(
             run_id=self.run_id,
             target=self.params.target,
@@ -311,6 +313,7 @@ class Build:
         try:
             return await self.run()
         except WorkToDo as work:
+            self.work = str(work)
             log.info("work to do: %s", work)
             return None
         finally:
@@ -352,13 +355,11 @@ class Build:
         self.record.write(self.run_dir, latest=False)
         discard = False  # a no-op check that found work (or failed) leaves no run folder
         try:
-            # in this process: a no-op build (found after prepare) starts no stage kernel
-            if self._check:
-                with check_only():
-                    await self._run_stage("prepare", forced=True, executor=inline_executor)
-            else:
+            # in this process: a no-op build (found after prepare) starts no stage kernel; a
+            # no-op check makes nothing (no build, pull, download, probe) on its way to the plan
+            with check_only() if self._check else contextlib.nullcontext():
                 await self._run_stage("prepare", forced=True, executor=inline_executor)
-            plan = self._plan()
+                plan = self._plan()
             if self._check and plan.to_run():
                 raise WorkToDo(plan.reason)
             self.record.plan = plan.reason
