@@ -81,7 +81,8 @@ def check_only() -> Iterator[None]:
 
 
 def making(what: str) -> None:
-    """Say that prepare is about to make ``what``; during a no-op check, raise WorkToDo."""
+    """Say that the build is about to make ``what`` (prepare: an image, a download, a probe;
+    the planner: a checkpoint pull); during a no-op check, raise WorkToDo instead."""
     if _CHECK_ONLY.get():
         raise WorkToDo(f"{what} is not there yet")
 
