@@ -156,7 +156,12 @@ def make_build(
     created.run_ids += [p.parent.name for p in new]
     if done.returncode != 0:
         raise BenchmarkError(f"{label} failed: {(done.stdout + done.stderr)[-2000:]}")
-    named = [p for p in new if f"record: {p}" in done.stdout]
+    # the no-op check prints "record: <result.json>", the notebook "run folder: <folder>"
+    named = [
+        p
+        for p in new
+        if f"record: {p}" in done.stdout or f"folder: {p.parent.resolve()}" in done.stdout
+    ]
     if len(named) != 1:
         raise BenchmarkError(f"{label} named no new record in {out_dir}: {done.stdout[-2000:]}")
     record_path = named[0]

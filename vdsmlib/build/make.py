@@ -20,7 +20,7 @@ would make, and then:
    gets what the kernel prints (papermill's ``stdout_file``/``stderr_file``): a line per stage
    as it starts and ends; the tables and evidence the notebook displays stay in OUTPUT. A
    failed build ends in the notebook's one line (the stage, the screen, the evidence) on
-   stderr, not in papermill's traceback; a successful one prints its record and image last.
+   stderr, not in papermill's traceback; a successful one prints the image last.
 
 The check can only shorten a build: whatever it cannot settle (work to do, an ``explore`` run,
 any error) goes to the notebook, which decides, reports and records as always.
@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from vdsmlib.build.record import BuildRecord, first_line, load_record
+from vdsmlib.build.record import BuildRecord, first_line
 
 __all__ = ["main", "notebook_defaults", "papermill_parameters"]
 
@@ -178,12 +178,6 @@ def _execute(notebook: Path, output: Path, given: Mapping[str, Any]) -> int:
     return 0
 
 
-def _newest_record(out_dir: Path) -> Path | None:
-    """The newest ``result.json`` in ``out_dir`` (of the run the notebook just made)."""
-    records = sorted(out_dir.glob("*/result.json"), key=lambda p: p.stat().st_mtime)
-    return records[-1] if records else None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m vdsmlib.build.make",
@@ -223,18 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if record is not None:
             print(record.image)
             return 0
-        if _execute(args.notebook, args.output, given):
-            return 1
+        # the notebook prints its run folder first and the image last
+        return _execute(args.notebook, args.output, given)
     except KeyboardInterrupt:
         print("make build: interrupted", file=sys.stderr)
         return 130
-    if not values or values.get("explore") or not values.get("out_dir"):
-        return 0  # (an explore run records no build)
-    record_path = _newest_record(Path(str(values["out_dir"])))
-    if record_path is not None:
-        print(f"record: {record_path}")
-        print(load_record(record_path).image)
-    return 0
 
 
 if __name__ == "__main__":
