@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DSM_VERSION ?= sim
 PAPERMILL_ARGS ?=
+BUILD_NOTEBOOK_OUT ?= out/build-$(DSM_VERSION).ipynb
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 LINT_PATHS := vdsmlib tests benchmarks tools conftest.py
@@ -26,12 +27,15 @@ venv: $(PY) ## create .venv and install the project (editable) with test tools
 deps: ## install/start what the machine lacks (Docker, QEMU, Chromium, ffmpeg, debootstrap)
 	@bash tools/ensure-deps.sh
 
+# A no-op (the final image matches) is decided and recorded without starting a kernel; otherwise
+# papermill runs the notebook (vdsmlib/build/make.py). PAPERMILL_ARGS: papermill's parameter
+# options (-p NAME VALUE, -r NAME VALUE, -y YAML, -f FILE, -b BASE64); BUILD_NOTEBOOK_OUT: where
+# the executed notebook goes.
 build: deps venv ## build the configured image for DSM_VERSION (default sim) via notebooks/build.ipynb
 	@mkdir -p out
-	$(VENV)/bin/papermill notebooks/build.ipynb out/build-$(DSM_VERSION).ipynb \
-	  -p dsm_version $(DSM_VERSION) $(PAPERMILL_ARGS) --log-output --no-progress-bar \
-	  || { echo "build failed: see out/build-$(DSM_VERSION).ipynb and out/latest/result.json" >&2; exit 1; }
-	@$(PY) -c 'import glob, json, os; print(json.load(open(max(glob.glob("out/*/result.json"), key=os.path.getmtime)))["image"])'
+	@$(PY) -m vdsmlib.build.make notebooks/build.ipynb $(BUILD_NOTEBOOK_OUT) \
+	  -p dsm_version $(DSM_VERSION) $(PAPERMILL_ARGS) \
+	  || { status=$$?; [ $$status = 1 ] && echo "build failed: see $(BUILD_NOTEBOOK_OUT) and out/latest/result.json" >&2; exit $$status; }
 
 SOAK_N ?= 20
 

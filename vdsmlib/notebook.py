@@ -16,6 +16,7 @@ Example (a stage notebook)::
 
 (the build notebook)::
 
+    build = build_from_parameters(_given)   # its parameters, checked
     result = await run_build(build)
     show_build_evidence(build, result)
     finish(build, result)          # raises one concise BuildFailed line on failure
@@ -30,17 +31,21 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vdsmlib.build.record import BuildRecord, first_line, load_record
 from vdsmlib.errors import VdsmError
 
+if TYPE_CHECKING:
+    from vdsmlib.build import Build
+
 __all__ = [
     "BuildFailed",
     "BuildResult",
+    "build_from_parameters",
     "finish",
     "log_to_output",
     "run_build",
@@ -347,6 +352,40 @@ async def run_stage_notebook(run_dir: str | os.PathLike[str], stage: str) -> Any
         raise
     show_outcome(outcome, notebook_dir=notebook_dir, run_dir=folder)
     return outcome
+
+
+def build_from_parameters(values: Mapping[str, Any]) -> Build:
+    """The :class:`~vdsmlib.build.Build` that ``notebooks/build.ipynb`` runs for ``values``.
+
+    ``values``: the notebook's parameters, its parameters cell's defaults with papermill's
+    values over them. Unknown names and non-boolean ``no_cache``/``keep`` are refused first
+    (:func:`~vdsmlib.params.check_notebook_parameters`), then the params are loaded and checked
+    (a weak password fails here), all before any container. ``explore`` is not a build
+    parameter: the notebook handles it. Used by the notebook and by ``make build``'s no-op check
+    (:mod:`vdsmlib.build.make`), so both make the same build of the same parameters.
+    """
+    from vdsmlib.build import Build
+    from vdsmlib.params import check_notebook_parameters
+
+    check_notebook_parameters(values)
+    overrides = {
+        "admin_user": values.get("admin_user"),
+        "admin_password": values.get("admin_password"),
+        "server_name": values.get("server_name"),
+        "accelerator": values.get("accelerator"),
+        "sim_knobs": values.get("sim_knobs") or None,
+        "image_repository": values.get("image_repository"),
+        "cache_repository": values.get("cache_repository"),
+    }
+    return Build(
+        values.get("dsm_version", "sim"),
+        overrides,
+        out_dir=Path(values.get("out_dir") or "out"),
+        no_cache=values.get("no_cache", False),
+        from_checkpoint=values.get("from_checkpoint") or None,
+        keep=values.get("keep", False),
+        executor=values.get("executor") or "notebook",
+    )
 
 
 @dataclass

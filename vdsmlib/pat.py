@@ -35,7 +35,7 @@ import requests
 
 from vdsmlib.errors import VdsmError
 
-__all__ = ["PAT_BASE_URL", "PatError", "PatFile", "PatSpec", "fetch_pat", "pat_url"]
+__all__ = ["PAT_BASE_URL", "PatError", "PatFile", "PatSpec", "cached_pat", "fetch_pat", "pat_url"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,18 @@ def pat_url(version: str, build: str | int, suffix: str | int | None = None) -> 
     """
     folder = f"{build}-{suffix}" if suffix not in (None, "") else f"{build}"
     return f"{PAT_BASE_URL}/{version}/{folder}/DSM_VirtualDSM_{build}.pat"
+
+
+def cached_pat(spec: PatSpec, cache_dir: str | os.PathLike[str]) -> PatFile | None:
+    """The verified PAT if :func:`fetch_pat` would find it without a download, else None.
+
+    A local PAT (``file:`` or a path) is verified in place; a remote one must be in
+    ``cache_dir`` and match the spec (a cached copy that does not is removed, as fetch_pat does).
+    """
+    if not spec.is_remote:
+        return _verify_local(spec)
+    cache = Path(cache_dir)
+    return _reuse_cached(spec, cache / spec.name, _read_record(cache / f"{spec.name}.json"))
 
 
 def fetch_pat(

@@ -11,6 +11,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -365,6 +366,43 @@ def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:
     assert record.image_run_id == first_build["result"]["run_id"]
     assert (builds.out_dir / "latest").resolve().name != record.run_id
     assert (builds.out_dir / record.run_id / "report.html").is_file()
+
+
+def test_make_build_noop_is_recorded_without_a_kernel(
+    first_build: dict, builds: Builds, tmp_path: Path
+) -> None:
+    """`make build` with nothing to do: the library's check records the no-op as the notebook
+    does (image_run_id, out/latest unmoved) and papermill never starts."""
+    out = builds.out_dir
+    latest = (out / "latest").resolve()
+    executed = tmp_path / "build-sim.ipynb"
+    command = [sys.executable, "-m", "vdsmlib.build.make", str(ROOT / "notebooks" / "build.ipynb"),
+               str(executed), "-p", "dsm_version", "sim", "-p", "out_dir", str(out),
+               "-p", "image_repository", TEST_REPOSITORY]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    record_path = Path(next(x for x in lines if x.startswith("record: ")).split(" ", 1)[1])
+    record = load_record(record_path)
+    builds.run_ids.append(record.run_id)
+    assert not executed.exists(), "papermill ran"
+    assert "no kernel started" in lines[0] and lines[-1] == first_build["result"]["image"]
+    assert record.status == "ok" and record.image == first_build["result"]["image"]
+    assert [s.status for s in record.stages] == ["skipped"] * 7
+    assert record.image_run_id == first_build["result"]["run_id"]
+    assert (out / "latest").resolve() == latest
+    assert (record_path.parent / "report.html").is_file()
+    assert "Traceback" not in done.stdout + done.stderr
+    print(f"no-op make build: {seconds:.2f} s")
+
+
+def test_noop_check_with_work_to_do_leaves_no_run_folder(first_build: dict, builds: Builds) -> None:
+    build = builds.start(no_cache=True)
+    assert asyncio.run(build.run_if_noop()) is None
+    assert not build.run_dir.exists()
+    assert builds.containers_of(build.run_id) == []
 
 
 def test_post_wizard_profile_edit_resumes_from_start_ready(

@@ -3,6 +3,13 @@
 Where the upstream image comes from is a small registry keyed by ``base.source`` in params
 (``sim-build`` builds the simulator locally, ``registry`` uses a pinned image), so the rest of the
 pipeline never asks which target it builds.
+
+Under :func:`check_only` (what ``Build.run_if_noop`` sets) prepare computes the same state but
+makes nothing: each place that would build, pull, download or probe calls :func:`making`
+first, which then raises :class:`WorkToDo`. Example::
+
+    with check_only():
+        making("the build base vdsm-ci/base:sim-1a2b")   # raises WorkToDo
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +35,56 @@ from vdsmlib.build.fingerprint import files_digest, fingerprint
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import DockerError
 from vdsmlib.docker.images import build_image, get_image, remove_image
+from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
-from vdsmlib.pat import PatSpec, fetch_pat
+from vdsmlib.pat import PatSpec, cached_pat, fetch_pat
 from vdsmlib.plugins import base_source, kvm_probe_image
 from vdsmlib.project import project_file
 from vdsmlib.qemu.accel import probe_accelerator
 
-__all__ = ["ASSETS", "PreparedBase", "build_base", "cache_dir", "prepare_base"]
+__all__ = [
+    "ASSETS",
+    "PreparedBase",
+    "WorkToDo",
+    "build_base",
+    "cache_dir",
+    "check_only",
+    "making",
+    "prepare_base",
+]
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BASE_REPOSITORY = "vdsm-ci/base"
+
+#: set while a no-op check runs: prepare may read the engine and the caches, and make nothing
+_CHECK_ONLY: ContextVar[bool] = ContextVar("vdsm_check_only", default=False)
+
+
+class WorkToDo(VdsmError):
+    """A no-op check found work: something to build, pull, download or probe, or stages to run.
+
+    Not a failure: the build (``Build.run``, the build notebook) does that work.
+    """
+
+
+@contextmanager
+def check_only() -> Iterator[None]:
+    """Within it (this thread, and threads started with ``asyncio.to_thread``), :func:`making`
+    raises :class:`WorkToDo` instead of letting prepare make something."""
+    token = _CHECK_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _CHECK_ONLY.reset(token)
+
+
+def making(what: str) -> None:
+    """Say that the build is about to make ``what`` (prepare: an image, a download, a probe;
+    the planner: a checkpoint pull); during a no-op check, raise WorkToDo instead."""
+    if _CHECK_ONLY.get():
+        raise WorkToDo(f"{what} is not there yet")
 
 
 def cache_dir() -> Path:
@@ -69,6 +116,7 @@ class PreparedBase:
 def _registry(client: docker.DockerClient, params: Params) -> str:
     ref = params.base.image
     if get_image(client, ref) is None:
+        making(f"the upstream image {ref} (pull)")
         log.info("pulling %s", ref)
         try:
             client.images.pull(ref)
@@ -183,6 +231,7 @@ def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
     if key in known:
         accel, reason = known[key]
         return str(accel), f"{reason} (probed earlier on this kernel; delete {cache} to re-probe)"
+    making(f"the KVM probe result for this kernel ({cache})")
     result = probe_accelerator(client, probe_image)
     known[key] = [result.accelerator, result.reason]
     cache.write_text(json.dumps(known, indent=2))
@@ -199,7 +248,10 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
     pat_path = pat_sha = None
     if params.pat is not None:
         spec = PatSpec(url=params.pat.url, size=params.pat.size, sha256=params.pat.sha256)
-        pat = fetch_pat(spec, cache_dir() / "pat", progress=True)
+        pat = cached_pat(spec, cache_dir() / "pat")
+        if pat is None:
+            making(f"the PAT {spec.url} (download)")
+            pat = fetch_pat(spec, cache_dir() / "pat", progress=True)
         pat_path, pat_sha = str(pat.path), pat.sha256
 
     fp = fingerprint(
@@ -214,6 +266,7 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
     built = False
     existing = get_image(client, tag)
     if existing is None or existing.labels.get(L.FINGERPRINT) != fp:
+        making(f"the build base {tag}")
         built = True
         build_base(
             client,
@@ -225,7 +278,10 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
             ),
         )
     base = client.images.get(tag)
-    qemu_version = base.labels.get(L.QEMU_VERSION) or _qemu_version(client, tag)
+    qemu_version = base.labels.get(L.QEMU_VERSION)
+    if not qemu_version:
+        making(f"the QEMU version label of {tag}")
+        qemu_version = _qemu_version(client, tag)
     accelerator, reason = _probe(client, params)
     log.info("accelerator: %s (%s)", accelerator, reason)
 

@@ -8,6 +8,9 @@ Example (in a notebook cell, or ``asyncio.run`` elsewhere)::
 Stages run through an *executor*, a small registry like papermill's engines: ``inline`` calls
 the stage functions in this process; ``notebook`` executes ``notebooks/<stage>.ipynb`` with
 papermill, leaving one executed notebook per stage as evidence.
+
+``await Build(...).run_if_noop()`` decides exactly as ``run()`` does (prepare, then the plan) but
+does only a no-op: what ``make build`` asks before it starts the build notebook's kernel.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Protocol, TypeGuard
 
 import docker
 
-from vdsmlib.build.base import cache_dir
+from vdsmlib.build.base import WorkToDo, cache_dir, check_only, making
 from vdsmlib.build.cache import checkpoint_tag, pull_checkpoint, push_checkpoint
 from vdsmlib.build.context import RunState, StageContext, new_run_id
 from vdsmlib.build.flatten import final_tags
@@ -53,8 +56,10 @@ __all__ = [
     "EXECUTORS",
     "Build",
     "StageError",
+    "WorkToDo",
     "cancel_on_sigterm",
     "describe_os_error",
+    "kernel_config",
     "note_signal",
 ]
 
@@ -158,6 +163,18 @@ async def inline_executor(run_dir: Path, stage: str) -> StageOutcome:
     return outcome
 
 
+def kernel_config() -> Any:
+    """The traitlets config papermill's kernels start with (``execute_notebook(config=...)``).
+
+    The kernel manager provisions CurveZMQ keys for kernels whose kernelspec supports them
+    (ipykernel's does), so a kernel does not run "over TCP without encryption" (and does not
+    warn so in every build log).
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
+
+
 async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
     import papermill
 
@@ -174,8 +191,7 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
             cwd=str(notebooks),
             progress_bar=False,
             kernel_name="python3",
-            # no "running over TCP without encryption" warning per stage in the CI log
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            config=kernel_config(),
         )
     except papermill.PapermillExecutionError as err:
         # One line: the stage notebook holds the traceback and the whole diagnosis.
@@ -222,6 +238,9 @@ class Build:
         self.run_id = run_id or new_run_id()
         self.run_dir = (Path(out_dir) / self.run_id).resolve()
         self._client = client
+        self._check = False  # run_if_noop: do a no-op or nothing
+        #: after run_if_noop() found work: what (the plan's reason, or what prepare would make)
+        self.work: str | None = None
         self.record = BuildRecord(
             run_id=self.run_id,
             target=self.params.target,
@@ -274,6 +293,32 @@ class Build:
         os.pwrite(fd, f"{L.process_label()} {self.run_id}\n".encode(), 0)
         return fd
 
+    async def run_if_noop(self) -> BuildRecord | None:
+        """The no-op build's record when the final image matches, else None, having kept nothing.
+
+        It decides exactly as :meth:`run` does: prepare (in this process), then the plan. But
+        prepare makes nothing here: where it would build, pull, download or probe there is work
+        to do, and so there is when the plan has a stage to run. A no-op writes what run()'s
+        no-op writes (``result.json`` with ``image_run_id``, ``report.html``; ``out/latest``
+        stays); otherwise the run folder is removed and :meth:`run` (a new Build) does the work.
+        Errors are raised as run() raises them, also with the run folder removed.
+
+        Example::
+
+            record = await Build("sim").run_if_noop()
+            if record is None:
+                record = await Build("sim").run()
+        """
+        self._check = True
+        try:
+            return await self.run()
+        except WorkToDo as work:
+            self.work = str(work)
+            log.info("work to do: %s", work)
+            return None
+        finally:
+            self._check = False
+
     async def run(self) -> BuildRecord:
         started = time.monotonic()
         preflight(self.params, self.client, self.run_dir.parent)
@@ -304,24 +349,34 @@ class Build:
             overrides=self.overrides,
             params_dir=str(self.params_dir),
             keep=self.keep,
-            network=build_network(self.client, self.run_id),
         ).save(self.run_dir)
         for name in STAGES:
             self.record.stage(name)
         self.record.write(self.run_dir, latest=False)
+        discard = False  # a no-op check that found work (or failed) leaves no run folder
         try:
-            # in this process: a no-op build (found after prepare) starts no stage kernel
-            await self._run_stage("prepare", forced=True, executor=inline_executor)
-            plan = self._plan()
+            # in this process: a no-op build (found after prepare) starts no stage kernel; a
+            # no-op check makes nothing (no build, pull, download, probe) on its way to the plan
+            with check_only() if self._check else contextlib.nullcontext():
+                await self._run_stage("prepare", forced=True, executor=inline_executor)
+                plan = self._plan()
+            if self._check and plan.to_run():
+                raise WorkToDo(plan.reason)
             self.record.plan = plan.reason
             log.info("plan: %s", plan.reason)
             self._apply_plan(plan)
+            if plan.to_run():
+                # the VMs' own network, made only when a stage will start one
+                state = self._state()
+                state.network = build_network(self.client, self.run_id)
+                state.save(self.run_dir)
             for stage in STAGES[1:]:
                 if plan.actions[stage] == "pending":
                     await self._run_stage(stage)
             self._finish_record()
             self.record.status = "ok"
         except BaseException as err:
+            discard = self._check
             self.record.status = "failed"
             if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
                 self.record.error = _interruption()
@@ -333,15 +388,21 @@ class Build:
         finally:
             self.record.seconds = round(time.monotonic() - started, 2)
             self._cleanup()
-            # out/latest stays on the run that did something (a no-op names it: image_run_id)
-            self._write_record(latest=self.record.image_run_id is None)
-            with contextlib.suppress(OSError):
-                reserve.unlink()
-            try:
-                write_report(self.run_dir, self.record)
-            except OSError as err:
-                log.error("report.html not written: %s", describe_os_error(err))
+            if discard:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            else:
+                self._finish_run_folder(reserve)
         return self.record
+
+    def _finish_run_folder(self, reserve: Path) -> None:
+        # out/latest stays on the run that did something (a no-op names it: image_run_id)
+        self._write_record(latest=self.record.image_run_id is None)
+        with contextlib.suppress(OSError):
+            reserve.unlink()
+        try:
+            write_report(self.run_dir, self.record)
+        except OSError as err:
+            log.error("report.html not written: %s", describe_os_error(err))
 
     def _folders(self) -> list[Path]:
         """Where the build writes: the run folder and the temporary folder."""
@@ -370,11 +431,17 @@ class Build:
         started = time.monotonic()
         try:
             outcome = await (executor or self.executor)(self.run_dir, stage)
+        except WorkToDo:
+            raise  # a no-op check found work: no failure to record
         except BaseException as err:
+            seconds = round(time.monotonic() - started, 2)
+            if isinstance(err, Exception):
+                why = first_line(f"{type(err).__name__}: {err}", 300)
+                log.error("stage %s: failed in %.1f s: %s", stage, seconds, why)
+            else:
+                log.error("stage %s: interrupted after %.1f s", stage, seconds)
             with contextlib.suppress(OSError):
-                self.record.fail_stage(
-                    self.run_dir, stage, err, round(time.monotonic() - started, 2)
-                )
+                self.record.fail_stage(self.run_dir, stage, err, seconds)
             if is_file_error(err):
                 entry.status = "failed"
                 entry.detail = describe_os_error(err, self._folders())
@@ -460,6 +527,7 @@ class Build:
             labels = {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: fingerprint}
             if find_images(self.client, labels):
                 return  # the newest one needed is here already
+            making(f"the checkpoint {name} (pull from {repository})")
             tag = checkpoint_tag(
                 self.params.dsm_version, state.accelerator or "tcg", name, fingerprint
             )

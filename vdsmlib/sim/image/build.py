@@ -50,6 +50,7 @@ __all__ = [
     "content_hash",
     "ensure_base_image",
     "ensure_sim_image",
+    "find_sim_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -332,6 +333,32 @@ def _prepare_context(guest_dir: Path, into: Path) -> None:
         shutil.copy2(path, target)
 
 
+def find_sim_image(
+    client: docker.DockerClient, *, guest_dir: Path | None = None
+) -> SimImage | None:
+    """The simulator image of the current tree if it is built, else None; makes nothing.
+
+    What :func:`ensure_sim_image` would reuse (a no-op build check asks this first).
+    """
+    started = time.monotonic()
+    base = _image_or_none(client, BASE_IMAGE)
+    if base is None:
+        return None
+    ref = f"{SIM_REPOSITORY}:{content_hash(str(base.id), (guest_dir or GUEST_DIR).resolve())[:12]}"
+    existing = _image_or_none(client, ref)
+    if existing is None:
+        return None
+    labels: dict[str, str] = existing.labels or {}
+    return SimImage(
+        ref=ref,
+        id=str(existing.id),
+        size_bytes=int(existing.attrs.get("Size", 0)),
+        seconds=time.monotonic() - started,
+        reused=True,
+        qemu_version=labels.get("vdsm-ci.qemu-version", ""),
+    )
+
+
 def ensure_sim_image(
     client: docker.DockerClient,
     *,
@@ -382,7 +409,7 @@ def ensure_sim_image(
             raise SimImageError(f"built {ref} ({labelled}) but the engine does not list it")
         _prune_old_builds(client, keep=ref)
     else:
-        log.info("reusing simulator image %s (%s)", ref, existing.id)
+        log.debug("reusing simulator image %s (%s)", ref, existing.id)  # the line below says so
     _tag_latest(existing)
     labels: dict[str, str] = existing.labels or {}
     result = SimImage(
