@@ -116,6 +116,19 @@ class SimImage:
     reused: bool
     qemu_version: str
 
+    @classmethod
+    def of(cls, image: Any, ref: str, *, started: float, reused: bool) -> SimImage:
+        """The record of Docker image ``image`` tagged ``ref`` (``started``: monotonic time)."""
+        labels: dict[str, str] = image.labels or {}
+        return cls(
+            ref=ref,
+            id=str(image.id),
+            size_bytes=int(image.attrs.get("Size", 0)),
+            seconds=time.monotonic() - started,
+            reused=reused,
+            qemu_version=labels.get("vdsm-ci.qemu-version", ""),
+        )
+
 
 def _image_or_none(client: docker.DockerClient, ref: str) -> Any:
     try:
@@ -348,15 +361,7 @@ def find_sim_image(
     existing = _image_or_none(client, ref)
     if existing is None:
         return None
-    labels: dict[str, str] = existing.labels or {}
-    return SimImage(
-        ref=ref,
-        id=str(existing.id),
-        size_bytes=int(existing.attrs.get("Size", 0)),
-        seconds=time.monotonic() - started,
-        reused=True,
-        qemu_version=labels.get("vdsm-ci.qemu-version", ""),
-    )
+    return SimImage.of(existing, ref, started=started, reused=True)
 
 
 def ensure_sim_image(
@@ -411,15 +416,7 @@ def ensure_sim_image(
     else:
         log.debug("reusing simulator image %s (%s)", ref, existing.id)  # the line below says so
     _tag_latest(existing)
-    labels: dict[str, str] = existing.labels or {}
-    result = SimImage(
-        ref=ref,
-        id=str(existing.id),
-        size_bytes=int(existing.attrs.get("Size", 0)),
-        seconds=time.monotonic() - started,
-        reused=reused,
-        qemu_version=labels.get("vdsm-ci.qemu-version", ""),
-    )
+    result = SimImage.of(existing, ref, started=started, reused=reused)
     log.info(
         "simulator image %s: %.0f MB, %s in %.1f s",
         ref,
