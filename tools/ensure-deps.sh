@@ -24,6 +24,8 @@ command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 command -v smbclient >/dev/null 2>&1 || need_pkgs+=(smbclient)
 command -v nfs-cp >/dev/null 2>&1 || need_pkgs+=(libnfs-utils)
 command -v iscsi-ls >/dev/null 2>&1 || need_pkgs+=(libiscsi-bin)
+# `ip route`: the host route to DSM's own address that iSCSI discovery points to
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ ROOT = Path(__file__).parents[2]
 SCRIPT = ROOT / "tools" / "ensure-deps.sh"
 PRESENT: tuple[str, ...] = ("qemu-img", "qemu-system-x86_64", "chromium", "ffmpeg")
 PRESENT += ("debootstrap", "docker-registry", "node", "npm", "smbclient", "nfs-cp", "iscsi-ls")
+PRESENT += ("ip",)
 REAL = ("bash", "id", "seq", "sleep", "pgrep", "pidof", "nohup", "cat")
 
 
