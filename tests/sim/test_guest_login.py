@@ -302,6 +302,7 @@ def test_monitoring_reads(guest: GuestServer) -> None:
     assert err(call(base, api="SYNO.FileStation.Info", version=2, method="get")) == 119
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_https_on_a_tls_port(tmp_path: Path) -> None:
     """The guest serves DSM's 5001 with a self-signed certificate, as the image runs it."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
