@@ -130,6 +130,60 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
     _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
 
 
+def _start_notebook_build(out: Path, executed: Path, repository: str) -> subprocess.Popen[str]:
+    """`papermill notebooks/build.ipynb` with no cache, stages inline, as a CI job runs it."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "papermill"),
+            str(ROOT / "notebooks" / "build.ipynb"),
+            str(executed),
+            *("-p", "no_cache", "True", "-p", "executor", "inline"),
+            *("-p", "out_dir", str(out), "-p", "image_repository", repository),
+        ],
+        cwd=ROOT / "notebooks",
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sigterm_to_papermill_alone_leaves_nothing_running(
+    client: docker.DockerClient, sim_image: str, tmp_path: Path
+) -> None:
+    """SIGTERM to the papermill process only: its kernel sees its parent gone and exits on the
+    spot (ipykernel's parent poller, os._exit), with no chance to clean up; the build's janitor
+    (vdsmlib.build.janitor) removes the run's VM, network and QMP folder and records why."""
+    out = tmp_path / "out"
+    repository = f"{TEST_REPOSITORY}-sigterm-papermill"
+    proc = _start_notebook_build(out, tmp_path / "build.ipynb", repository)
+    try:
+        run_id, vm = _wait_for_stage_vm(client, out, proc)
+        qmp_dirs = _qmp_dirs(vm)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while _run_containers(client, run_id) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    log_file = out / run_id / "janitor.log"
+    janitor_log = log_file.read_text() if log_file.exists() else "(no janitor.log)"
+    assert _run_containers(client, run_id) == [], janitor_log
+    assert client.networks.list(names=[network_name(run_id)]) == []
+    assert qmp_dirs and not any(Path(d).exists() for d in qmp_dirs), qmp_dirs
+    record = json.loads((out / run_id / "result.json").read_text())
+    assert record["status"] == "failed"
+    assert "ended without finishing" in record["error"], record["error"]
+    assert "cleaning up" in janitor_log
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_sigterm_to_the_build_notebooks_kernel_cancels_the_build(
@@ -139,30 +193,7 @@ def test_sigterm_to_the_build_notebooks_kernel_cancels_the_build(
     ends every process, or jupyter_client shutting the kernel down)."""
     out = tmp_path / "out"
     repository = f"{TEST_REPOSITORY}-sigterm-nb"
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "papermill"),
-            str(ROOT / "notebooks" / "build.ipynb"),
-            str(tmp_path / "build.ipynb"),
-            "-p",
-            "no_cache",
-            "True",
-            "-p",
-            "executor",
-            "inline",
-            "-p",
-            "out_dir",
-            str(out),
-            "-p",
-            "image_repository",
-            repository,
-        ],
-        cwd=ROOT / "notebooks",
-        env=_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_notebook_build(out, tmp_path / "build.ipynb", repository)
     try:
         run_id, vm = _wait_for_stage_vm(client, out, proc)
         qmp_dirs = _qmp_dirs(vm)

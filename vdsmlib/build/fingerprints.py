@@ -76,6 +76,7 @@ NOT_IN_CHECKPOINTS = (
     "build/cache.py",
     "build/fingerprint.py",
     "build/fingerprints.py",
+    "build/janitor.py",
     "errors.py",
     "plugins.py",
     "project.py",

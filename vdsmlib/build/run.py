@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any, Protocol, TypeGuard
 
 import docker
 
+from vdsmlib.build import janitor
 from vdsmlib.build.base import WorkToDo, cache_dir, check_only, making
 from vdsmlib.build.cache import checkpoint_tag, pull_checkpoint, push_checkpoint
 from vdsmlib.build.context import RunState, StageContext, new_run_id
@@ -239,6 +241,7 @@ class Build:
         self.run_dir = (Path(out_dir) / self.run_id).resolve()
         self._client = client
         self._check = False  # run_if_noop: do a no-op or nothing
+        self._janitor: subprocess.Popen[bytes] | None = None
         #: after run_if_noop() found work: what (the plan's reason, or what prepare would make)
         self.work: str | None = None
         self.record = BuildRecord(
@@ -366,6 +369,9 @@ class Build:
             log.info("plan: %s", plan.reason)
             self._apply_plan(plan)
             if plan.to_run():
+                if not self.keep:
+                    # cleans up if this process ends without finishing (SIGKILL, os._exit)
+                    self._janitor = janitor.spawn(self.run_dir, self.run_id)
                 # the VMs' own network, made only when a stage will start one
                 state = self._state()
                 state.network = build_network(self.client, self.run_id)
@@ -388,6 +394,8 @@ class Build:
         finally:
             self.record.seconds = round(time.monotonic() - started, 2)
             self._cleanup()
+            janitor.stop(self._janitor)
+            self._janitor = None
             if discard:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             else:
