@@ -130,13 +130,19 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
     _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
 
 
-def _start_notebook_build(out: Path, executed: Path, repository: str) -> subprocess.Popen[str]:
-    """`papermill notebooks/build.ipynb` with no cache, stages inline, as a CI job runs it."""
-    return subprocess.Popen(
+@contextlib.contextmanager
+def _notebook_build(
+    client: docker.DockerClient, out: Path, tmp_path: Path, name: str
+) -> Iterator[tuple[subprocess.Popen[str], str, docker.models.containers.Container]]:
+    """`papermill notebooks/build.ipynb` (no cache, stages inline) as a CI job runs it, in a
+    repository of its own: (the papermill process, the run id, its stage VM) once that runs.
+    Afterwards the process is gone and the repository's images too."""
+    repository = f"{TEST_REPOSITORY}-{name}"
+    proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "papermill"),
             str(ROOT / "notebooks" / "build.ipynb"),
-            str(executed),
+            str(tmp_path / "build.ipynb"),
             *("-p", "no_cache", "True", "-p", "executor", "inline"),
             *("-p", "out_dir", str(out), "-p", "image_repository", repository),
         ],
@@ -146,6 +152,15 @@ def _start_notebook_build(out: Path, executed: Path, repository: str) -> subproc
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        run_id, vm = _wait_for_stage_vm(client, out, proc)
+        yield proc, run_id, vm
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
 
 
 @pytest.mark.docker
@@ -157,22 +172,13 @@ def test_sigterm_to_papermill_alone_leaves_nothing_running(
     spot (ipykernel's parent poller, os._exit), with no chance to clean up; the build's janitor
     (vdsmlib.build.janitor) removes the run's VM, network and QMP folder and records why."""
     out = tmp_path / "out"
-    repository = f"{TEST_REPOSITORY}-sigterm-papermill"
-    proc = _start_notebook_build(out, tmp_path / "build.ipynb", repository)
-    try:
-        run_id, vm = _wait_for_stage_vm(client, out, proc)
+    with _notebook_build(client, out, tmp_path, "sigterm-papermill") as (proc, run_id, vm):
         qmp_dirs = _qmp_dirs(vm)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
         deadline = time.monotonic() + 60
         while _run_containers(client, run_id) and time.monotonic() < deadline:
             time.sleep(0.5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for image in client.images.list(name=repository):
-            client.images.remove(image.id, force=True)
     log_file = out / run_id / "janitor.log"
     janitor_log = log_file.read_text() if log_file.exists() else "(no janitor.log)"
     assert _run_containers(client, run_id) == [], janitor_log
@@ -192,22 +198,13 @@ def test_sigterm_to_the_build_notebooks_kernel_cancels_the_build(
     """`papermill build.ipynb`: the kernel that runs the build gets SIGTERM (a job runner that
     ends every process, or jupyter_client shutting the kernel down)."""
     out = tmp_path / "out"
-    repository = f"{TEST_REPOSITORY}-sigterm-nb"
-    proc = _start_notebook_build(out, tmp_path / "build.ipynb", repository)
-    try:
-        run_id, vm = _wait_for_stage_vm(client, out, proc)
+    with _notebook_build(client, out, tmp_path, "sigterm-nb") as (proc, run_id, vm):
         qmp_dirs = _qmp_dirs(vm)
         # the kernel is the build's process: its pid is in the VM's labels
         kernel_pid = int(vm.labels[L.PROCESS].rpartition(":")[2])
         assert kernel_pid != proc.pid
         os.kill(kernel_pid, signal.SIGTERM)
         _, stderr = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for image in client.images.list(name=repository):
-            client.images.remove(image.id, force=True)
     assert proc.returncode != 0, stderr[-2000:]
     _assert_cancelled_cleanly(client, out, run_id, qmp_dirs)
 
