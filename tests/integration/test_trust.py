@@ -110,19 +110,12 @@ def test_sigterm_to_a_running_build_removes_its_containers_and_records_failed(
     # session's builds of the same target
     repository = f"{TEST_REPOSITORY}-sigterm"
     proc = _start_build(out, repository)
-    try:
-        run_id, vm = _wait_for_stage_vm(client, out, proc)
+    with _until_its_stage_vm(client, out, proc, repository) as (run_id, vm):
         qmp_dirs = _qmp_dirs(vm)
         # the stage VM is on its build's network only, not on Docker's default bridge
         assert set(vm.attrs["NetworkSettings"]["Networks"]) == {network_name(run_id)}
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for image in client.images.list(name=repository):
-            client.images.remove(image.id, force=True)
     assert proc.returncode == 143, stderr[-2000:]
     assert error_lines(stderr)[-1] == (
         "vdsm: terminated (SIGTERM); containers of this run were removed"
@@ -152,9 +145,18 @@ def _notebook_build(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        run_id, vm = _wait_for_stage_vm(client, out, proc)
+    with _until_its_stage_vm(client, out, proc, repository) as (run_id, vm):
         yield proc, run_id, vm
+
+
+@contextlib.contextmanager
+def _until_its_stage_vm(
+    client: docker.DockerClient, out: Path, proc: subprocess.Popen[str], repository: str
+) -> Iterator[tuple[str, docker.models.containers.Container]]:
+    """(run id, stage VM) of the build ``proc`` runs, once the VM runs; afterwards the process
+    is gone and the images of ``repository`` too."""
+    try:
+        yield _wait_for_stage_vm(client, out, proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -252,19 +254,12 @@ def test_disk_full_during_the_build_is_one_line_and_a_failed_record(
     out = small_out / "out"
     repository = f"{TEST_REPOSITORY}-full"
     proc = _start_build(out, repository)
-    try:
-        run_id, _ = _wait_for_stage_vm(client, out, proc)
+    with _until_its_stage_vm(client, out, proc, repository) as (run_id, _):
         # the disk fills up while the stage VM runs
         with contextlib.suppress(OSError), (small_out / "filler").open("wb") as filler:
             while True:
                 filler.write(bytes(1 << 20))
         _, stderr = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for image in client.images.list(name=repository):
-            client.images.remove(image.id, force=True)
     assert proc.returncode == 1, stderr[-2000:]
     line = error_lines(stderr)[-1]
     assert str(small_out) in line and "No space left on device" in line, stderr[-3000:]
