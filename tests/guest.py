@@ -1,6 +1,6 @@
 """The simulated DSM's guest web app, run on the host as a subprocess: one helper for every test.
 
-``python -m vdsmlib.sim.guest --port 0`` with ``SIM_*`` knobs; :func:`run_guest` yields a
+``python -m vdsm_sim.guest --port 0`` with ``SIM_*`` knobs; :func:`run_guest` yields a
 :class:`GuestServer` once it listens and stops the process afterwards::
 
     with run_guest({"SIM_SCREENS": ""}) as guest:
@@ -65,7 +65,7 @@ def run_guest(
     port: int = 0,
     log_path: Path | None = None,
 ) -> Iterator[GuestServer]:
-    """Start ``python -m vdsmlib.sim.guest`` on ``port`` (0: a free one) with ``SIM_*`` env.
+    """Start ``python -m vdsm_sim.guest`` on ``port`` (0: a free one) with ``SIM_*`` env.
 
     Knobs of the calling environment are not inherited: a test states the ones it wants. The
     guest's log (its request lines included) goes to ``log_path`` when given (and stays), else
@@ -81,7 +81,7 @@ def run_guest(
         log_path = Path(log_name)
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vdsmlib.sim.guest", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "vdsm_sim.guest", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=child_env,
             stdout=subprocess.DEVNULL,

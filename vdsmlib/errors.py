@@ -4,14 +4,14 @@
 
     VdsmError
      +-- ParamsError            (vdsmlib.params: bad version, weak password, ...)
-     +-- PreflightError         (vdsmlib.build.preflight: Docker down, disk full, Chromium missing)
+     +-- PreflightError         (vdsmlib.pipeline.preflight: Docker down, disk full, Chromium missing)
      +-- DockerError            (vdsmlib.docker: engine errors, container exited early)
      |    +-- DockerUnavailable (the engine cannot be reached)
      +-- QmpError               (vdsmlib.qemu: QMP connection and command failures)
      |    +-- SnapshotError     (savevm failed or did not read back)
      +-- QemuToolError          (vdsmlib.qemu.image: qemu-img / qemu-system missing or failing)
      +-- SimImageError          (the DSM simulator: building its image)
-     +-- PluginError            (vdsmlib.plugins: no plugin of that name registered)
+     +-- PluginError            (vdsmlib.pipeline.plugins: no plugin of that name registered)
      +-- ProjectError           (vdsmlib.project: params/notebooks/Dockerfiles not found)
      +-- ReadinessTimeout       (vdsmlib.readiness: a wait strategy ran out of time)
      |    +-- ReadinessAborted  (what was waited on died: container exited)
@@ -20,7 +20,7 @@
      +-- WizardError            (vdsmlib.wizard: unknown screen, required screen not seen, ...)
      |    +-- UnknownScreenError  (with screenshot, visible text, DOM excerpt, suggestion)
      +-- PatError               (vdsmlib.pat: download failures, size/checksum mismatch)
-     +-- StageError             (vdsmlib.build: a build stage failed; names the stage)
+     +-- StageError             (vdsmlib.pipeline: a build stage failed; names the stage)
      +-- ProfileError etc.      (vdsmlib.wizard.errors)
 
 Every message says what failed, with evidence (command, log tail, screenshot path, URL),

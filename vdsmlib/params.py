@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vdsmlib import project
 from vdsmlib.dsm import policy
 from vdsmlib.errors import VdsmError
-from vdsmlib.webapi.services import ServicesSpec
+from vdsmlib.services.spec import ServicesSpec
 
 __all__ = [
     "NOTEBOOK_PARAMETERS",

@@ -12,12 +12,12 @@ from typing import Any
 
 import docker
 import pytest
+from vdsm_sim.image.build import ensure_sim_image
 
-from vdsmlib.build import Build, BuildRecord
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import clean
-from vdsmlib.sim.image.build import ensure_sim_image
+from vdsmlib.pipeline import Build, BuildRecord
 
 #: final images of this test session go to a repository of its own: never over a user's images,
 #: and the cleanup removes this session's images only, not those of a session running beside it

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, free_port
-from vdsmlib.build.vm import CHECKPOINT_REPOSITORY, StageVm
+from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY, StageVm
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import get_image
 from vdsmlib.params import load_params

@@ -22,15 +22,15 @@ import pytest
 import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
-from vdsmlib.build import StageError, load_record
-from vdsmlib.build.report import SIZE_CAP
-from vdsmlib.dataplane import BUILD_FILE, BUILD_FILE_DATA, SERVICE_PORTS
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.docker.route import container_address, guest_route
+from vdsmlib.evidence.report import SIZE_CAP
 from vdsmlib.params import load_params
+from vdsmlib.pipeline import StageError, load_record
+from vdsmlib.services.dataplane import BUILD_FILE, BUILD_FILE_DATA, SERVICE_PORTS
+from vdsmlib.services.spec import dsm_iqn
 from vdsmlib.webapi.client import DsmClient
-from vdsmlib.webapi.services import dsm_iqn
 from vdsmlib.wizard.secrets import session_ids
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
@@ -376,7 +376,7 @@ def test_make_build_noop_is_recorded_without_a_kernel(
     out = builds.out_dir
     latest = (out / "latest").resolve()
     executed = tmp_path / "build-sim.ipynb"
-    command = [sys.executable, "-m", "vdsmlib.build.make", str(ROOT / "notebooks" / "build.ipynb"),
+    command = [sys.executable, "-m", "vdsmlib.cli.make", str(ROOT / "notebooks" / "build.ipynb"),
                str(executed), "-p", "dsm_version", "sim", "-p", "out_dir", str(out),
                "-p", "image_repository", TEST_REPOSITORY]  # fmt: skip
     started = time.monotonic()
@@ -486,7 +486,7 @@ def test_a_snapshot_of_the_other_accelerator_is_refused(
     first_build: dict, client: docker.DockerClient
 ) -> None:
     """A TCG checkpoint started as a KVM VM would not load: refused before anything starts."""
-    from vdsmlib.build.vm import StageVm
+    from vdsmlib.checkpoints.vm import StageVm
     from vdsmlib.docker.engine import DockerError
     from vdsmlib.params import load_params
 
@@ -519,7 +519,7 @@ def test_parallel_builds_of_one_image_serialise(
     # a repository of its own: a new final image to make (flatten and smoke from the final
     # checkpoint of the first build), not a no-op
     repository = f"{TEST_REPOSITORY}-twin"
-    caplog.set_level("INFO", logger="vdsmlib.build.run")
+    caplog.set_level("INFO", logger="vdsmlib.pipeline.run")
     try:
         with ThreadPoolExecutor(2) as pool:
             build = lambda _: builds.build(overrides={"image_repository": repository})  # noqa: E731
@@ -562,7 +562,7 @@ async def test_soak_restores_the_final_image_every_time(
     first_build: dict, client: docker.DockerClient
 ) -> None:
     """`make soak` in short (N=3): every restore of the final image logs in."""
-    from vdsmlib.build.soak import soak
+    from vdsmlib.cli.soak import soak
     from vdsmlib.params import load_params
 
     result = first_build["result"]

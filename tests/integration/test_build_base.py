@@ -21,9 +21,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from vdsmlib.build.base import ASSETS, build_base
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import get_image, remove_image
+from vdsmlib.pipeline.base import ASSETS, build_base
 
 pytestmark = [pytest.mark.docker, pytest.mark.qemu]
 

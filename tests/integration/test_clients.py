@@ -17,12 +17,12 @@ from typing import Any
 import docker
 import pytest
 import requests
+from vdsm_sim.guest.webapi import CATALOG
 
 from tests.integration.conftest import Builds, free_port
 from tests.sim.test_guest_api import call, ok
 from tests.sim.test_guest_login import stock_login
 from vdsmlib.docker import labels as L
-from vdsmlib.sim.guest.webapi import CATALOG
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import docker
 import pytest
 
 from tests.integration.conftest import Builds
-from vdsmlib.build import StageError
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.params import load_params
+from vdsmlib.pipeline import StageError
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 

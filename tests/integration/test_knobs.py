@@ -26,14 +26,14 @@ import docker
 import papermill
 import pytest
 import yaml
+from vdsm_sim.guest.scenario import Scenario
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
 from tests.screens import SIM_TO_PROFILE
-from vdsmlib.build import BuildRecord, load_record
-from vdsmlib.build.report import SIZE_CAP
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
-from vdsmlib.sim.guest.scenario import Scenario
+from vdsmlib.evidence.report import SIZE_CAP
+from vdsmlib.pipeline import BuildRecord, load_record
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.errors import WebApiError
 

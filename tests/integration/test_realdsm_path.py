@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
-from vdsmlib.build import StageError
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.pat import PatError
+from vdsmlib.pipeline import StageError
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 

@@ -23,10 +23,10 @@ import pytest
 import requests
 
 from tests.integration.conftest import Builds, free_port
-from vdsmlib.build.publish import publish
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.docker.registry import RegistryError, pull, push
+from vdsmlib.pipeline.publish import publish
 from vdsmlib.testing import DsmContainer
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]

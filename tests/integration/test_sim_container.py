@@ -17,7 +17,7 @@ from tests.sim.conftest import run_browser
 from tests.sim.test_facts_automation import automate, verify_nfs_by_webapi
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import VmContainer
-from vdsmlib.readiness import DsmApiReady
+from vdsmlib.webapi.readiness import DsmApiReady
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 

@@ -18,12 +18,12 @@ import docker
 import pytest
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
-from vdsmlib.build import StageError
-from vdsmlib.build.stages import _wait_healthy
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import VmContainer
 from vdsmlib.docker.images import find_images, get_image
 from vdsmlib.errors import VdsmError
+from vdsmlib.pipeline import StageError
+from vdsmlib.pipeline.smoke import _wait_healthy
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

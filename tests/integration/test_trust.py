@@ -17,14 +17,14 @@ from pathlib import Path
 import docker
 import papermill
 import pytest
+from vdsm_sim.image.build import ensure_sim_image
 
 from tests.integration.conftest import TEST_REPOSITORY
 from tests.integration.test_bad_input import containers_created, error_lines, vdsm
-from vdsmlib.build.preflight import OUT_DIR_BYTES
-from vdsmlib.build.vm import QMP_DIR_IN_CONTAINER
+from vdsmlib.checkpoints.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.network import build_network, network_name, remove_network
-from vdsmlib.sim.image.build import ensure_sim_image
+from vdsmlib.pipeline.preflight import OUT_DIR_BYTES
 
 ROOT = Path(__file__).parents[2]
 
@@ -172,7 +172,7 @@ def test_sigterm_to_papermill_alone_leaves_nothing_running(
 ) -> None:
     """SIGTERM to the papermill process only: its kernel sees its parent gone and exits on the
     spot (ipykernel's parent poller, os._exit), with no chance to clean up; the build's janitor
-    (vdsmlib.build.janitor) removes the run's VM, network and QMP folder and records why."""
+    (vdsmlib.pipeline.janitor) removes the run's VM, network and QMP folder and records why."""
     out = tmp_path / "out"
     with _notebook_build(client, out, tmp_path, "sigterm-papermill") as (proc, run_id, vm):
         qmp_dirs = _qmp_dirs(vm)

@@ -99,7 +99,7 @@ def test_params_of_every_target_load_from_the_installed_files(
             str(python),
             "-c",
             "from vdsmlib.params import available_targets, load_params; "
-            "from vdsmlib.plugins import BASE_SOURCES, load; "
+            "from vdsmlib.pipeline.plugins import BASE_SOURCES, load; "
             "p = load_params('sim'); print(p.target, p.base.source, p.profile_dirs[0]); "
             "print(' '.join(available_targets())); print(' '.join(sorted(load(BASE_SOURCES))))",
         ],

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from vdsmlib.build import Build
+from vdsmlib.pipeline import Build
 
 pytestmark = [
     pytest.mark.realdsm,

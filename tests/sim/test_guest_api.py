@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
+from vdsm_sim.guest.scenario import SCREEN_IDS, Scenario, ScenarioError, order_screens
 
 from vdsmlib.dsm import policy
-from vdsmlib.sim.guest.scenario import SCREEN_IDS, Scenario, ScenarioError, order_screens
 
 GuestServer = Any  # tests/sim/conftest.py GuestServer: url, proc, log()
 

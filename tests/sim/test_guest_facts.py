@@ -17,10 +17,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from vdsm_sim.guest import facts
+from vdsm_sim.guest.screens import EXTRA_DIALOG_ID, SCREENS
+from vdsm_sim.guest.webapi import CATALOG
+
 from vdsmlib.dsm import errors, policy, screens, webapi
-from vdsmlib.sim.guest import facts
-from vdsmlib.sim.guest.screens import EXTRA_DIALOG_ID, SCREENS
-from vdsmlib.sim.guest.webapi import CATALOG
 
 GUEST = Path(__file__).resolve().parents[2] / "vdsmlib" / "sim" / "guest"
 DSM = GUEST.parents[1] / "dsm"

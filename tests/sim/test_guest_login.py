@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 import requests
+from vdsm_sim.guest.crypto import x25519
 
 from tests.guest import run_guest
 from tests.sim.test_guest_api import ADMIN, PASSWORD, SERVER_NAME, call, create_admin, err, ok
-from vdsmlib.sim.guest.crypto import x25519
 
 GuestServer = Any
 
@@ -88,7 +88,7 @@ def rsa_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One login key for the module, made by the guest's own generator (as the image does)."""
     path = tmp_path_factory.mktemp("rsa") / "key.json"
     made = subprocess.run(
-        [sys.executable, "-m", "vdsmlib.sim.guest.crypto"],
+        [sys.executable, "-m", "vdsm_sim.guest.crypto"],
         capture_output=True,
         text=True,
         check=True,

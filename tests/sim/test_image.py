@@ -28,13 +28,14 @@ import docker.errors
 import pytest
 import requests
 from qemu.qmp import QMPClient
+from vdsm_sim.image.build import SIM_REPOSITORY, SimImage, ensure_sim_image
 
-from vdsmlib import dataplane
-from vdsmlib.dataplane import IscsiSession
+from vdsmlib import services
+from vdsmlib.docker import labels as L
 from vdsmlib.params import load_params
 from vdsmlib.qemu.accel import probe_accelerator
-from vdsmlib.sim.image.build import SIM_REPOSITORY, SimImage, ensure_sim_image
-from vdsmlib.webapi import services
+from vdsmlib.services import dataplane
+from vdsmlib.services.dataplane import IscsiSession
 from vdsmlib.webapi.client import DsmClient
 
 pytestmark = pytest.mark.docker
@@ -429,7 +430,9 @@ def test_accelerator_probe_says_tcg_with_a_reason_or_kvm_boots(
     assert "/nonexistent/kvm" in missing.reason and missing.seconds < 1
 
     run_id = f"test-probe-{os.getpid()}"
-    result = probe_accelerator(client, sim_image.ref, timeout=25, run_id=run_id)
+    result = probe_accelerator(
+        client, sim_image.ref, timeout=25, labels=L.owner_labels("probe", run_id)
+    )
     assert result.reason
     # this probe's container only: builds running beside this test probe too
     leftovers = client.containers.list(all=True, filters={"label": f"vdsm-ci.run-id={run_id}"})

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vdsmlib.cli import build_parser
+from vdsmlib.cli.main import build_parser
 
 ROOT = Path(__file__).parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

@@ -1,7 +1,7 @@
-"""The ``vdsm`` command: arguments reach :class:`vdsmlib.build.Build`, errors map to exit codes.
+"""The ``vdsm`` command: arguments reach :class:`vdsmlib.pipeline.Build`, errors map to exit codes.
 
 Like papermill's CLI tests, the library call is replaced by a recording fake (the CLI imports
-``Build`` inside ``_cmd_build``, so patching ``vdsmlib.build.Build`` is what it sees). The
+``Build`` inside ``_cmd_build``, so patching ``vdsmlib.pipeline.Build`` is what it sees). The
 ``checkpoints`` and ``clean --dry-run`` commands run against the real Docker engine.
 """
 
@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-import vdsmlib.build
-from vdsmlib.build import BuildRecord, StageRecord
+import vdsmlib.pipeline
 from vdsmlib.cli import main
 from vdsmlib.docker import labels as L
 from vdsmlib.errors import VdsmError
 from vdsmlib.params import ParamsError
+from vdsmlib.pipeline import BuildRecord, StageRecord
 
 
 class FakeBuild:
@@ -57,7 +57,7 @@ def fake_build(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeBuild]]:
     FakeBuild.calls = []
     FakeBuild.fail_init = None
     FakeBuild.fail_run = None
-    monkeypatch.setattr(vdsmlib.build, "Build", FakeBuild)
+    monkeypatch.setattr(vdsmlib.pipeline, "Build", FakeBuild)
     yield FakeBuild
 
 
@@ -132,7 +132,7 @@ async def _record_env(seen: list[str | None]) -> BuildRecord:
 def test_plugin_subcommands_come_from_the_registry(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from vdsmlib import plugins
+    from vdsmlib.pipeline import plugins
 
     def add(sub: Any) -> None:
         p = sub.add_parser("hello", help="a plugin command")
@@ -298,9 +298,9 @@ def test_clean_leaves_live_runs_and_users_containers_of_final_images(
 ) -> None:
     """Only leftovers of dead runs go; a live build's containers and a user's container of a
     final image (which carries no run's ownership) stay; no image goes without --checkpoints."""
-    from vdsmlib.build.flatten import candidate_labels
     from vdsmlib.docker.engine import connect
     from vdsmlib.params import load_params
+    from vdsmlib.pipeline.flatten import candidate_labels
 
     _, live_id, _ = labelled_container
     client = connect()

@@ -1,4 +1,4 @@
-"""vdsmlib.dataplane: port probes and failure classification, with real sockets."""
+"""vdsmlib.services.dataplane: port probes and failure classification, with real sockets."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from vdsmlib import dataplane
-from vdsmlib.dataplane import DataPlaneError, Endpoints, probe_port
-from vdsmlib.webapi.services import ServicesSpec
+from vdsmlib.services import dataplane
+from vdsmlib.services.dataplane import DataPlaneError, Endpoints, probe_port
+from vdsmlib.services.spec import ServicesSpec
 
 
 def _closed_port() -> int:

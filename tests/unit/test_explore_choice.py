@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vdsmlib.build.context import RunState
-from vdsmlib.build.explore import run_fingerprint
+from vdsmlib.notebook.explore import run_fingerprint
+from vdsmlib.pipeline.context import RunState
 
 
 def _run(out: Path, run_id: str, version: str, mtime: float, **fps: str) -> None:

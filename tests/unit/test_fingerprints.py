@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import ast
 import shutil
 from pathlib import Path
 
 import pytest
 
-from vdsmlib.build import fingerprints
-from vdsmlib.build.base import PreparedBase
-from vdsmlib.build.fingerprint import VDSMLIB_DIR, files_digest, fingerprint, sources_digest
+from vdsmlib.checkpoints import fingerprints
+from vdsmlib.checkpoints.fingerprints import (
+    VDSMLIB_DIR,
+    files_digest,
+    fingerprint,
+    import_closure,
+    sources_digest,
+)
 from vdsmlib.params import load_params
+from vdsmlib.pipeline.base import PreparedBase
 from vdsmlib.project import params_dir, project_dir
 
 CHECKPOINTS = ("start-ready", "final", "image")
@@ -102,135 +107,104 @@ def test_files_digest_covers_names_and_bytes(tmp_path: Path) -> None:
     assert files_digest([folder]) != second  # the path below the folder, not only the name
 
 
-def test_sources_digest_names_only_existing_files() -> None:
-    for name in (
-        *fingerprints.BOOT_SOURCES,
-        *fingerprints.CONFIGURE_SOURCES,
-        *fingerprints.IMAGE_SOURCES,
-        *fingerprints.NOT_IN_CHECKPOINTS,
-    ):
-        assert (VDSMLIB_DIR / name).exists(), name
-    assert sources_digest(["build/plan.py"]) != sources_digest(["build/record.py"])
+def test_sources_digest_refuses_a_stage_module_that_is_not_there() -> None:
+    assert sources_digest(["vdsmlib.pipeline.boot"]) != sources_digest(["vdsmlib.pipeline.flatten"])
     with pytest.raises(FileNotFoundError, match="no_such_module"):
-        sources_digest(["build/no_such_module.py"])
+        sources_digest(["vdsmlib.pipeline.no_such_module"])
 
 
-# -- every source file of the stages is in the checkpoint that holds their work ----------------
+# -- the code a checkpoint covers is its stage code's import closure ---------------------------
 
 
-def _files(names: tuple[str, ...], root: Path = VDSMLIB_DIR) -> set[str]:
-    found: set[str] = set()
-    for name in names:
-        path = root / name
-        paths = sorted(path.rglob("*")) if path.is_dir() else [path]
-        found |= {
-            p.relative_to(root).as_posix()
-            for p in paths
-            if p.is_file() and "__pycache__" not in p.parts
-        }
-    return found
+def _rel(paths: list[Path], root: Path = VDSMLIB_DIR) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in paths}
 
 
-def _module_file(module: str) -> str | None:
-    """``vdsmlib.build.vm`` -> ``build/vm.py`` (or a package's ``__init__.py``)."""
-    path = VDSMLIB_DIR.joinpath(*module.split(".")[1:])
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate.relative_to(VDSMLIB_DIR).as_posix()
-    return None
+def test_closure_follows_imports_at_any_depth_and_leaves_orchestration_out() -> None:
+    boot = _rel(import_closure(fingerprints.STAGE_CODE["start-ready"]))
+    final = _rel(import_closure(fingerprints.STAGE_CODE["final"]))
+    image = _rel(import_closure(fingerprints.STAGE_CODE["image"]))
+    # what each stage runs, reached through other modules
+    assert {"pipeline/boot.py", "pipeline/base.py", "wizard/engine.py", "qemu/qmp.py"} <= boot
+    assert {"checkpoints/vm.py", "pat.py", "dsm/policy.py", "docker/container.py"} <= boot
+    assert {"pipeline/configure.py", "services/apply.py", "webapi/client.py"} <= final
+    assert {"pipeline/flatten.py", "checkpoints/vm.py"} <= image
+    # the Web API's services are applied only after start-ready
+    assert "services/apply.py" not in boot
+    # what cannot change a checkpoint: orchestration, records, reports, notebooks, the CLI
+    for outside in ("pipeline/run.py", "pipeline/plan.py", "evidence/record.py", "cli/main.py"):
+        assert outside not in boot | final | image, outside
+    assert not any(p.startswith(("notebook/", "cli/", "testing/")) for p in boot | final | image)
 
 
-def _imported(rel: str) -> set[str]:
-    """vdsmlib modules that ``rel`` imports anywhere (module level or inside functions),
-    with the packages whose ``__init__`` runs on the way."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse((VDSMLIB_DIR / rel).read_text())):
-        names: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        for name in names:
-            if not name.startswith("vdsmlib"):
-                continue
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                file = _module_file(".".join(parts[:i]))
-                if file:
-                    found.add(file)
-    return found
-
-
-def _closure(start: str) -> set[str]:
-    seen: set[str] = set()
-    todo = [start]
-    while todo:
-        rel = todo.pop()
-        if rel not in seen:
-            seen.add(rel)
-            todo.extend(_imported(rel))
-    return seen
-
-
-def test_stage_code_is_covered_by_a_checkpoint_or_declared_outside_them() -> None:
-    reached = _closure("build/stages.py")
-    assert "webapi/services.py" in reached and "wizard/engine.py" in reached  # the walk works
-    # the simulator's code reaches checkpoints through its image id (base_id), not these lists
-    reached = {f for f in reached if not f.startswith("sim/")}
-    covered = _files(
-        fingerprints.BOOT_SOURCES
-        + fingerprints.CONFIGURE_SOURCES
-        + fingerprints.IMAGE_SOURCES
-        + fingerprints.NOT_IN_CHECKPOINTS
-    )
-    missing = sorted(reached - covered)
-    assert not missing, (
-        f"{missing}: stage code that no fingerprint covers; add each to the sources of the first "
-        "checkpoint whose stages run it (vdsmlib/build/fingerprints.py)"
-    )
-
-
-def _first_checkpoint(rel: str) -> str:
-    for checkpoint, names in (
-        ("start-ready", fingerprints.BOOT_SOURCES),
-        ("final", fingerprints.CONFIGURE_SOURCES),
-        ("image", fingerprints.IMAGE_SOURCES),
-    ):
-        if rel in _files(names):
-            return checkpoint
-    raise AssertionError(rel)
-
-
-def test_editing_each_stage_file_invalidates_its_checkpoint_and_later_ones(
-    tmp_path: Path,
-) -> None:
+def _copy_tree(tmp_path: Path) -> tuple[Path, Path]:
     package = tmp_path / "vdsmlib"
     shutil.copytree(VDSMLIB_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     project = tmp_path / "project"
     project.mkdir()
     for name in fingerprints.IMAGE_PROJECT_FILES:
         shutil.copy(project_dir() / name, project / name)
+    return package, project
+
+
+def test_a_new_module_the_stage_code_imports_changes_the_fingerprints(tmp_path: Path) -> None:
+    # In a copy of the tree: the wizard engine (boot code) starts to import a new module. No
+    # list is edited; the module's own bytes are then part of start-ready and everything after.
+    package, project = _copy_tree(tmp_path)
     params = load_params("sim")
 
     def compute() -> dict[str, str]:
         return fingerprints.compute(params, _base(), package_dir=package, project=project)
 
+    before = compute()
+    new = package / "wizard" / "pacing.py"
+    new.write_text('"""How long to wait between two screens."""\n\nSETTLE_SECONDS = 10\n')
+    assert compute() == before  # a module nobody imports is not stage code
+    engine = package / "wizard" / "engine.py"
+    engine.write_text(engine.read_text() + "\nfrom vdsmlib.wizard.pacing import SETTLE_SECONDS\n")
+    with_import = compute()
+    assert all(with_import[c] != before[c] for c in CHECKPOINTS)
+    new.write_text('"""How long to wait between two screens."""\n\nSETTLE_SECONDS = 12\n')
+    edited = compute()
+    assert all(edited[c] != with_import[c] for c in CHECKPOINTS)  # its bytes count
+    # a relative import is followed as well
+    helper = package / "services" / "ports.py"
+    helper.write_text("SMB = 445\n")
+    apply = package / "services" / "apply.py"
+    apply.write_text(apply.read_text() + "\nfrom .ports import SMB\n")
+    relative = compute()
+    assert relative["start-ready"] == edited["start-ready"]  # services run after it
+    assert relative["final"] != edited["final"]
+    assert relative["image"] != edited["image"]
+
+
+def test_editing_each_stage_file_invalidates_its_checkpoint_and_later_ones(
+    tmp_path: Path,
+) -> None:
+    package, project = _copy_tree(tmp_path)
+    params = load_params("sim")
+
+    def compute() -> dict[str, str]:
+        return fingerprints.compute(params, _base(), package_dir=package, project=project)
+
+    def first_checkpoint(rel: str) -> str:
+        for checkpoint in CHECKPOINTS:
+            if rel in _rel(
+                import_closure(fingerprints.STAGE_CODE[checkpoint], package_dir=package), package
+            ):
+                return checkpoint
+        raise AssertionError(rel)
+
+    covered = set().union(*(_rel(import_closure(fingerprints.STAGE_CODE[c])) for c in CHECKPOINTS))
     edits: list[tuple[Path, str]] = [
-        (package / rel, _first_checkpoint(rel))
-        for rel in sorted(
-            _files(
-                fingerprints.BOOT_SOURCES
-                + fingerprints.CONFIGURE_SOURCES
-                + fingerprints.IMAGE_SOURCES
-            )
-        )
+        (package / rel, first_checkpoint(rel)) for rel in sorted(covered)
     ]
+    edits += [(package / name, "image") for name in fingerprints.IMAGE_ASSETS]
     edits += [(project / name, "image") for name in fingerprints.IMAGE_PROJECT_FILES]
-    # stage_boot and the wizard it runs are boot code; the Web API runs in services only
-    assert _first_checkpoint("build/stages.py") == "start-ready"
-    assert _first_checkpoint("wizard/engine.py") == "start-ready"
-    assert _first_checkpoint("webapi/services.py") == "final"
-    assert _first_checkpoint("build/flatten.py") == "image"
+    assert first_checkpoint("pipeline/boot.py") == "start-ready"
+    assert first_checkpoint("wizard/engine.py") == "start-ready"
+    assert first_checkpoint("services/apply.py") == "final"
+    assert first_checkpoint("pipeline/flatten.py") == "image"
     before = compute()
     for path, first in edits:
         original = path.read_bytes()
@@ -240,4 +214,7 @@ def test_editing_each_stage_file_invalidates_its_checkpoint_and_later_ones(
         changed = [c for c in CHECKPOINTS if before[c] != after[c]]
         expected = list(CHECKPOINTS[CHECKPOINTS.index(first) :])
         assert changed == expected, f"editing {path.relative_to(tmp_path)} changed {changed}"
+    # a module outside every closure (the CLI) changes nothing
+    cli = package / "cli" / "main.py"
+    cli.write_bytes(cli.read_bytes() + b"\n# edited\n")
     assert compute() == before

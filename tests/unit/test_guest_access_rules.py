@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from vdsmlib.sim.guest.dataplane import _admin_access, _export_options
+from vdsm_sim.guest.dataplane import _admin_access, _export_options
 
 
 def _perm(**flags: bool) -> dict[str, bool]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vdsmlib.sim.guest.dataplane import _copy_sparse
+from vdsm_sim.guest.dataplane import _copy_sparse
 
 
 def test_sparse_copy_keeps_data_and_holes(tmp_path: Path) -> None:

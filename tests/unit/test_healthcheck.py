@@ -1,4 +1,4 @@
-"""The final image's health check (``vdsmlib/build/assets/healthcheck.sh``), run by real bash
+"""The final image's health check (``vdsmlib/pipeline/assets/healthcheck.sh``), run by real bash
 against the simulated DSM in a network namespace laid out like a virtual-dsm container.
 
 In virtual-dsm's NAT mode (the default; vdsm/virtual-dsm v7.41 src/network.sh, configureNAT)
@@ -56,7 +56,7 @@ class Netns:
         env = {k: v for k, v in env.items() if not k.startswith("SIM_")}
         proc = subprocess.Popen(
             [
-                *("ip", "netns", "exec", self.name, sys.executable, "-m", "vdsmlib.sim.guest"),
+                *("ip", "netns", "exec", self.name, sys.executable, "-m", "vdsm_sim.guest"),
                 *("--host", host, "--port", "5000"),
             ],
             env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib.build.explore import kvm_usable
+from vdsmlib.notebook.explore import kvm_usable
 
 HAS_KVM = os.path.exists("/dev/kvm")
 

@@ -1,4 +1,4 @@
-"""``make build``'s front end (vdsmlib.build.make): papermill's parameters, the no-op check
+"""``make build``'s front end (vdsmlib.cli.make): papermill's parameters, the no-op check
 without a kernel, papermill only when there is work, and one line when the notebook fails.
 
 As in test_cli, the library's ``Build`` is replaced by a recording fake; papermill's
@@ -18,14 +18,14 @@ import nbformat
 import papermill
 import papermill.cli
 import pytest
+from vdsm_sim.plugin import upstream_image
 
-import vdsmlib.build
-from vdsmlib.build.base import WorkToDo, check_only, making
-from vdsmlib.build.make import main, notebook_defaults, papermill_parameters
-from vdsmlib.build.record import BuildRecord, StageRecord
-from vdsmlib.build.run import kernel_config
+import vdsmlib.pipeline
+from vdsmlib.cli.make import main, notebook_defaults, papermill_parameters
+from vdsmlib.evidence.record import BuildRecord, StageRecord
 from vdsmlib.params import NOTEBOOK_PARAMETERS
-from vdsmlib.sim.plugin import upstream_image
+from vdsmlib.pipeline.base import WorkToDo, check_only, making
+from vdsmlib.pipeline.run import kernel_config
 
 ROOT = Path(__file__).parents[2]
 BUILD_NOTEBOOK = ROOT / "notebooks" / "build.ipynb"
@@ -56,7 +56,7 @@ class FakeBuild:
 @pytest.fixture
 def fake_build(monkeypatch: pytest.MonkeyPatch) -> type[FakeBuild]:
     FakeBuild.calls, FakeBuild.noop = [], True
-    monkeypatch.setattr(vdsmlib.build, "Build", FakeBuild)
+    monkeypatch.setattr(vdsmlib.pipeline, "Build", FakeBuild)
     return FakeBuild
 
 
@@ -73,7 +73,7 @@ def executions(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def _parse(*argv: str) -> dict[str, Any]:
-    from vdsmlib.build.make import build_parser
+    from vdsmlib.cli.make import build_parser
 
     return papermill_parameters(build_parser().parse_args(["nb.ipynb", "out.ipynb", *argv]))
 
@@ -233,7 +233,7 @@ def test_a_failing_notebook_ends_in_one_line_without_traceback(
         tmp_path / "nb.ipynb",
         'dsm_version = "not-a-target"',  # the no-op check cannot make a build of it
         "import logging; from vdsmlib.notebook import BuildFailed, log_to_output\n"
-        "log_to_output(); logging.getLogger('vdsmlib.build.run').info('stage boot: starting')",
+        "log_to_output(); logging.getLogger('vdsmlib.pipeline.run').info('stage boot: starting')",
         f"raise BuildFailed({line!r})",
     )
     assert main([str(notebook), str(tmp_path / "out.ipynb"), "-p", "out_dir", str(tmp_path)]) == 1

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from vdsmlib import notebook
-from vdsmlib.build.record import BuildRecord, failure_evidence
-from vdsmlib.build.stages import StageOutcome, screen_entries
-from vdsmlib.notebook import (
+from vdsmlib.evidence.record import BuildRecord, failure_evidence
+from vdsmlib.notebook import display as notebook
+from vdsmlib.notebook.display import (
     CLIP_EMBED_BYTES,
     BuildFailed,
     BuildResult,
@@ -21,6 +20,7 @@ from vdsmlib.notebook import (
     show_outcome,
     show_record,
 )
+from vdsmlib.pipeline.stages import StageOutcome, screen_entries
 from vdsmlib.wizard.report import ScreenRecord, StageReport
 
 PNG = bytes.fromhex(

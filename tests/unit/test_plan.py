@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vdsmlib.build.plan import STAGES, make_plan
+from vdsmlib.pipeline.plan import STAGES, make_plan
 
 
 def test_nothing_exists_runs_everything_from_a_cold_boot() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib.build.preflight import (
+from vdsmlib.params import load_params
+from vdsmlib.pipeline.preflight import (
     GB,
     GIB,
     MIB,
@@ -16,7 +17,6 @@ from vdsmlib.build.preflight import (
     preflight,
     required_disk_bytes,
 )
-from vdsmlib.params import load_params
 
 
 class _Engine:
@@ -106,7 +106,7 @@ def test_too_little_disk_names_the_number_and_what_to_do(
     monkeypatch.delenv("VDSM_CHROMIUM", raising=False)
     monkeypatch.delenv("VDSM_CI_MIN_FREE_GB", raising=False)
     monkeypatch.setattr(
-        "vdsmlib.build.preflight.INSTALL_FIGURES",
+        "vdsmlib.pipeline.preflight.INSTALL_FIGURES",
         {"sim-build": InstallFigures(install_free=10**15, system_image=0, written=0)},
     )
     with pytest.raises(PreflightError) as err:
@@ -122,6 +122,6 @@ def test_out_dir_space_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("VDSM_CHROMIUM", raising=False)
     monkeypatch.setenv("VDSM_CI_MIN_FREE_GB", "0.001")
     preflight(load_params("sim"), _Engine(tmp_path), tmp_path / "out" / "new")  # type: ignore[arg-type]
-    monkeypatch.setattr("vdsmlib.build.preflight.OUT_DIR_BYTES", 10**18)
+    monkeypatch.setattr("vdsmlib.pipeline.preflight.OUT_DIR_BYTES", 10**18)
     with pytest.raises(PreflightError, match=r"run folder in .*pass another out_dir"):
         preflight(load_params("sim"), _Engine(tmp_path), tmp_path / "out")  # type: ignore[arg-type]

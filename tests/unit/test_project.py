@@ -1,4 +1,4 @@
-"""Where the project files come from (vdsmlib.project); the plugin registries (vdsmlib.plugins)."""
+"""Where the project files come from (vdsmlib.project); the plugin registries (vdsmlib.pipeline.plugins)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib import plugins
-from vdsmlib.build.base import UPSTREAM_SOURCES
 from vdsmlib.params import load_params
-from vdsmlib.plugins import PluginError
+from vdsmlib.pipeline import plugins
+from vdsmlib.pipeline.base import UPSTREAM_SOURCES
+from vdsmlib.pipeline.plugins import PluginError
 from vdsmlib.project import ProjectError, params_dir, project_dir
 
 
@@ -48,7 +48,7 @@ def test_unknown_base_source_names_the_known_ones() -> None:
 def test_builtin_source_wins_and_the_simulator_is_a_plugin() -> None:
     assert plugins.base_source("registry", UPSTREAM_SOURCES) is UPSTREAM_SOURCES["registry"]
     sim = plugins.base_source("sim-build", UPSTREAM_SOURCES)
-    assert sim.__module__ == "vdsmlib.sim.plugin"
+    assert sim.__module__ == "vdsm_sim.plugin"
 
 
 def test_registered_plugin_overrides_for_this_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,6 @@ import pytest
 
 from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import (
-    DsmApiReady,
     NotReady,
     ReadinessAborted,
     ReadinessTimeout,
@@ -27,6 +26,7 @@ from vdsmlib.readiness import (
     wait_for_sync,
 )
 from vdsmlib.webapi import WebApiError
+from vdsmlib.webapi.readiness import DsmApiReady
 
 
 class Counter:

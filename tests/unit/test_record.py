@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vdsmlib.build.record import BuildRecord, load_record
+from vdsmlib.evidence.record import BuildRecord, load_record
 
 
 def test_record_round_trips_and_latest_points_at_the_newest(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_a_failed_stage_lists_its_notebook_and_evidence_relative_to_the_run(
     ]:
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_text("x")
-    # what the wizard stage wrote as it failed (vdsmlib.build.stages.screen_entries)
+    # what the wizard stage wrote as it failed (vdsmlib.pipeline.stages.screen_entries)
     screens = [
         {"stage": "post-wizard", "screen": "update-options", "failed": False,
          "clip": "evidence/clips/post-wizard-01-update-options.webm"},

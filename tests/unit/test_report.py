@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib.build.record import BuildRecord
-from vdsmlib.build.report import SIZE_CAP, docker_run_line, thumbnail, write_report
+from vdsmlib.evidence.record import BuildRecord
+from vdsmlib.evidence.report import SIZE_CAP, docker_run_line, thumbnail, write_report
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 

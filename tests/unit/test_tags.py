@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vdsmlib.build.flatten import final_tags
 from vdsmlib.params import load_params
+from vdsmlib.pipeline.flatten import final_tags
 
 PASSWORD = {"admin_password": "S3cure-Passw0rd"}
 

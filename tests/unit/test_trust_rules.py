@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib.build.run import Build, describe_os_error
 from vdsmlib.params import (
     NOTEBOOK_PARAMETERS,
     ParamsError,
     check_notebook_parameters,
     load_params,
 )
+from vdsmlib.pipeline.run import Build, describe_os_error
 from vdsmlib.project import notebooks_dir
 from vdsmlib.wizard.secrets import MASK, forget_cookies, mask_text, scrub_zip, session_ids
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from vdsmlib.webapi import Json, WebApiError, choose_version, encode_params, error_meaning
+from vdsmlib.webapi import Json, WebApiError, error_meaning
+from vdsmlib.webapi.client import choose_version, encode_params
 from vdsmlib.webapi.errors import error_hint
 
 NFS = {"path": "entry.cgi", "minVersion": 1, "maxVersion": 3, "requestFormat": "JSON"}

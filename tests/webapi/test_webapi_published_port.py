@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
 
-from vdsmlib.readiness import DsmApiReady, DsmLoginReady
+from vdsmlib.webapi.readiness import DsmApiReady, DsmLoginReady
 
 RESETS = 3
 SILENT = 2

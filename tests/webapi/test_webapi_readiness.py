@@ -9,8 +9,9 @@ from collections.abc import Callable
 import pytest
 from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
 
-from vdsmlib.readiness import DsmApiReady, DsmLoginReady, ReadinessAborted
+from vdsmlib.readiness import ReadinessAborted
 from vdsmlib.webapi import WebApiError
+from vdsmlib.webapi.readiness import DsmApiReady, DsmLoginReady
 
 
 def test_api_ready_on_a_fresh_dsm(sim_factory: Callable[..., Sim]) -> None:

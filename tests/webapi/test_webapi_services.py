@@ -8,14 +8,8 @@ import pytest
 from pydantic import ValidationError
 from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
 
-from vdsmlib.webapi import (
-    DsmClient,
-    ServicesMismatch,
-    ServicesSpec,
-    WebApiError,
-    apply,
-    verify,
-)
+from vdsmlib.services import ServicesMismatch, ServicesSpec, apply, verify
+from vdsmlib.webapi import DsmClient, WebApiError
 
 FULL = ServicesSpec.model_validate(
     {

@@ -1,6 +1,6 @@
 """The wizard engine and browser session in real Chromium against the simulator's guest web app.
 
-The guest app runs on the host (``python -m vdsmlib.sim.guest --port 0``), one process per test,
+The guest app runs on the host (``python -m vdsm_sim.guest --port 0``), one process per test,
 killed afterwards. Profiles are the shipped DSM 7.2.2 ones with short timeouts
 (``tests/wizard/profiles/fast``).
 """

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import docker
 import docker.errors
 
-from vdsmlib.docker.labels import owner_labels
 from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import NotReady, ReadinessTimeout, wait_for, wait_for_sync
 
@@ -79,13 +79,13 @@ def probe_accelerator(
     *,
     timeout: float = 25.0,
     kvm_device: str = "/dev/kvm",
-    run_id: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> ProbeResult:
     """Return ``kvm`` if the image's guest kernel boots under KVM within ``timeout``, else ``tcg``.
 
     Without ``kvm_device`` on the host the answer is ``tcg`` at once. The probe container
     (``image_ref`` must be a simulator image, which carries ``/run/probe.sh``) is always removed.
-    The container carries the project's labels (kind ``probe``, and ``run_id`` if given).
+    The container carries ``labels`` (the caller's ownership labels, so a cleanup finds it).
     Raises :class:`AcceleratorProbeError` when Docker cannot run the probe at all.
     """
     started = time.monotonic()
@@ -103,7 +103,7 @@ def probe_accelerator(
                 devices=[f"{kvm_device}:/dev/kvm:rwm"],
                 network_mode="none",
                 detach=True,
-                labels=owner_labels("probe", run_id),
+                labels=dict(labels or {}),
             )
         except docker.errors.DockerException as err:
             raise AcceleratorProbeError(

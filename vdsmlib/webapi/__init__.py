@@ -1,35 +1,16 @@
-"""DSM Web API: a sync client (:mod:`.client`), DSM's error codes (:mod:`.errors`) and file
-services as desired state (:mod:`.services`)."""
+"""DSM's Web API: a sync client (:mod:`.client`), DSM's error codes (:mod:`.errors`) and the
+wait objects that say when DSM is up or accepts a login (:mod:`.readiness`)."""
 
-from vdsmlib.webapi.client import DsmClient, DsmSession, Json, choose_version, encode_params
+from vdsmlib.webapi.client import DsmClient, DsmSession, Json
 from vdsmlib.webapi.errors import WebApiError, error_meaning
-from vdsmlib.webapi.services import (
-    IscsiLunSpec,
-    IscsiSpec,
-    IscsiTargetSpec,
-    ServicesMismatch,
-    ServicesReport,
-    ServicesSpec,
-    ShareSpec,
-    apply,
-    verify,
-)
+from vdsmlib.webapi.readiness import DsmApiReady, DsmLoginReady
 
 __all__ = [
+    "DsmApiReady",
     "DsmClient",
+    "DsmLoginReady",
     "DsmSession",
-    "IscsiLunSpec",
-    "IscsiSpec",
-    "IscsiTargetSpec",
     "Json",
-    "ServicesMismatch",
-    "ServicesReport",
-    "ServicesSpec",
-    "ShareSpec",
     "WebApiError",
-    "apply",
-    "choose_version",
-    "encode_params",
     "error_meaning",
-    "verify",
 ]

@@ -1,1 +1,0 @@
-../../../dsm/screens.py

@@ -1,1 +1,0 @@
-../../../dsm/webapi.py
