@@ -8,7 +8,7 @@ PAPERMILL_ARGS ?=
 BUILD_NOTEBOOK_OUT ?= out/build-$(DSM_VERSION).ipynb
 PYTEST_ARGS ?=
 LAB_ARGS ?=
-LINT_PATHS := vdsmlib tests benchmarks tools conftest.py
+LINT_PATHS := vdsmlib simulator tests benchmarks tools conftest.py
 
 .DEFAULT_GOAL := help
 
@@ -58,7 +58,8 @@ test: deps venv $(ACTIONLINT) ## the whole suite: unit, simulator, wizard, integ
 unit: venv $(ACTIONLINT) ## fast tests only: no Docker, no browser, no QEMU, no network (smoke notebooks too)
 	$(VENV)/bin/pytest -m "not docker and not browser and not qemu and not slow" $(PYTEST_ARGS)
 
-lint: venv check-notebooks ## ruff check, ruff format --check, mypy (vdsmlib strict, tests), notebooks
+lint: venv check-notebooks ## ruff, mypy (vdsmlib strict, tests), the import graph's layers, notebooks
+	$(PY) tools/import_graph.py
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy

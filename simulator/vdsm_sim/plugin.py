@@ -6,24 +6,24 @@ import docker
 
 from vdsm_sim.image.build import SimImage, ensure_sim_image, find_sim_image
 from vdsmlib.params import Params
-from vdsmlib.pipeline.base import making
 
 __all__ = ["kvm_probe_image", "upstream_image"]
 
 
-def _sim_image(client: docker.DockerClient) -> SimImage:
-    """The current tree's simulator image, built when missing (a no-op check: WorkToDo)."""
-    if find_sim_image(client) is None:
-        making("the simulator image of this tree")
+def _sim_image(client: docker.DockerClient, *, make: bool) -> SimImage | None:
+    """The current tree's simulator image, built when missing (``make=False``: None then)."""
+    if not make:
+        return find_sim_image(client)
     return ensure_sim_image(client)
 
 
-def upstream_image(client: docker.DockerClient, params: Params) -> str:
+def upstream_image(client: docker.DockerClient, params: Params, *, make: bool = True) -> str | None:
     """``base.source: sim-build``: the simulator image, built locally (reused when unchanged)."""
-    return str(_sim_image(client).ref)
+    image = _sim_image(client, make=make)
+    return None if image is None else str(image.ref)
 
 
-def kvm_probe_image(client: docker.DockerClient) -> tuple[str, str]:
+def kvm_probe_image(client: docker.DockerClient, *, make: bool = True) -> tuple[str, str] | None:
     """The simulator image carries ``/run/probe.sh``, a small guest that shows whether KVM boots."""
-    image = _sim_image(client)
-    return str(image.ref), str(image.qemu_version)
+    image = _sim_image(client, make=make)
+    return None if image is None else (str(image.ref), str(image.qemu_version))

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-import vdsmlib.pipeline
+import vdsmlib.pipeline.parameters
 from vdsmlib.cli import main
 from vdsmlib.docker import labels as L
 from vdsmlib.errors import VdsmError
@@ -57,7 +57,7 @@ def fake_build(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeBuild]]:
     FakeBuild.calls = []
     FakeBuild.fail_init = None
     FakeBuild.fail_run = None
-    monkeypatch.setattr(vdsmlib.pipeline, "Build", FakeBuild)
+    monkeypatch.setattr(vdsmlib.pipeline.parameters, "Build", FakeBuild)
     yield FakeBuild
 
 
@@ -89,6 +89,7 @@ def test_build_passes_every_argument(
         "from_checkpoint": "start-ready",
         "keep": True,
         "executor": "inline",
+        "params_dir": None,
     }
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "vdsm-ci-test/configured:sim-72806-tcg-00000000"  # the image, last
@@ -105,6 +106,7 @@ def test_build_defaults(fake_build: type[FakeBuild], tmp_path: Path) -> None:
         "from_checkpoint": None,
         "keep": False,
         "executor": "notebook",
+        "params_dir": None,
     }
 
 

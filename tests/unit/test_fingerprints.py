@@ -127,10 +127,10 @@ def test_closure_follows_imports_at_any_depth_and_leaves_orchestration_out() -> 
     # what each stage runs, reached through other modules
     assert {"pipeline/boot.py", "pipeline/base.py", "wizard/engine.py", "qemu/qmp.py"} <= boot
     assert {"checkpoints/vm.py", "pat.py", "dsm/policy.py", "docker/container.py"} <= boot
-    assert {"pipeline/configure.py", "services/apply.py", "webapi/client.py"} <= final
+    assert {"pipeline/configure.py", "services/api.py", "webapi/client.py"} <= final
     assert {"pipeline/flatten.py", "checkpoints/vm.py"} <= image
     # the Web API's services are applied only after start-ready
-    assert "services/apply.py" not in boot
+    assert "services/api.py" not in boot
     # what cannot change a checkpoint: orchestration, records, reports, notebooks, the CLI
     for outside in ("pipeline/run.py", "pipeline/plan.py", "evidence/record.py", "cli/main.py"):
         assert outside not in boot | final | image, outside
@@ -203,7 +203,7 @@ def test_editing_each_stage_file_invalidates_its_checkpoint_and_later_ones(
     edits += [(project / name, "image") for name in fingerprints.IMAGE_PROJECT_FILES]
     assert first_checkpoint("pipeline/boot.py") == "start-ready"
     assert first_checkpoint("wizard/engine.py") == "start-ready"
-    assert first_checkpoint("services/apply.py") == "final"
+    assert first_checkpoint("services/api.py") == "final"
     assert first_checkpoint("pipeline/flatten.py") == "image"
     before = compute()
     for path, first in edits:

@@ -20,11 +20,11 @@ import papermill.cli
 import pytest
 from vdsm_sim.plugin import upstream_image
 
-import vdsmlib.pipeline
+import vdsmlib.pipeline.parameters
 from vdsmlib.cli.make import main, notebook_defaults, papermill_parameters
 from vdsmlib.evidence.record import BuildRecord, StageRecord
-from vdsmlib.params import NOTEBOOK_PARAMETERS
-from vdsmlib.pipeline.base import WorkToDo, check_only, making
+from vdsmlib.params import NOTEBOOK_PARAMETERS, load_params
+from vdsmlib.pipeline.base import look_up_base
 from vdsmlib.pipeline.run import kernel_config
 
 ROOT = Path(__file__).parents[2]
@@ -56,7 +56,7 @@ class FakeBuild:
 @pytest.fixture
 def fake_build(monkeypatch: pytest.MonkeyPatch) -> type[FakeBuild]:
     FakeBuild.calls, FakeBuild.noop = [], True
-    monkeypatch.setattr(vdsmlib.pipeline, "Build", FakeBuild)
+    monkeypatch.setattr(vdsmlib.pipeline.parameters, "Build", FakeBuild)
     return FakeBuild
 
 
@@ -129,6 +129,7 @@ def test_noop_prints_the_image_and_starts_no_kernel(
         "from_checkpoint": None,
         "keep": False,
         "executor": "notebook",
+        "params_dir": None,
     }
     assert build.overrides["sim_knobs"] is None and build.overrides["admin_user"] == ""
     printed = capsys.readouterr().out.splitlines()
@@ -182,7 +183,7 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert "bad parameters" in capsys.readouterr().err
 
 
-def test_check_only_makes_prepare_refuse_to_build() -> None:
+def test_the_lookup_makes_nothing_and_says_what_is_missing() -> None:
     class NoImages:
         def get(self, ref: str) -> Any:
             raise docker.errors.ImageNotFound(ref)
@@ -190,9 +191,11 @@ def test_check_only_makes_prepare_refuse_to_build() -> None:
     class Client:
         images = NoImages()
 
-    making("anything")  # outside a check: prepare goes on and makes it
-    with check_only(), pytest.raises(WorkToDo, match="simulator image"):
-        upstream_image(Client(), None)  # type: ignore[arg-type]
+    # the simulator's base source, asked not to make: None, and nothing was built
+    assert upstream_image(Client(), None, make=False) is None  # type: ignore[arg-type]
+    params = load_params("sim")
+    missing = look_up_base(Client(), params)  # type: ignore[arg-type]
+    assert missing == "the upstream image of base.source sim-build is not there yet"
 
 
 def _notebook(path: Path, *cells: str) -> Path:

@@ -1,4 +1,5 @@
-"""Where the project files come from (vdsmlib.project); the plugin registries (vdsmlib.pipeline.plugins)."""
+"""Where the project files come from (vdsmlib.project); the plugin registries
+(vdsmlib.pipeline.plugins)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
 
-from vdsmlib.services.apply import apply, verify
+from vdsmlib.services.api import apply, verify
 from vdsmlib.services.spec import ServicesSpec, dsm_iqn
 from vdsmlib.webapi import DsmClient
 from vdsmlib.webapi.client import LUN_TYPES

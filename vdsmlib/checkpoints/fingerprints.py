@@ -5,9 +5,10 @@ stages read, the bytes of their wizard profiles, the base image, QEMU version, m
 CPU model and accelerator, the fingerprint of the checkpoint before it, and the code they run:
 the **import closure** of the stage's own module (:data:`STAGE_CODE`), read from the source
 (every ``import`` statement, also inside functions), so a module the stage code starts to import
-is covered without a list being edited. Files are named by their path in the package, so a move
-or rename changes the fingerprint too. The fingerprint is stored as an image label; a
-checkpoint is reused only when its label equals the fingerprint computed now.
+is covered without a list being edited (a package's ``__init__`` counts where a name is
+imported from it, not where one of its modules is). Files are named by their path in the
+package, so a move or rename changes the fingerprint too. The fingerprint is stored as an image
+label; a checkpoint is reused only when its label equals the fingerprint computed now.
 
 Example::
 
@@ -19,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -106,10 +108,20 @@ def _module_file(module: str, package_dir: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str, package: str) -> set[str]:
-    """Every ``package`` module ``path`` imports (absolute or relative, at any depth)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    is_package = path.name == "__init__.py"
+def _imports(path: Path, module: str, package_dir: Path) -> frozenset[str]:
+    """Every module of the package that ``path`` imports (absolute or relative, at any depth).
+
+    ``from vdsmlib.services import dataplane`` names the module ``dataplane``, not the package's
+    ``__init__`` (which only re-exports); ``from vdsmlib.wizard import BrowserSession`` names
+    the package's ``__init__``, and through it what that imports.
+    """
+    return _imports_of(path.read_text(), module, path.name == "__init__.py", package_dir)
+
+
+@functools.lru_cache(maxsize=4096)
+def _imports_of(source: str, module: str, is_package: bool, package_dir: Path) -> frozenset[str]:
+    package = package_dir.name
+    tree = ast.parse(source)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -122,17 +134,16 @@ def _imports(path: Path, module: str, package: str) -> set[str]:
                 base = ".".join([*anchor, *([node.module] if node.module else [])])
             else:
                 base = node.module or ""
-            found.add(base)
-            # ``from vdsmlib.docker import labels``: labels may be a module of its own
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in found if name == package or name.startswith(package + ".")}
+            for alias in node.names:
+                name = f"{base}.{alias.name}"
+                found.add(name if _module_file(name, package_dir) else base)
+    return frozenset(n for n in found if n == package or n.startswith(package + "."))
 
 
 def import_closure(roots: Iterable[str], *, package_dir: Path = VDSMLIB_DIR) -> list[Path]:
     """The files of ``roots`` (dotted ``vdsmlib`` modules) and of every module they import,
     transitively, sorted. A root that names no file is an error: a fingerprint must never
     silently stop covering code."""
-    package = package_dir.name
     seen: dict[str, Path] = {}
     todo = list(roots)
     for root in todo:
@@ -144,7 +155,7 @@ def import_closure(roots: Iterable[str], *, package_dir: Path = VDSMLIB_DIR) -> 
         if path is None or module in seen:
             continue
         seen[module] = path
-        todo.extend(_imports(path, module, package) - seen.keys())
+        todo.extend(_imports(path, module, package_dir) - seen.keys())
     return sorted(set(seen.values()))
 
 

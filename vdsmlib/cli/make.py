@@ -8,8 +8,8 @@
 The parameter options are papermill's and are read as papermill reads them: the notebook's
 parameters cell gives the defaults, then ``-b``, ``-f``, ``-y``, ``-p`` (``True``, ``None``,
 ``7`` and ``1.5`` become a bool, None, an int and a float) and ``-r`` (raw strings) override
-them. From these, :func:`vdsmlib.pipeline.parameters.build_from_parameters` makes the build the notebook
-would make, and then:
+them. From these, :func:`vdsmlib.pipeline.parameters.build_from_parameters` makes the build the
+notebook would make, and then:
 
 1. :meth:`~vdsmlib.pipeline.Build.run_if_noop` decides as the build does (prepare, then the
    plan). When the final image matches the current fingerprint, it records the no-op as the

@@ -4,12 +4,13 @@ Where the upstream image comes from is a small registry keyed by ``base.source``
 (``sim-build`` builds the simulator locally, ``registry`` uses a pinned image), so the rest of the
 pipeline never asks which target it builds.
 
-Under :func:`check_only` (what ``Build.run_if_noop`` sets) prepare computes the same state but
-makes nothing: each place that would build, pull, download or probe calls :func:`making`
-first, which then raises :class:`WorkToDo`. Example::
+:func:`look_up_base` is prepare that makes nothing: it reads the engine and the caches and
+returns what prepare would return, or what is missing (a sentence): what ``Build.work_to_do``
+reckons a no-op with. Example::
 
-    with check_only():
-        making("the build base vdsm-ci/base:sim-1a2b")   # raises WorkToDo
+    found = look_up_base(client, params)
+    if isinstance(found, str):
+        print("work to do:", found)      # e.g. "the build base vdsm-ci/base:sim-1a2b is not there"
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,22 +32,19 @@ from vdsmlib.checkpoints.fingerprints import files_digest, fingerprint
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import DockerError
 from vdsmlib.docker.images import build_image, get_image, remove_image
-from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
 from vdsmlib.pat import PatSpec, cached_pat, fetch_pat
 from vdsmlib.pipeline.context import StageContext
-from vdsmlib.pipeline.plugins import base_source, kvm_probe_image
+from vdsmlib.pipeline.plugins import BaseSource, base_source, kvm_probe_image
 from vdsmlib.project import project_file
 from vdsmlib.qemu.accel import probe_accelerator
 
 __all__ = [
     "ASSETS",
     "PreparedBase",
-    "WorkToDo",
     "build_base",
     "cache_dir",
-    "check_only",
-    "making",
+    "look_up_base",
     "prepare_base",
 ]
 
@@ -57,34 +52,6 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BASE_REPOSITORY = "vdsm-ci/base"
-
-#: set while a no-op check runs: prepare may read the engine and the caches, and make nothing
-_CHECK_ONLY: ContextVar[bool] = ContextVar("vdsm_check_only", default=False)
-
-
-class WorkToDo(VdsmError):
-    """A no-op check found work: something to build, pull, download or probe, or stages to run.
-
-    Not a failure: the build (``Build.run``, the build notebook) does that work.
-    """
-
-
-@contextmanager
-def check_only() -> Iterator[None]:
-    """Within it (this thread, and threads started with ``asyncio.to_thread``), :func:`making`
-    raises :class:`WorkToDo` instead of letting prepare make something."""
-    token = _CHECK_ONLY.set(True)
-    try:
-        yield
-    finally:
-        _CHECK_ONLY.reset(token)
-
-
-def making(what: str) -> None:
-    """Say that the build is about to make ``what`` (prepare: an image, a download, a probe;
-    the planner: a checkpoint pull); during a no-op check, raise WorkToDo instead."""
-    if _CHECK_ONLY.get():
-        raise WorkToDo(f"{what} is not there yet")
 
 
 def cache_dir() -> Path:
@@ -113,10 +80,11 @@ class PreparedBase:
 # -- upstream image sources (params: base.source) ---------------------------------------------
 
 
-def _registry(client: docker.DockerClient, params: Params) -> str:
+def _registry(client: docker.DockerClient, params: Params, *, make: bool = True) -> str | None:
     ref = params.base.image
     if get_image(client, ref) is None:
-        making(f"the upstream image {ref} (pull)")
+        if not make:
+            return None
         log.info("pulling %s", ref)
         try:
             client.images.pull(ref)
@@ -136,7 +104,7 @@ def _registry(client: docker.DockerClient, params: Params) -> str:
 
 
 #: built-in sources; others (``sim-build``) come from the ``vdsmlib.base_sources`` entry points
-UPSTREAM_SOURCES: dict[str, Callable[[docker.DockerClient, Params], str]] = {
+UPSTREAM_SOURCES: dict[str, BaseSource] = {
     "registry": _registry,
 }
 
@@ -216,12 +184,18 @@ def build_base(
         remove_image(client, rebased)
 
 
-def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
+def _probe(
+    client: docker.DockerClient, params: Params, *, make: bool = True
+) -> tuple[str, str] | str:
+    """``(accelerator, reason)``, or (``make=False``) what is missing to know it."""
     if params.vm.accelerator != "auto":
         return params.vm.accelerator, f"accelerator={params.vm.accelerator} from params"
     if not os.path.exists("/dev/kvm"):
         return "tcg", "/dev/kvm does not exist: using TCG (software emulation, about 10x slower)"
-    probe_image, probe_qemu = kvm_probe_image(client)
+    probe = kvm_probe_image(client, make=make)
+    if probe is None:
+        return "the KVM probe image is not there yet"
+    probe_image, probe_qemu = probe
     key = f"{platform.release()}|{probe_qemu}"
     cache = cache_dir() / "accelerator.json"
     try:
@@ -231,7 +205,8 @@ def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
     if key in known:
         accel, reason = known[key]
         return str(accel), f"{reason} (probed earlier on this kernel; delete {cache} to re-probe)"
-    making(f"the KVM probe result for this kernel ({cache})")
+    if not make:
+        return f"the KVM probe result for this kernel ({cache}) is not there yet"
     result = probe_accelerator(client, probe_image, labels=L.owner_labels("probe"))
     known[key] = [result.accelerator, result.reason]
     cache.write_text(json.dumps(known, indent=2))
@@ -239,10 +214,34 @@ def _probe(client: docker.DockerClient, params: Params) -> tuple[str, str]:
 
 
 def prepare_base(ctx: StageContext) -> PreparedBase:
-    """Everything before the first VM boots. Idempotent and cached by fingerprint."""
-    client, params, state = ctx.client, ctx.params, ctx.state
+    """Everything before the first VM boots, made where missing; the run's state records it.
+    Idempotent and cached by fingerprint."""
+    found = _prepare(ctx.client, ctx.params, ctx.state.run_id, make=True)
+    assert not isinstance(found, str), found  # make=True makes what is missing
+    state = ctx.state
+    state.upstream_image = found.upstream_image
+    state.base_image = found.base_image
+    state.qemu_version = found.qemu_version
+    state.accelerator = found.accelerator
+    state.accelerator_reason = found.accelerator_reason
+    state.pat_path = found.pat_path
+    ctx.save()
+    return found
+
+
+def look_up_base(client: docker.DockerClient, params: Params) -> PreparedBase | str:
+    """What :func:`prepare_base` would find, making nothing (no build, pull, download or probe):
+    the prepared base, or a sentence naming the first thing that is not there yet."""
+    return _prepare(client, params, None, make=False)
+
+
+def _prepare(
+    client: docker.DockerClient, params: Params, run_id: str | None, *, make: bool
+) -> PreparedBase | str:
     dockerfile = project_file("Dockerfile")
-    upstream = base_source(params.base.source, UPSTREAM_SOURCES)(client, params)
+    upstream = base_source(params.base.source, UPSTREAM_SOURCES)(client, params, make=make)
+    if upstream is None:
+        return f"the upstream image of base.source {params.base.source} is not there yet"
     upstream_id = str(client.images.get(upstream).id)
 
     pat_path = pat_sha = None
@@ -250,7 +249,8 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
         spec = PatSpec(url=params.pat.url, size=params.pat.size, sha256=params.pat.sha256)
         pat = cached_pat(spec, cache_dir() / "pat")
         if pat is None:
-            making(f"the PAT {spec.url} (download)")
+            if not make:
+                return f"the PAT {spec.url} is not downloaded yet"
             pat = fetch_pat(spec, cache_dir() / "pat", progress=True)
         pat_path, pat_sha = str(pat.path), pat.sha256
 
@@ -266,32 +266,28 @@ def prepare_base(ctx: StageContext) -> PreparedBase:
     built = False
     existing = get_image(client, tag)
     if existing is None or existing.labels.get(L.FINGERPRINT) != fp:
-        making(f"the build base {tag}")
+        if not make:
+            return f"the build base {tag} is not there yet"
         built = True
         build_base(
             client,
             upstream,
             params.base.patch_file,
             tag,
-            labels=L.owner_labels(
-                "base", state.run_id, **{L.FINGERPRINT: fp, L.TARGET: params.target}
-            ),
+            labels=L.owner_labels("base", run_id, **{L.FINGERPRINT: fp, L.TARGET: params.target}),
         )
     base = client.images.get(tag)
     qemu_version = base.labels.get(L.QEMU_VERSION)
     if not qemu_version:
-        making(f"the QEMU version label of {tag}")
+        if not make:
+            return f"the QEMU version label of {tag} is not there yet"
         qemu_version = _qemu_version(client, tag)
-    accelerator, reason = _probe(client, params)
-    log.info("accelerator: %s (%s)", accelerator, reason)
-
-    state.upstream_image = upstream
-    state.base_image = tag
-    state.qemu_version = qemu_version
-    state.accelerator = accelerator
-    state.accelerator_reason = reason
-    state.pat_path = pat_path
-    ctx.save()
+    probed = _probe(client, params, make=make)
+    if isinstance(probed, str):
+        return probed
+    accelerator, reason = probed
+    if make:
+        log.info("accelerator: %s (%s)", accelerator, reason)
     detail = (
         f"{'built' if built else 'reused'} {tag} from {upstream}; QEMU {qemu_version}; "
         f"{accelerator}: {reason}"

@@ -19,7 +19,7 @@ from vdsmlib.pipeline.stage import (
     run_wizard,
     start_vm,
 )
-from vdsmlib.services import apply as services_api
+from vdsmlib.services import api as services_api
 from vdsmlib.services import dataplane
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.wizard.secrets import forget_cookies, session_ids

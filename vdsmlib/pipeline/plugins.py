@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vdsmlib.errors import VdsmError
 
@@ -45,8 +45,25 @@ BASE_SOURCES = "vdsmlib.base_sources"
 KVM_PROBE_IMAGES = "vdsmlib.kvm_probe_images"
 CLI = "vdsmlib.cli"
 
-BaseSource = Callable[["docker.DockerClient", "Params"], str]
-ProbeImage = Callable[["docker.DockerClient"], tuple[str, str]]
+
+class BaseSource(Protocol):
+    """``source(client, params)``: the upstream image's reference, made (built, pulled) when
+    missing; with ``make=False`` None instead of making it (a no-op check makes nothing)."""
+
+    def __call__(
+        self, client: docker.DockerClient, params: Params, *, make: bool = True
+    ) -> str | None: ...
+
+
+class ProbeImage(Protocol):
+    """``provider(client)``: an image that runs the KVM probe, and its QEMU version; with
+    ``make=False`` None when it would have to be built."""
+
+    def __call__(
+        self, client: docker.DockerClient, *, make: bool = True
+    ) -> tuple[str, str] | None: ...
+
+
 CliPlugin = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 _registered: dict[str, dict[str, Any]] = {}
@@ -92,13 +109,14 @@ def base_source(name: str, builtin: dict[str, BaseSource] | None = None) -> Base
     return source
 
 
-def kvm_probe_image(client: docker.DockerClient) -> tuple[str, str]:
-    """An image that can run the KVM probe, and its QEMU version, from the first plugin."""
+def kvm_probe_image(client: docker.DockerClient, *, make: bool = True) -> tuple[str, str] | None:
+    """An image that can run the KVM probe, and its QEMU version, from the first plugin
+    (``make=False``: None when it is not there yet)."""
     known = load(KVM_PROBE_IMAGES)
     if not known:
         raise _missing(KVM_PROBE_IMAGES, "any", known)
     provider: ProbeImage = known[sorted(known)[0]]
-    return provider(client)
+    return provider(client, make=make)
 
 
 def cli_plugins() -> dict[str, CliPlugin]:

@@ -9,8 +9,10 @@ Stages run through an *executor*, a small registry like papermill's engines: ``i
 the stage functions in this process; ``notebook`` executes ``notebooks/<stage>.ipynb`` with
 papermill, leaving one executed notebook per stage as evidence.
 
-``await Build(...).run_if_noop()`` decides exactly as ``run()`` does (prepare, then the plan) but
-does only a no-op: what ``make build`` asks before it starts the build notebook's kernel.
+:meth:`Build.work_to_do` says what a build would do, making nothing: prepare's look-up
+(:func:`~vdsmlib.pipeline.base.look_up_base`), the fingerprints, then the plan; None is a no-op.
+``await Build(...).run_if_noop()`` runs the build only then: what ``make build`` asks before it
+starts the build notebook's kernel.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any, Protocol, TypeGuard
 import docker
 
 from vdsmlib.checkpoints.cache import checkpoint_tag, pull_checkpoint, push_checkpoint
+from vdsmlib.checkpoints.fingerprints import compute as compute_fingerprints
 from vdsmlib.checkpoints.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
@@ -45,7 +48,7 @@ from vdsmlib.evidence.record import BuildRecord, first_line
 from vdsmlib.evidence.report import write_report
 from vdsmlib.params import Params, check_bool, load_params
 from vdsmlib.pipeline import janitor
-from vdsmlib.pipeline.base import WorkToDo, cache_dir, check_only, making
+from vdsmlib.pipeline.base import cache_dir, look_up_base
 from vdsmlib.pipeline.context import RunState, StageContext, new_run_id
 from vdsmlib.pipeline.flatten import final_tags
 from vdsmlib.pipeline.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
@@ -58,7 +61,6 @@ __all__ = [
     "EXECUTORS",
     "Build",
     "StageError",
-    "WorkToDo",
     "cancel_on_sigterm",
     "describe_os_error",
     "kernel_config",
@@ -240,7 +242,6 @@ class Build:
         self.run_id = run_id or new_run_id()
         self.run_dir = (Path(out_dir) / self.run_id).resolve()
         self._client = client
-        self._check = False  # run_if_noop: do a no-op or nothing
         self._janitor: subprocess.Popen[bytes] | None = None
         #: after run_if_noop() found work: what (the plan's reason, or what prepare would make)
         self.work: str | None = None
@@ -296,31 +297,48 @@ class Build:
         os.pwrite(fd, f"{L.process_label()} {self.run_id}\n".encode(), 0)
         return fd
 
+    def work_to_do(self) -> str | None:
+        """What this build would do, or None when it is a no-op; makes nothing.
+
+        A plain function of what is there: prepare's look-up (the upstream image, PAT, build
+        base, QEMU version and accelerator probe result, each as the build would reuse it), the
+        fingerprints computed from it, and the plan over the images on this engine. A pull from
+        the checkpoint cache is work too. Example::
+
+            build = Build("sim")
+            print(build.work_to_do() or "nothing to do")
+        """
+        if self.from_checkpoint:
+            return f"from_checkpoint={self.from_checkpoint}: resume from it"
+        found = look_up_base(self.client, self.params)
+        if isinstance(found, str):
+            return found
+        fingerprints = compute_fingerprints(self.params, found)
+        finals = find_images(self.client, {L.KIND: "final", L.FINGERPRINT: fingerprints["image"]})
+        plan = make_plan(
+            final_image_exists=bool(finals and finals[0].tags),
+            checkpoints={},
+            no_cache=self.no_cache,
+            from_checkpoint=self.from_checkpoint,
+        )
+        return plan.reason if plan.to_run() else None
+
     async def run_if_noop(self) -> BuildRecord | None:
-        """The no-op build's record when the final image matches, else None, having kept nothing.
+        """The no-op build's record when :meth:`work_to_do` finds nothing to do, else None.
 
-        It decides exactly as :meth:`run` does: prepare (in this process), then the plan. But
-        prepare makes nothing here: where it would build, pull, download or probe there is work
-        to do, and so there is when the plan has a stage to run. A no-op writes what run()'s
-        no-op writes (``result.json`` with ``image_run_id``, ``report.html``; ``out/latest``
-        stays); otherwise the run folder is removed and :meth:`run` (a new Build) does the work.
-        Errors are raised as run() raises them, also with the run folder removed.
-
-        Example::
+        A no-op writes what run()'s no-op writes (``result.json`` with ``image_run_id``,
+        ``report.html``; ``out/latest`` stays); with work to do nothing is written and
+        :attr:`work` says what it is, for :meth:`run` (a new Build) to do. Example::
 
             record = await Build("sim").run_if_noop()
             if record is None:
                 record = await Build("sim").run()
         """
-        self._check = True
-        try:
-            return await self.run()
-        except WorkToDo as work:
-            self.work = str(work)
-            log.info("work to do: %s", work)
+        self.work = await asyncio.to_thread(self.work_to_do)
+        if self.work is not None:
+            log.info("work to do: %s", self.work)
             return None
-        finally:
-            self._check = False
+        return await self.run()
 
     async def run(self) -> BuildRecord:
         started = time.monotonic()
@@ -356,15 +374,10 @@ class Build:
         for name in STAGES:
             self.record.stage(name)
         self.record.write(self.run_dir, latest=False)
-        discard = False  # a no-op check that found work (or failed) leaves no run folder
         try:
-            # in this process: a no-op build (found after prepare) starts no stage kernel; a
-            # no-op check makes nothing (no build, pull, download, probe) on its way to the plan
-            with check_only() if self._check else contextlib.nullcontext():
-                await self._run_stage("prepare", forced=True, executor=inline_executor)
-                plan = self._plan()
-            if self._check and plan.to_run():
-                raise WorkToDo(plan.reason)
+            # in this process: a no-op build (found after prepare) starts no stage kernel
+            await self._run_stage("prepare", forced=True, executor=inline_executor)
+            plan = self._plan()
             self.record.plan = plan.reason
             log.info("plan: %s", plan.reason)
             self._apply_plan(plan)
@@ -382,7 +395,6 @@ class Build:
             self._finish_record()
             self.record.status = "ok"
         except BaseException as err:
-            discard = self._check
             self.record.status = "failed"
             if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
                 self.record.error = _interruption()
@@ -396,10 +408,7 @@ class Build:
             self._cleanup()
             janitor.stop(self._janitor)
             self._janitor = None
-            if discard:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-            else:
-                self._finish_run_folder(reserve)
+            self._finish_run_folder(reserve)
         return self.record
 
     def _finish_run_folder(self, reserve: Path) -> None:
@@ -439,8 +448,6 @@ class Build:
         started = time.monotonic()
         try:
             outcome = await (executor or self.executor)(self.run_dir, stage)
-        except WorkToDo:
-            raise  # a no-op check found work: no failure to record
         except BaseException as err:
             seconds = round(time.monotonic() - started, 2)
             if isinstance(err, Exception):
@@ -535,7 +542,6 @@ class Build:
             labels = {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: fingerprint}
             if find_images(self.client, labels):
                 return  # the newest one needed is here already
-            making(f"the checkpoint {name} (pull from {repository})")
             tag = checkpoint_tag(
                 self.params.dsm_version, state.accelerator or "tcg", name, fingerprint
             )

@@ -16,7 +16,7 @@ from vdsmlib.pipeline.context import StageContext
 from vdsmlib.pipeline.flatten import promote
 from vdsmlib.pipeline.stage import StageOutcome
 from vdsmlib.readiness import NotReady, wait_for
-from vdsmlib.services import apply as services_api
+from vdsmlib.services import api as services_api
 from vdsmlib.services import dataplane
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.readiness import DsmApiReady, DsmLoginReady

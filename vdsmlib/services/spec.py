@@ -1,6 +1,6 @@
 """DSM file services as desired state: what params declare (NFS, SMB, iSCSI, shares).
 
-Data only (pydantic models, DSM's IQN form): params validate into these, :mod:`.apply` makes DSM
+Data only (pydantic models, DSM's IQN form): params validate into these, :mod:`.api` makes DSM
 match them through the Web API, :mod:`.dataplane` uses them as a client would.
 """
 

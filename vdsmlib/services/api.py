@@ -4,8 +4,8 @@
 running it twice changes nothing the second time; :func:`verify` reads everything back and
 raises :class:`ServicesMismatch` listing every difference; :func:`verify_data_plane` checks
 that clients can use what the spec turns on (SMB, NFS, iSCSI through the given ports) and raises
-:class:`vdsmlib.services.dataplane.DataPlaneError` naming the service and how it failed (refused, auth,
-export missing, ...).
+:class:`vdsmlib.services.dataplane.DataPlaneError` naming the service and how it failed
+(refused, auth, export missing, ...).
 
 Example::
 
@@ -371,9 +371,10 @@ def verify_data_plane(
 ) -> list[str]:
     """Use every service ``spec`` turns on as a client would; return what was done.
 
-    ``ports`` is a :class:`vdsmlib.services.dataplane.Endpoints` (where each service answers). The Web
-    API saying "on" is not enough: this copies a file in over SMB and reads it over NFS, logs in
-    to the iSCSI target and writes a block of the LUN (see :func:`vdsmlib.services.dataplane.check`).
+    ``ports`` is a :class:`vdsmlib.services.dataplane.Endpoints` (where each service answers).
+    The Web API saying "on" is not enough: this copies a file in over SMB and reads it over NFS,
+    logs in to the iSCSI target and writes a block of the LUN (see
+    :func:`vdsmlib.services.dataplane.check`).
     ``build_file``: also read back the file the build's services stage wrote before the final
     checkpoint (:data:`vdsmlib.services.dataplane.BUILD_FILE`).
     """
