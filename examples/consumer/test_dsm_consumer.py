@@ -1,7 +1,11 @@
-"""What a consumer's CI tests look like: only the ``dsm`` fixtures of vdsmlib's pytest plugin.
+"""What a consumer's CI tests look like: only the ``dsm`` fixtures of vdsm-ci's pytest plugin.
 
-pip install vdsmlib   # brings the plugin (entry point pytest11)
+pip install ./pytest-vdsm   # the light install from this repository: the plugin alone
+                            # (or pip install vdsmlib: the whole builder, the plugin too)
 pytest --dsm-image ghcr.io/vdsm-ci/vdsm-configured:sim-tcg examples/consumer
+
+This directory has its own pytest.ini, as a consumer's project has its own configuration: the
+checkout's (pyproject.toml) is for vdsm-ci's own suite.
 """
 
 from __future__ import annotations

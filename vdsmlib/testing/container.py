@@ -18,6 +18,8 @@ image's own (its health check logs in with them), unless ``user``/``password`` a
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -26,14 +28,15 @@ import urllib.parse
 from typing import Any
 
 import docker.errors
-import requests
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 
 from vdsmlib.docker.route import container_address, guest_route
 from vdsmlib.errors import VdsmError
+from vdsmlib.readiness import MAX_INTERVAL, ReadinessAborted, ReadinessTimeout
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.errors import WebApiError
+from vdsmlib.webapi.readiness import DsmLoginReady
 
 __all__ = ["DsmContainer", "DsmLoginWaitStrategy", "DsmNotReady"]
 
@@ -43,20 +46,23 @@ HTTP_PORT = 5000
 HTTPS_PORT = 5001
 HEALTH_CONF = "/etc/vdsm-ci/health.conf"
 _LOG_TAIL = 30
-# Login errors that mean "DSM is up but this account will never log in": waiting is pointless.
-_FATAL_LOGIN_CODES = {400, 401, 402, 403, 406, 407, 408, 409, 410, 411}
 
 
 class DsmNotReady(VdsmError):
-    """The DSM in the container did not accept a login in time (message has the log tail)."""
+    """The DSM in the container did not accept a login in time (message has the log tail), its
+    container exited first, or DSM refused the account (wrong password, 2FA, ...: at once)."""
 
 
 class DsmLoginWaitStrategy(WaitStrategy):
     """Ready when DSM's Web API accepts a login of the configured account.
 
-    An HTTP answer on port 5000 proves nothing (a booting virtual-dsm serves a "please wait"
-    page), and neither does ``SYNO.API.Info`` alone; a login does. Connection errors while the
-    VM restores are transient; a refused login (wrong password, disabled account) fails at once.
+    testcontainers' interface (``with_startup_timeout``, ``with_poll_interval``,
+    ``with_transient_exceptions``) over the library's one wait loop: the wait itself is
+    :class:`vdsmlib.webapi.readiness.DsmLoginReady` (:meth:`readiness`). An HTTP answer on port
+    5000 proves nothing (a booting virtual-dsm serves a "please wait" page), and neither does
+    ``SYNO.API.Info`` alone; a login does. Connection errors while the VM restores are
+    transient; a login error in :data:`~vdsmlib.webapi.readiness.FATAL_LOGIN_CODES` (wrong
+    password, disabled account, 2FA, ...) fails at once, and so does a container that exited.
     """
 
     def __init__(self, user: str | None = None, password: str | None = None) -> None:
@@ -64,41 +70,67 @@ class DsmLoginWaitStrategy(WaitStrategy):
         self.user = user
         self.password = password
         self.with_startup_timeout(300).with_poll_interval(0.5)
-        self.with_transient_exceptions(requests.ConnectionError, requests.Timeout)
+
+    def readiness(self, url: str, user: str, password: str) -> DsmLoginReady:
+        """The wait object this strategy runs: a login of ``user`` at ``url``, with this
+        strategy's timeout, poll interval and transient exceptions."""
+        ready = DsmLoginReady(
+            url,
+            user,
+            password,
+            timeout=max(self._startup_timeout, 0.1),
+            interval=min(max(self._poll_interval, 0.01), MAX_INTERVAL),
+            request_timeout=10.0,
+        )
+        extra = tuple(e for e in self._transient_exceptions if e not in ready.retryable)
+        ready.retryable = (*ready.retryable, *extra)
+        return ready
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         assert isinstance(container, DsmContainer)
         user, password = container.credentials(self.user, self.password)
-        last: list[str] = ["no answer yet"]
+        url = container.url
+        ready = self.readiness(url, user, password)
 
-        def check() -> bool:
+        def alive() -> str | None:
             container.reload()
-            if container.status not in ("created", "running"):
-                raise DsmNotReady(
-                    f"the DSM container exited ({container.status}) before DSM was ready; "
-                    f"last log lines:\n{container.log_tail()}"
-                )
-            with DsmClient(container.url, timeout=5) as client:
-                try:
-                    client.login(user, password).logout()
-                except WebApiError as err:
-                    last[0] = str(err)
-                    if err.code in _FATAL_LOGIN_CODES:
-                        raise DsmNotReady(
-                            f"DSM at {container.url} refused the login of {user!r}: {err}; "
-                            "pass the image's credentials (--dsm-user/--dsm-password)"
-                        ) from err
-                    return False
-            return True
+            if container.status in ("created", "running"):
+                return None
+            return f"the DSM container exited ({container.status}) before DSM was ready"
+
+        def log_tail() -> str:
+            return f"last log lines:\n{container.log_tail()}"
 
         started = time.monotonic()
-        if not self._poll(check, [WebApiError]):
+        try:
+            _wait_blocking(ready, describe=log_tail, alive=alive)
+        except WebApiError as err:  # a code in FATAL_LOGIN_CODES: waiting will not cure it
             raise DsmNotReady(
-                f"DSM at {container.url} did not accept a login of {user!r} within "
-                f"{self._startup_timeout:.0f} s (last: {last[0]}); last log lines:\n"
-                f"{container.log_tail()}"
-            )
-        log.info("DSM at %s logged in after %.1f s", container.url, time.monotonic() - started)
+                f"DSM at {url} refused the login of {user!r}: {err}; "
+                "pass the image's credentials (--dsm-user/--dsm-password)"
+            ) from err
+        except ReadinessAborted as err:
+            raise DsmNotReady(f"{err.reason}; last log lines:\n{container.log_tail()}") from err
+        except ReadinessTimeout as err:
+            last = err.last_error or "no answer yet"
+            raise DsmNotReady(
+                f"DSM at {url} did not accept a login of {user!r} within {ready.timeout:.0f} s "
+                f"(last: {last}); last log lines:\n{container.log_tail()}"
+            ) from err
+        log.info("DSM at %s logged in after %.1f s", url, time.monotonic() - started)
+
+
+def _wait_blocking(ready: DsmLoginReady, **kwargs: Any) -> None:
+    """``ready.wait(**kwargs)``, also from a thread that runs an event loop (async tests, a
+    Jupyter cell): there the wait runs in a thread of its own, and this one blocks on it, as
+    testcontainers' synchronous ``start()`` does anyway."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        ready.wait(**kwargs)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dsm-login") as pool:
+        pool.submit(ready.wait, **kwargs).result()
 
 
 def _disable_ryuk_if_unavailable(container: DockerContainer) -> None:

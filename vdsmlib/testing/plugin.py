@@ -1,6 +1,8 @@
 """pytest plugin: a configured DSM for the tests of software that talks to a Synology NAS.
 
-Installed with vdsmlib (entry point ``pytest11``), so a consumer's test file only asks for it::
+Installed with pytest-vdsm, the light distribution of this repository (``pip install
+./pytest-vdsm``), or with vdsmlib, the whole builder (entry point ``pytest11`` in both), so a
+consumer's test file only asks for it::
 
     def test_nfs_is_on(dsm):
         assert dsm.client.nfs_get()["enable_nfs"] is True
