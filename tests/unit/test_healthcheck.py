@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "vdsmlib" / "build" / "assets" / "healthcheck.sh"
+SCRIPT = ROOT / "vdsmlib" / "pipeline" / "assets" / "healthcheck.sh"
 USER = "vdsm"
 PASSWORD = "Sup3rSecret-42"
 GUEST = "20.20.20.21"
@@ -52,7 +52,8 @@ class Netns:
 
     def serve_dsm(self, host: str) -> subprocess.Popen[str]:
         """The simulated DSM on ``host``:5000 inside the namespace, with its admin created."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # the simulator package (simulator/vdsm_sim) and the vdsmlib it imports its facts from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "simulator"), str(ROOT)))}
         env = {k: v for k, v in env.items() if not k.startswith("SIM_")}
         proc = subprocess.Popen(
             [

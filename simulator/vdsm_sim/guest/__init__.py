@@ -1,12 +1,16 @@
 """The simulated DSM 7.2.2 that runs inside the simulator's QEMU guest.
 
-One Python 3.11 process, standard library only, serving on port 5000 the DSM web UI (the DOM of
+One Python process (3.11 or later; 3.13 in the guest), the standard library and DSM's facts
+(:mod:`vdsmlib.dsm`, stdlib-only) only, serving on port 5000 the DSM web UI (the DOM of
 shared/facts/dsm-ui-7.2.2.md) and the DSM Web API subset of shared/facts/dsm-webapi.md. All state
 (admin account, completed wizard screens, service switches, shares, iSCSI LUNs and targets,
 sessions) lives in process memory only, never on disk: QEMU savevm/loadvm carries it, as it
-carries a real DSM's. Relative imports only: on the host it runs as
-``python -m vdsm_sim.guest --host 127.0.0.1 --port N``; in the guest it is copied as top-level
-package ``guest`` and run as ``python3 -m guest --host 0.0.0.0 --port 5000`` (PYTHONPATH=/opt/sim).
+carries a real DSM's. Relative imports within the package, and DSM's facts from
+:mod:`vdsmlib.dsm` (:mod:`.facts`): on the host it runs as
+``python -m vdsm_sim.guest --host 127.0.0.1 --port N`` with the installed vdsmlib; in the guest
+it is copied as top-level package ``guest`` beside a copy of vdsmlib's stdlib-only files
+(``/opt/sim/vdsmlib``) and run as ``python3 -m guest --host 0.0.0.0 --port 5000``
+(PYTHONPATH=/opt/sim).
 
 Scenario knobs (environment variables, read once at startup)
 ------------------------------------------------------------

@@ -19,8 +19,14 @@ import threading
 
 from . import dataplane
 from .scenario import Scenario, ScenarioError
-from .server import make_server
+from .server import SimServer, make_server
 from .state import SimState
+
+
+def _address(server: SimServer) -> str:
+    """``HOST:PORT`` the server is bound to (an IPv4 server: ``server_address`` is a pair)."""
+    host, port = server.server_address[:2]
+    return f"{host}:{port}" if isinstance(host, str) else f"{host.decode()}:{port}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dataplane", action="store_true", help="serve SMB, NFS and iSCSI (the guest only)"
     )
-    tls_port = os.environ.get("SIM_TLS_PORT", "")
+    tls_env = os.environ.get("SIM_TLS_PORT", "")
     parser.add_argument(
         "--tls-port",
         type=int,
-        default=int(tls_port) if tls_port.isdigit() else None,
+        default=int(tls_env) if tls_env.isdigit() else None,
         help="also serve HTTPS here (default: SIM_TLS_PORT)",
     )
     parser.add_argument("--tls-cert", default=os.environ.get("SIM_TLS_CERT", ""))
@@ -75,11 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(
             target=tls_server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
         ).start()
-        tls_host, tls_port = tls_server.server_address[:2]
-        sys.stderr.write(f"sim guest listening on https://{tls_host}:{tls_port}\n")
-    host, port = server.server_address[:2]
+        sys.stderr.write(f"sim guest listening on https://{_address(tls_server)}\n")
     sys.stderr.write(
-        f"sim guest listening on http://{host}:{port} ({scenario.dsm_version}, "
+        f"sim guest listening on http://{_address(server)} ({scenario.dsm_version}, "
         f"screens={','.join(scenario.screens) or '-'}, install_delay={scenario.install_delay}s)\n"
     )
     sys.stderr.flush()

@@ -462,12 +462,12 @@ class DataPlane:
             tpg.mkdir(parents=True)
             # LUN numbers are DSM's mapping indexes, which start at 1 (state.Target.to_json)
             for index, uuid in enumerate(mapped, start=1):
-                lun = by_uuid.get(uuid)
-                if lun is None:
+                mapped_lun = by_uuid.get(uuid)
+                if mapped_lun is None:
                     continue
                 lun_dir = tpg / "lun" / f"lun_{index}"
                 lun_dir.mkdir()
-                (lun_dir / lun.backstore).symlink_to(core / lun.backstore)
+                (lun_dir / mapped_lun.backstore).symlink_to(core / mapped_lun.backstore)
             (tpg / "np" / "0.0.0.0:3260").mkdir()
             for attrib, value in (
                 ("authentication", "0"),

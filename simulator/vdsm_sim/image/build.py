@@ -2,11 +2,13 @@
 
 No container registry is reachable where this project runs, so the base image is made
 locally with ``debootstrap`` and ``docker import``; the simulator image is then built from
-``Dockerfile.sim`` with the guest application (``simulator/vdsm_sim/guest``) baked into its initramfs.
+``Dockerfile.sim`` with the guest application (``vdsm_sim/guest``) and DSM's facts (vdsmlib's
+stdlib-only files, :data:`FACTS_FILES`) baked into its initramfs.
 
 The simulator image is tagged ``vdsm-ci/sim:<content-hash-12>`` and ``vdsm-ci/sim:latest``.
 The content hash covers the Dockerfile, the container and initramfs scripts, the guest
-package and the base image id, so an unchanged tree reuses the existing image::
+package, the facts files and the base image id, so an unchanged tree reuses the existing
+image::
 
     import docker
     from vdsm_sim.image.build import ensure_sim_image
@@ -43,6 +45,7 @@ __all__ = [
     "BASE_IMAGE",
     "DEBIAN_MIRROR",
     "DEBIAN_SUITE",
+    "FACTS_FILES",
     "GUEST_DIR",
     "IMAGE_DIR",
     "SIM_REPOSITORY",
@@ -71,15 +74,18 @@ IMAGE_DIR = Path(__file__).resolve().parent
 """Directory holding ``Dockerfile.sim`` and the scripts copied into the image."""
 
 GUEST_DIR = IMAGE_DIR.parent / "guest"
+"""The guest web application package, copied to ``/opt/sim/guest`` in the initramfs."""
+
 _VDSMLIB_DIR = Path(vdsmlib.__file__).resolve().parent
-#: DSM's facts as the guest imports them (``vdsmlib.dsm``): the installed vdsmlib's own
-#: stdlib-only files, copied beside the guest package in the initramfs (name -> file or folder)
 FACTS_FILES = {
     "__init__.py": _VDSMLIB_DIR / "__init__.py",
     "errors.py": _VDSMLIB_DIR / "errors.py",
     "dsm": _VDSMLIB_DIR / "dsm",
 }
-"""The guest web application package, copied to ``/opt/sim/guest`` in the initramfs."""
+"""DSM's facts as the guest imports them (``vdsmlib.dsm``): the installed vdsmlib's own
+stdlib-only files (name in package ``vdsmlib`` -> file or folder), copied into the build
+context under ``facts/vdsmlib/`` and to ``/opt/sim/vdsmlib`` in the initramfs, beside the
+guest package. ``tests/sim/test_guest_facts.py`` checks that they import nothing else."""
 
 # Files of IMAGE_DIR that go into the build context (everything else is Python of this module).
 _CONTEXT_PARTS = ("Dockerfile.sim", "container", "initramfs")
@@ -296,7 +302,7 @@ def _context_files(guest_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 def content_hash(base_image_id: str, guest_dir: Path = GUEST_DIR) -> str:
-    """Hash of everything the image is built from: Dockerfile, scripts, guest package, base id."""
+    """Hash of everything the image is built from: Dockerfile, scripts, guest, facts, base id."""
     digest = hashlib.sha256(base_image_id.encode())
     for name, path in _context_files(guest_dir):
         digest.update(b"\0" + name.encode() + b"\0")
