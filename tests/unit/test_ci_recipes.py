@@ -188,8 +188,8 @@ def _check_command(words: list[str], where: str) -> None:
                 assert value in parameters, f"{where}: {notebook.name} has no parameter {value}"
     elif name == "python3" and words[1:3] == ["-m", "venv"]:
         pass
-    elif name == "python" and words[1:3] == ["-m", "pytest"]:
-        for word in words[3:]:
+    elif (name == "python" and words[1:3] == ["-m", "pytest"]) or name == "pytest":
+        for word in words[3 if name == "python" else 1 :]:
             if not word.startswith("-") and "$" not in word:
                 assert (ROOT / word).exists(), f"{where}: pytest path {word} does not exist"
         assert "--dsm-image" in words
