@@ -18,11 +18,12 @@ the simulator (``vdsm_sim``). Run by ``make lint``::
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from vdsmlib.checkpoints.fingerprints import imported_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "vdsmlib"
@@ -46,32 +47,6 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def _is_module(name: str, root: Path) -> bool:
-    base = root.joinpath(*name.split("."))
-    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
-
-
-def _imports(path: Path, module: str, root: Path) -> set[str]:
-    """The modules ``path`` imports: ``from vdsmlib import project`` is ``vdsmlib.project``."""
-    is_package = path.name == "__init__.py"
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = module.split(".")
-                anchor = anchor if is_package else anchor[:-1]
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join([*anchor, *([node.module] if node.module else [])])
-            else:
-                base = node.module or ""
-            for alias in node.names:
-                name = f"{base}.{alias.name}"
-                found.add(name if _is_module(name, root) else base)
-    return found
-
-
 def package_of(module: str) -> str:
     """``vdsmlib.pipeline.run`` -> ``pipeline``; ``vdsmlib`` -> ``vdsmlib``."""
     parts = module.split(".")
@@ -84,7 +59,7 @@ def package_graph(root: Path = ROOT) -> dict[str, dict[str, list[str]]]:
     graph: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted((root / PACKAGE).rglob("*.py")):
         module = _module_name(path, root)
-        for target in _imports(path, module, root):
+        for target in imported_modules(path, module, root / PACKAGE):
             top = target.split(".")[0]
             if top in FORBIDDEN:
                 graph[package_of(module)][top].append(module)

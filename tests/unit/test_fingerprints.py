@@ -170,7 +170,7 @@ def test_a_new_module_the_stage_code_imports_changes_the_fingerprints(tmp_path: 
     # a relative import is followed as well
     helper = package / "services" / "ports.py"
     helper.write_text("SMB = 445\n")
-    apply = package / "services" / "apply.py"
+    apply = package / "services" / "api.py"
     apply.write_text(apply.read_text() + "\nfrom .ports import SMB\n")
     relative = compute()
     assert relative["start-ready"] == edited["start-ready"]  # services run after it

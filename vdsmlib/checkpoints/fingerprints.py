@@ -39,6 +39,7 @@ __all__ = [
     "files_digest",
     "fingerprint",
     "import_closure",
+    "imported_modules",
     "sources_digest",
 ]
 
@@ -108,22 +109,23 @@ def _module_file(module: str, package_dir: Path) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str, package_dir: Path) -> frozenset[str]:
-    """Every module of the package that ``path`` imports (absolute or relative, at any depth).
+def imported_modules(path: Path, module: str, package_dir: Path) -> frozenset[str]:
+    """Every module that ``path`` (the module ``module``) imports, absolute or relative, at any
+    depth (also inside functions and under ``TYPE_CHECKING``), by its dotted name.
 
-    ``from vdsmlib.services import dataplane`` names the module ``dataplane``, not the package's
-    ``__init__`` (which only re-exports); ``from vdsmlib.wizard import BrowserSession`` names
-    the package's ``__init__``, and through it what that imports.
+    ``from vdsmlib.services import dataplane`` names the module ``vdsmlib.services.dataplane``,
+    not the package's ``__init__`` (which only re-exports); ``from vdsmlib.wizard import
+    BrowserSession`` names ``vdsmlib.wizard``, and through it what that imports.
+    ``package_dir`` is where the package's modules are looked up. ``tools/import_graph.py``
+    reads the package's import graph with this too.
     """
     return _imports_of(path.read_text(), module, path.name == "__init__.py", package_dir)
 
 
 @functools.lru_cache(maxsize=4096)
 def _imports_of(source: str, module: str, is_package: bool, package_dir: Path) -> frozenset[str]:
-    package = package_dir.name
-    tree = ast.parse(source)
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -137,7 +139,7 @@ def _imports_of(source: str, module: str, is_package: bool, package_dir: Path) -
             for alias in node.names:
                 name = f"{base}.{alias.name}"
                 found.add(name if _module_file(name, package_dir) else base)
-    return frozenset(n for n in found if n == package or n.startswith(package + "."))
+    return frozenset(found)
 
 
 def import_closure(roots: Iterable[str], *, package_dir: Path = VDSMLIB_DIR) -> list[Path]:
@@ -155,7 +157,12 @@ def import_closure(roots: Iterable[str], *, package_dir: Path = VDSMLIB_DIR) -> 
         if path is None or module in seen:
             continue
         seen[module] = path
-        todo.extend(_imports(path, module, package_dir) - seen.keys())
+        package = package_dir.name
+        todo.extend(
+            name
+            for name in imported_modules(path, module, package_dir)
+            if name not in seen and (name == package or name.startswith(package + "."))
+        )
     return sorted(set(seen.values()))
 
 
