@@ -42,12 +42,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     dist = root / "dist"
     # sdist first, then the wheel from the sdist: proves the sdist carries the project files too
     _run([sys.executable, "-m", "build", "--outdir", str(dist), str(CHECKOUT)], cwd=root, env=env)
-    wheels = sorted(dist.glob("vdsmlib-*.whl"))
-    assert len(wheels) == 1, sorted(p.name for p in dist.iterdir())
+    # the simulator is a distribution of its own (vdsm-sim), beside vdsmlib
+    simulator = CHECKOUT / "simulator"
+    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(simulator)], cwd=root, env=env)
+    wheels = sorted(dist.glob("vdsmlib-*.whl")) + sorted(dist.glob("vdsm_sim-*.whl"))
+    assert len(wheels) == 2, sorted(p.name for p in dist.iterdir())
     target = root / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(target)
     python = target / "bin" / "python"
-    _run([str(python), "-m", "pip", "install", "-q", str(wheels[0])], cwd=root, env=env)
+    _run([str(python), "-m", "pip", "install", "-q", *map(str, wheels)], cwd=root, env=env)
     work = root / "elsewhere"
     work.mkdir()
     return python, work, env
@@ -64,9 +67,11 @@ def test_wheel_holds_the_project_files_and_the_simulator_image_sources(
             "import vdsmlib, vdsmlib.project as p; from pathlib import Path; "
             "pkg = Path(vdsmlib.__file__).parent; print(pkg); print(p.project_dir()); "
             "print(sorted(f.name for f in p.notebooks_dir().glob('*.ipynb'))); "
-            "print(all((pkg / 'sim' / 'image' / n).is_file() for n in "
-            "('Dockerfile.sim', 'initramfs/init', 'container/entry.sh'))); "
-            "print((pkg / 'build' / 'assets' / 'healthcheck.sh').is_file())",
+            "import vdsm_sim; sim = Path(vdsm_sim.__file__).parent; "
+            "print(all((sim / 'image' / n).is_file() for n in "
+            "('Dockerfile.sim', 'initramfs/init', 'container/entry.sh')) "
+            "and not (pkg / 'sim').exists()); "
+            "print((pkg / 'pipeline' / 'assets' / 'healthcheck.sh').is_file())",
         ],
         cwd=work,
         env=env,
@@ -85,7 +90,7 @@ def test_vdsm_help_lists_the_builtin_and_plugin_commands(
     help_text = _run([str(python.parent / "vdsm"), "--help"], cwd=work, env=env).stdout
     for command in ("build", "checkpoints", "explore", "clean", "pin", "sim", "--project"):
         assert command in help_text, help_text
-    # the simulator's subcommand arrives through the vdsmlib.cli entry point of the wheel
+    # the simulator's subcommand arrives through the vdsmlib.cli entry point of vdsm-sim's wheel
     sim_help = _run([str(python.parent / "vdsm"), "sim", "--help"], cwd=work, env=env).stdout
     assert "build" in sim_help and "run" in sim_help, sim_help
 
