@@ -15,13 +15,15 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.poll import poll
+from vdsmlib.readiness import NotReady, ReadinessTimeout
 
 REPO = Path(__file__).resolve().parents[1]
 _LISTENING = re.compile(r"listening on (http://\S+)")
@@ -88,18 +90,20 @@ def run_guest(
             stderr=log_file,
         )
     server = GuestServer(url="", proc=proc, log_path=log_path)
+
+    def listening() -> str:
+        match = _LISTENING.search(server.log())
+        if match:
+            return match.group(1).rstrip("/")
+        if proc.poll() is not None:
+            raise RuntimeError(f"guest exited with {proc.returncode}:\n{server.log()}")
+        raise NotReady("no 'listening on' line in its log yet")
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            match = _LISTENING.search(server.log())
-            if match:
-                server.url = match.group(1).rstrip("/")
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"guest exited with {proc.returncode}:\n{server.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"guest did not listen within {timeout}s:\n{server.log()}")
-            time.sleep(0.05)
+        try:
+            server.url = poll(listening, what="the guest to listen", timeout=timeout, interval=0.05)
+        except ReadinessTimeout as err:
+            raise RuntimeError(f"guest did not listen within {timeout}s:\n{server.log()}") from err
         yield server
     finally:
         server.stop()

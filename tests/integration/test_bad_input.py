@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, free_port
+from tests.poll import poll
 from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY, StageVm
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import get_image
@@ -31,7 +32,9 @@ from vdsmlib.params import load_params
 from vdsmlib.qemu.errors import SnapshotError
 
 ROOT = Path(__file__).parents[2]
-VDSM = [sys.executable, "-m", "vdsmlib.cli"]
+# `vdsm` as its console script runs it (vdsmlib.cli has no __main__; `-m vdsmlib.cli.main`
+# would warn on stderr that the module was imported before it ran)
+VDSM = [sys.executable, "-c", "import sys; from vdsmlib.cli import main; sys.exit(main())"]
 # vdsm's log lines ("21:09:33 INFO    vdsmlib.x: ...") go to stderr too; errors are the rest.
 _LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING) +\S+: ")
 
@@ -245,13 +248,14 @@ def test_sim_run_on_a_free_port_works_and_prints_the_container_id(
         # NAT like params/sim.yaml's run options, and port 5000 answers (the wait page while
         # the simulator installs, then DSM through the container's eth0)
         assert container.attrs["HostConfig"]["CapAdd"] == ["NET_ADMIN"]
-        deadline = time.monotonic() + 90
-        status = None
-        while status is None and time.monotonic() < deadline:
-            try:
-                status = requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code
-            except requests.RequestException:
-                time.sleep(0.2)
+        status = poll(
+            lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code,
+            what=f"port {port} to answer",
+            timeout=90,
+            interval=0.2,
+            retryable=(requests.RequestException,),
+            describe=lambda: container.logs(tail=20).decode(errors="replace"),
+        )
         assert status == 200, container.logs(tail=20).decode(errors="replace")
     finally:
         for container in _sim_run_containers(client, port):

@@ -22,21 +22,27 @@ import pytest
 import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
+from tests.poll import poll
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.docker.route import container_address, guest_route
 from vdsmlib.evidence.report import SIZE_CAP
 from vdsmlib.params import load_params
 from vdsmlib.pipeline import StageError, load_record
+from vdsmlib.readiness import NotReady, ReadinessAborted, wait_for
 from vdsmlib.services.dataplane import BUILD_FILE, BUILD_FILE_DATA, SERVICE_PORTS
 from vdsmlib.services.spec import dsm_iqn
-from vdsmlib.webapi.client import DsmClient
+from vdsmlib.webapi.client import DsmClient, DsmSession
+from vdsmlib.webapi.errors import WebApiError
+from vdsmlib.webapi.readiness import DsmLoginReady
 from vdsmlib.wizard.secrets import session_ids
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).parents[2]
 SIM = {"user": "vdsm", "password": "CiNas-2024-Ready"}
+#: what a booting DSM answers before its Web API takes a login (as DsmApiReady retries them)
+DSM_NOT_YET = (WebApiError, OSError, requests.RequestException)
 
 
 @pytest.fixture(scope="module")
@@ -162,16 +168,19 @@ def test_final_image_restores_configured_without_wizard(
     try:
         started = time.monotonic()
         dsm = DsmClient(f"http://127.0.0.1:{port}", timeout=5)
-        deadline = started + 90
-        session = None
-        while time.monotonic() < deadline and session is None:
-            try:
-                info = dsm.api_info("SYNO.API.Auth")
-                if "SYNO.API.Auth" in info:
-                    session = dsm.login(SIM["user"], SIM["password"], version=3, syno_token=False)
-            except Exception:
-                time.sleep(0.5)
-        assert session is not None, container.logs(tail=30).decode(errors="replace")
+
+        def logged_in() -> DsmSession:
+            if "SYNO.API.Auth" not in dsm.api_info("SYNO.API.Auth"):
+                raise NotReady("SYNO.API.Info lists no SYNO.API.Auth yet")
+            return dsm.login(SIM["user"], SIM["password"], version=3, syno_token=False)
+
+        session = poll(
+            logged_in,
+            what="a login to the final image",
+            timeout=90,
+            retryable=DSM_NOT_YET,
+            describe=lambda: container.logs(tail=30).decode(errors="replace"),
+        )
         seconds = time.monotonic() - started
         with session:
             assert session.nfs_get()["enable_nfs"] is True
@@ -207,13 +216,21 @@ def test_final_image_restores_configured_without_wizard(
         assert container.exec_run(["test", "-e", "/run/shm/dsm.url"]).exit_code == 1
         local = container.exec_run(["curl", "-s", "-m", "5", "http://127.0.0.1:5000/"])
         assert local.exit_code == 7, local
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+
+        def health_verdict() -> str:
             container.reload()
-            health = container.attrs["State"]["Health"]["Status"]
-            if health != "starting":
-                break
-            time.sleep(1)
+            health: str = container.attrs["State"]["Health"]["Status"]
+            if health == "starting":
+                raise NotReady("the health check is still starting")
+            return health
+
+        health = poll(
+            health_verdict,
+            what="the health check's verdict",
+            timeout=90,
+            interval=1,
+            describe=lambda: str(container.attrs["State"]["Health"]),
+        )
         assert health == "healthy", container.attrs["State"]["Health"]
     finally:
         container.remove(force=True, v=True)
@@ -265,16 +282,10 @@ def test_final_image_serves_its_share_and_lun_to_stock_clients(
             for k, v in container.attrs["NetworkSettings"]["Ports"].items()
             if v
         }
-        dsm = DsmClient(f"http://127.0.0.1:{port[5000]}", timeout=5)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with dsm.login(SIM["user"], SIM["password"]):
-                    break
-            except Exception:
-                time.sleep(0.5)
-        else:
-            pytest.fail(container.logs(tail=30).decode(errors="replace"))
+        api = f"http://127.0.0.1:{port[5000]}"
+        DsmLoginReady(api, SIM["user"], SIM["password"], timeout=90).wait(
+            describe=lambda: container.logs(tail=30).decode(errors="replace")
+        )
         mine = tmp_path / "from-the-host.txt"
         mine.write_text("copied in with smbclient\n")
         listing = _stock(
@@ -433,16 +444,25 @@ def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
 
     async def run_and_kill() -> None:
         task = asyncio.create_task(build.run())
-        killed = False
-        while not task.done():
-            await asyncio.sleep(0.5)
-            if killed:
-                continue
-            filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.STAGE}=admin"]}
-            running = client.containers.list(filters=filters)
-            if running and _admin_form_submitted(build.run_dir):
-                _kill_qemu(client, running[0].id)
-                killed = True
+        filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.STAGE}=admin"]}
+
+        async def admin_saving(budget: float) -> str:
+            running = await asyncio.to_thread(client.containers.list, filters=filters)
+            if not (running and _admin_form_submitted(build.run_dir)):
+                raise NotReady("the admin stage's VM is not saving the admin form yet")
+            return str(running[0].id)
+
+        try:
+            stage_vm = await wait_for(
+                admin_saving,
+                what="the admin stage to save the admin form",
+                timeout=900,
+                alive=lambda: "the build ended" if task.done() else None,
+            )
+        except ReadinessAborted:
+            await task  # the build ended first: its own error, if it failed
+            raise
+        _kill_qemu(client, stage_vm)
         await task
 
     with pytest.raises(StageError) as err:

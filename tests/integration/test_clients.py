@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-import requests
 from vdsm_sim.guest.webapi import CATALOG
 
 from tests.integration.conftest import Builds, free_port
 from tests.sim.test_guest_api import call, ok
 from tests.sim.test_guest_login import stock_login
 from vdsmlib.docker import labels as L
+from vdsmlib.webapi.readiness import DsmApiReady
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -57,22 +56,10 @@ def running(
     )
     try:
         base = f"http://127.0.0.1:{ports['5000/tcp'][1]}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            # The container answers HTML on 5000 before the guest's DSM does.
-            try:
-                answer = requests.get(
-                    f"{base}/webapi/query.cgi",
-                    params={"api": "SYNO.API.Info", "version": "1", "method": "query"},
-                    timeout=5,
-                ).json()
-                if "SYNO.API.Auth" in answer.get("data", {}):
-                    break
-            except (requests.RequestException, ValueError):
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError(container.logs(tail=30).decode(errors="replace"))
+        # The container answers HTML on 5000 before the guest's DSM does: wait for the API.
+        DsmApiReady(base, timeout=120, request_timeout=5).wait(
+            describe=lambda: container.logs(tail=30).decode(errors="replace")
+        )
         yield base, ports, exposed
     finally:
         container.remove(force=True, v=True)

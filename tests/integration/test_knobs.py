@@ -29,13 +29,16 @@ import yaml
 from vdsm_sim.guest.scenario import Scenario
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
+from tests.poll import poll
 from tests.screens import SIM_TO_PROFILE
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.evidence.report import SIZE_CAP
 from vdsmlib.pipeline import BuildRecord, load_record
+from vdsmlib.readiness import ReadinessTimeout
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.webapi.errors import WebApiError
+from vdsmlib.webapi.readiness import DsmApiReady
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
@@ -161,15 +164,9 @@ def test_seeded_slow_token_enforcing_build_through_papermill(
 
 
 def _wait_for_api(dsm: DsmClient, container: Any, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if "SYNO.API.Auth" in dsm.api_info("SYNO.API.Auth"):
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"API not up in {timeout} s: {container.logs(tail=20).decode(errors='replace')}")
+    DsmApiReady(dsm.base_url, timeout=timeout, request_timeout=dsm.timeout).wait(
+        describe=lambda: container.logs(tail=20).decode(errors="replace")
+    )
 
 
 def _outputs(notebook: Path) -> list[dict[str, Any]]:
@@ -381,15 +378,17 @@ def explore_in_jupyterlab(
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"JupyterLab did not start: {(work / 'lab.log').read_text()}")
-                time.sleep(0.5)
+        status = f"{base}/api/status?token={token}"
+        try:
+            poll(
+                lambda: urllib.request.urlopen(status, timeout=2).close(),
+                what="JupyterLab",
+                timeout=60,
+                retryable=(OSError,),
+                alive=lambda: None if server.poll() is None else f"it exited {server.returncode}",
+            )
+        except ReadinessTimeout as err:
+            pytest.fail(f"JupyterLab did not start ({err}): {(work / 'lab.log').read_text()}")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

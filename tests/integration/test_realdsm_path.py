@@ -33,6 +33,7 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.pat import PatError
 from vdsmlib.pipeline import StageError
+from vdsmlib.readiness import NotReady, ReadinessAborted, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
 
@@ -127,11 +128,22 @@ def test_registry_base_with_a_downloaded_pat_builds(
     async def run_and_watch_boot() -> Any:
         task = asyncio.create_task(build.run())
         filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.STAGE}=boot"]}
-        while not task.done():
-            if not boot_mounts:
-                for container in client.containers.list(filters=filters):
-                    boot_mounts.extend(container.attrs["Mounts"])
-            await asyncio.sleep(0.5)
+
+        async def boot_vm_mounts(budget: float) -> list[dict[str, Any]]:
+            containers = await asyncio.to_thread(client.containers.list, filters=filters)
+            if not containers:
+                raise NotReady("no boot stage VM runs yet")
+            return [mount for c in containers for mount in c.attrs["Mounts"]]
+
+        # A build that ends first never had a boot VM: asserted below, with its record.
+        with contextlib.suppress(ReadinessAborted):
+            mounts = await wait_for(
+                boot_vm_mounts,
+                what="the boot stage's VM",
+                timeout=1800,
+                alive=lambda: "the build ended" if task.done() else None,
+            )
+            boot_mounts.extend(mounts)
         return await task
 
     record = asyncio.run(run_and_watch_boot())

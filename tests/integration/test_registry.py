@@ -14,7 +14,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +22,12 @@ import pytest
 import requests
 
 from tests.integration.conftest import Builds, free_port
+from tests.poll import poll
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.docker.registry import RegistryError, pull, push
 from vdsmlib.pipeline.publish import publish
+from vdsmlib.readiness import NotReady, ReadinessTimeout
 from vdsmlib.testing import DsmContainer
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
@@ -54,15 +55,26 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     log = (root / "registry.log").open("w")
     proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+
+    def serves() -> None:
+        status = requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code
+        if status != 200:
+            raise NotReady(f"/v2/ answers {status}")
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not start: {(root / 'registry.log').read_text()}")
-            time.sleep(0.2)
+        try:
+            poll(
+                serves,
+                what="docker-registry",
+                timeout=30,
+                interval=0.2,
+                retryable=(requests.RequestException,),
+                alive=lambda: None if proc.poll() is None else f"it exited {proc.returncode}",
+            )
+        except ReadinessTimeout as err:
+            pytest.fail(
+                f"docker-registry did not start ({err}): {(root / 'registry.log').read_text()}"
+            )
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+from docker.models.containers import Container
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
 from vdsmlib.docker import labels as L
@@ -24,6 +25,7 @@ from vdsmlib.docker.images import find_images, get_image
 from vdsmlib.errors import VdsmError
 from vdsmlib.pipeline import StageError
 from vdsmlib.pipeline.smoke import _wait_healthy
+from vdsmlib.readiness import NotReady, ReadinessAborted, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -52,13 +54,29 @@ def test_failed_smoke_leaves_no_trusted_image_and_the_next_build_runs(
     async def run_and_block_smb_in_smoke() -> None:
         task = asyncio.create_task(build.run())
         filters = {"label": [f"{L.RUN_ID}={build.run_id}", f"{L.KIND}=smoke"]}
-        while not task.done():
-            for container in await asyncio.to_thread(client.containers.list, filters=filters):
-                if container.name not in blocked:
-                    done = await asyncio.to_thread(container.exec_run, reset_smb)
-                    assert done.exit_code == 0, done.output
-                    blocked.append(container.name)
-            await asyncio.sleep(0.1)
+
+        async def smoke_container(budget: float) -> Container:
+            running = await asyncio.to_thread(client.containers.list, filters=filters)
+            if not running:
+                raise NotReady("no smoke container runs yet")
+            return running[0]
+
+        # The smoke stage starts one container and waits for DSM in it (seconds) before it
+        # checks the data plane: SMB is blocked in it long before.
+        try:
+            container = await wait_for(
+                smoke_container,
+                what="the smoke stage's container",
+                timeout=1800,
+                interval=0.1,
+                alive=lambda: "the build ended" if task.done() else None,
+            )
+        except ReadinessAborted:
+            await task  # the build ended before its smoke stage: its own error, if it failed
+            raise
+        done = await asyncio.to_thread(container.exec_run, reset_smb)
+        assert done.exit_code == 0, done.output
+        blocked.append(container.name)
         await task
 
     with pytest.raises(StageError) as exc:

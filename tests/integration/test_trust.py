@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,13 @@ import pytest
 from vdsm_sim.image.build import ensure_sim_image
 
 from tests.integration.conftest import TEST_REPOSITORY
-from tests.integration.test_bad_input import containers_created, error_lines, vdsm
+from tests.integration.test_bad_input import VDSM, containers_created, error_lines, vdsm
+from tests.poll import poll
 from vdsmlib.checkpoints.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.network import build_network, network_name, remove_network
 from vdsmlib.pipeline.preflight import OUT_DIR_BYTES
+from vdsmlib.readiness import NotReady, ReadinessTimeout
 
 ROOT = Path(__file__).parents[2]
 
@@ -40,17 +41,27 @@ def _wait_for_stage_vm(
     client: docker.DockerClient, out: Path, proc: subprocess.Popen[str]
 ) -> tuple[str, docker.models.containers.Container]:
     """The run id and the stage VM's container, once one runs."""
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and proc.poll() is None:
+
+    def stage_vm() -> tuple[str, docker.models.containers.Container]:
         folders = list(out.iterdir()) if out.exists() else []
         for run_id in [p.name for p in folders if p.is_dir() and not p.is_symlink()]:
             running = [c for c in _run_containers(client, run_id) if c.status == "running"]
             stage = [c for c in running if c.labels.get(L.KIND) == "stage-container"]
             if stage:
                 return run_id, stage[0]
-        time.sleep(1)
-    _, stderr = proc.communicate(timeout=60) if proc.poll() is not None else ("", "")
-    raise AssertionError(f"no stage VM ever ran: {stderr[-2000:]}")
+        raise NotReady("no stage VM runs yet")
+
+    try:
+        return poll(
+            stage_vm,
+            what="a stage VM of the build",
+            timeout=600,
+            interval=1,
+            alive=lambda: None if proc.poll() is None else f"the build exited {proc.returncode}",
+        )
+    except ReadinessTimeout as err:
+        _, stderr = proc.communicate(timeout=60) if proc.poll() is not None else ("", "")
+        raise AssertionError(f"no stage VM ever ran ({err}): {stderr[-2000:]}") from err
 
 
 def _qmp_dirs(container: docker.models.containers.Container) -> list[str]:
@@ -82,7 +93,7 @@ def _start_build(out: Path, repository: str) -> subprocess.Popen[str]:
     """`vdsm build sim --no-cache` in a process of its own, as a user (or a CI job) runs it."""
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "vdsmlib.cli"),
+            *VDSM,
             "build",
             "sim",
             "--no-cache",
@@ -180,11 +191,13 @@ def test_sigterm_to_papermill_alone_leaves_nothing_running(
         proc.communicate(timeout=60)
         # the janitor records the run failed last, after removing everything
         record_file = out / run_id / "result.json"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if json.loads(record_file.read_text())["status"] != "running":
-                break
-            time.sleep(0.5)
+
+        def recorded() -> None:
+            if json.loads(record_file.read_text())["status"] == "running":
+                raise NotReady("the record still says running")
+
+        with contextlib.suppress(ReadinessTimeout):  # the checks below say what is left
+            poll(recorded, what="the janitor's record", timeout=60)
     log_file = out / run_id / "janitor.log"
     janitor_log = log_file.read_text() if log_file.exists() else "(no janitor.log)"
     assert _run_containers(client, run_id) == [], janitor_log
@@ -385,14 +398,12 @@ def _check_isolation(
         address = server.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
         port = server.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
         url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=3)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the published port never answered"
-                time.sleep(0.5)
+        poll(
+            lambda: urllib.request.urlopen(url, timeout=3).close(),
+            what="the published port to answer",
+            timeout=30,
+            retryable=(OSError,),
+        )
         for where in (None, network):  # default bridge, then the build network itself
             probe = client.containers.run(
                 sim_image,

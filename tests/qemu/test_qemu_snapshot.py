@@ -19,6 +19,7 @@ from vdsmlib.qemu import (
     snapshots_in,
     verify_snapshot,
 )
+from vdsmlib.readiness import NotReady, wait_for
 
 pytestmark = pytest.mark.qemu
 
@@ -60,20 +61,27 @@ async def test_save_paused_vm_stays_paused(start_vm, make_disk) -> None:
 async def test_loadvm_on_the_command_line_restores_the_saved_state(
     start_vm, make_disk, tmp_path: Path
 ) -> None:
+    # The RAM of a VM that never ran: what a restore that restored nothing would show.
+    fresh = start_vm(make_disk("other"), name="fresh", paused=True)
+    async with QmpSession(fresh.socket, connect_timeout=10) as qmp:
+        fresh_ram = await _ram_digest(qmp, tmp_path / "fresh.ram")
+        await qmp.quit()
+
     disk = make_disk("sys")
     first = start_vm(disk, name="first")
     async with QmpSession(first.socket, connect_timeout=10) as qmp:
-        await asyncio.sleep(0.3)  # let the firmware run, so RAM is not blank
+
+        async def firmware_ran(budget: float) -> None:
+            if await _ram_digest(qmp, tmp_path / "first.ram") == fresh_ram:
+                raise NotReady("guest RAM is still as a fresh VM's")
+
+        await wait_for(firmware_ran, what="the firmware to write RAM", timeout=30, interval=0.1)
         await qmp.execute("stop")
         saved_ram = await _ram_digest(qmp, tmp_path / "saved.ram")
         await save_snapshot(qmp, "final", timeout=60)
         await qmp.quit()
     first.kill()
-
-    fresh = start_vm(make_disk("other"), name="fresh", paused=True)
-    async with QmpSession(fresh.socket, connect_timeout=10) as qmp:
-        assert await _ram_digest(qmp, tmp_path / "fresh.ram") != saved_ram
-        await qmp.quit()
+    assert saved_ram != fresh_ram
 
     restored = start_vm(disk, name="restored", paused=True, extra=["-loadvm", "final"])
     async with QmpSession(restored.socket, connect_timeout=10) as qmp:
@@ -171,9 +179,19 @@ async def test_qemu_killed_during_save_is_a_clear_error(start_vm, make_disk) -> 
         vm.socket, connect_timeout=10, describe_failure=lambda: "log tail: qemu was killed"
     ) as qmp:
         await _hang_writes(qmp, "sys")
-        asyncio.get_running_loop().call_later(0.5, vm.process.kill)
-        started = time.monotonic()
-        with pytest.raises(QmpError, match="was lost") as caught:
-            await save_snapshot(qmp, "final", timeout=60)
+        with qmp.listen("JOB_STATUS_CHANGE") as jobs:
+            save = asyncio.create_task(save_snapshot(qmp, "final", timeout=60))
+
+            async def save_runs(budget: float) -> None:
+                event = await qmp.next_event(jobs, timeout=budget)
+                if event is None or event["data"]["status"] != "running":
+                    raise NotReady(f"the save job is not running yet: {event}")
+
+            # The job runs, then hangs at its first write: QEMU dies in the middle of it.
+            await wait_for(save_runs, what="the save job to run", timeout=30, interval=0.01)
+            vm.process.kill()
+            started = time.monotonic()
+            with pytest.raises(QmpError, match="was lost") as caught:
+                await save
         assert time.monotonic() - started < 5
         assert "log tail: qemu was killed" in str(caught.value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
+import select
 import socket
 import threading
 import time
@@ -208,8 +209,11 @@ def test_sync_wait_refuses_inside_a_running_event_loop() -> None:
         asyncio.run(in_a_notebook_cell())
     assert counter.calls == 0  # refused before polling
 
+    async def nothing() -> None:
+        return None
+
     async def also_the_bare_wrapper() -> None:
-        wait_for_sync(lambda: asyncio.sleep(0), "nothing")
+        wait_for_sync(nothing, "nothing")
 
     with pytest.raises(SyncInEventLoopError):
         asyncio.run(also_the_bare_wrapper())
@@ -223,9 +227,15 @@ def test_async_alive_and_timeout() -> None:
 
 
 def test_async_wait_can_be_cancelled() -> None:
+    counter = Counter(10**6)
+
+    async def polled_twice(budget: float) -> None:
+        if counter.calls < 2:
+            raise NotReady(f"{counter.calls} polls")
+
     async def main() -> None:
-        task = asyncio.create_task(wait_for(Counter(10**6), what="x", timeout=30, interval=0.05))
-        await asyncio.sleep(0.2)
+        task = asyncio.create_task(wait_for(counter, what="x", timeout=30, interval=0.05))
+        await wait_for(polled_twice, what="the wait to poll", timeout=5, interval=0.01)
         task.cancel()
         await task
 
@@ -342,7 +352,17 @@ def test_dsm_api_ready_retries_a_syn_nobody_answers() -> None:
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
             fillers.append(filler)
-        time.sleep(0.1)
+
+        async def queue_full(budget: float) -> None:
+            # backlog 0 holds one connection: once one filler is connected, SYNs are dropped
+            _, writable, _ = select.select([], fillers, [], 0)
+            if not any(f.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for f in writable):
+                raise NotReady("no filler connected yet")
+
+        wait_for_sync(
+            lambda: wait_for(queue_full, what="a full accept queue", timeout=5, interval=0.01),
+            "a full accept queue",
+        )
         try:
             start = time.monotonic()
             with pytest.raises(ReadinessTimeout) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import shutil
 import socket
@@ -25,6 +26,7 @@ import pytest
 
 from tests.guest import run_guest
 from tests.screens import SIM_TO_PROFILE
+from vdsmlib.readiness import NotReady, wait_for
 from vdsmlib.wizard import (
     BrowserSession,
     ClipFormat,
@@ -360,17 +362,33 @@ async def test_boot_loads_the_welcome_page_once_and_waits_on_it(tmp_path: Path) 
     assert page_loads(tmp_path) == 1
 
 
-async def test_boot_reloads_a_page_that_did_not_load(tmp_path: Path) -> None:
+async def test_boot_reloads_a_page_that_did_not_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # Nothing answers at first (QEMU boots behind NAT): the browser shows its error page, and
     # the stage reloads until DSM's welcome page comes.
+    caplog.set_level(logging.INFO, logger="vdsmlib.wizard.engine")
     profile = load_stage_profile("fast", "boot", search=FAST)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
+
+    async def reloaded_twice(budget: float) -> None:
+        reloads = [r for r in caplog.records if "reloading: the page did not load" in r.message]
+        if len(reloads) < 2:
+            raise NotReady(f"{len(reloads)} reloads of the error page")
+
     async with BrowserSession(tmp_path / "evidence", record_video=False) as session:
         stage = asyncio.create_task(run_stage(session, profile, {}, url))
-        await asyncio.sleep(3)
+        # It reloads the browser's error page again and again while nothing answers...
+        await wait_for(
+            reloaded_twice,
+            what="two reloads of the error page",
+            timeout=30,
+            interval=0.1,
+            alive=lambda: "the stage ended" if stage.done() else None,
+        )
         assert not stage.done()
         with sim_at(tmp_path, port, {}):
             report = await asyncio.wait_for(stage, profile.timeouts.stage)
@@ -393,12 +411,16 @@ async def test_post_wizard_is_done_under_a_toast(tmp_path: Path) -> None:
     assert post.handled == ["update-options", "notification-setup"]
 
 
-async def detect_soon(wizard: Wizard) -> Screen | None:
+async def detect_soon(wizard: Wizard) -> Screen:
     """Poll detect() briefly: the next screen renders after the previous one's request."""
-    deadline = time.monotonic() + 10
-    while (screen := await wizard.detect()) is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    return screen
+
+    async def detected(budget: float) -> Screen:
+        screen = await wizard.detect()
+        if screen is None:
+            raise NotReady("no known screen shows")
+        return screen
+
+    return await wait_for(detected, what="a known screen", timeout=10, interval=0.2)
 
 
 async def test_single_step_api_as_a_notebook_uses_it(tmp_path: Path) -> None:
@@ -411,7 +433,7 @@ async def test_single_step_api_as_a_notebook_uses_it(tmp_path: Path) -> None:
             page = await session.open_stage("explore", url)
             wizard = Wizard(page, profile, VALUES, evidence)
             screen = await detect_soon(wizard)
-            assert screen is not None and screen.id == "synology-account"
+            assert screen.id == "synology-account"
             skip = await wizard.try_locator("button[syno-id='welcome-app-wizard-fbar-back']")
             assert (skip.count, skip.visible, skip.text) == (1, 1, "Skip")
             nothing = await wizard.try_locator("button.does-not-exist")
@@ -419,7 +441,7 @@ async def test_single_step_api_as_a_notebook_uses_it(tmp_path: Path) -> None:
             record = await wizard.perform("synology-account")
             assert record.screenshot is not None and record.screenshot.is_file()
             screen = await detect_soon(wizard)
-            assert screen is not None and screen.id == "notification-setup"
+            assert screen.id == "notification-setup"
             await wizard.perform(screen.id)
             shot = await wizard.screenshot("desktop")
             assert shot.name == "post-wizard-03-desktop.png" and shot.stat().st_size > 0
