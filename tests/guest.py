@@ -75,7 +75,8 @@ def run_guest(
     """
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
     child_env.update(env or {})
-    child_env["PYTHONPATH"] = str(REPO)
+    # this checkout's vdsmlib and simulator (its own distribution, in simulator/)
+    child_env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "simulator")])
     keep_log = log_path is not None
     if log_path is None:
         fd, log_name = tempfile.mkstemp(prefix="sim-guest-", suffix=".log")

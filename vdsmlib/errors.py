@@ -41,7 +41,7 @@ and what to do next. Third-party errors are wrapped with ``raise ... from err``;
 
 The tree names every subclass of :class:`VdsmError` that vdsmlib defines, under its parent,
 with the module that defines it; ``tests/unit/test_errors_tree.py`` checks it against the code.
-The simulator (``vdsm_sim`` under ``simulator/``, its own distribution) derives its own errors
+The simulator (its own distribution, in ``simulator/``) derives its own errors
 from :class:`VdsmError` too: ``SimImageError`` (building its image) and ``SimRunError``
 (``vdsm sim run`` could not start it). They are not vdsmlib's and are not drawn above.
 """

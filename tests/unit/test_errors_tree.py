@@ -94,7 +94,8 @@ def expected_levels(node: Drawn) -> str:
 def vdsmlib_errors() -> dict[str, type[VdsmError]]:
     """Every subclass of VdsmError defined in vdsmlib (all its modules imported), by name."""
     for module in pkgutil.walk_packages(vdsmlib.__path__, "vdsmlib."):
-        importlib.import_module(module.name)
+        if not module.name.endswith(".__main__"):  # ``python -m``: runs the command
+            importlib.import_module(module.name)
     found: dict[str, type[VdsmError]] = {ROOT: VdsmError}
     todo: list[type[VdsmError]] = [VdsmError]
     while todo:
