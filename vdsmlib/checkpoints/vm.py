@@ -9,6 +9,7 @@ container is committed with its labels. Nothing is tagged unless all of that suc
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -172,6 +173,17 @@ class StageVm(Closeable):
             self.qmp_dir / "qmp.sock",
             connect_timeout=connect_timeout,
             describe_failure=lambda: self.container.logs_tail(20),
+            claim_socket=self._claim_qmp_socket,
+        )
+
+    def _claim_qmp_socket(self) -> None:
+        """Hand QEMU's socket to this user: QEMU (root in the container) creates it 0755.
+
+        A build run by an ordinary user in the ``docker`` group could not connect otherwise;
+        the container's root changes the owner (the folder is this user's already).
+        """
+        self.container.exec(
+            "chown", f"{os.getuid()}:{os.getgid()}", f"{QMP_DIR_IN_CONTAINER}/qmp.sock"
         )
 
     async def wait_api(self, timeout: float, *, progress: object = None) -> float:

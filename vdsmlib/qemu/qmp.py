@@ -112,6 +112,11 @@ class QmpSession:
     :param poll_interval: seconds between connection attempts.
     :param describe_failure: called when the connection cannot be made or is
         lost; its text (e.g. the container's log tail) is added to the error.
+    :param claim_socket: called (at most once per connection) when the unix
+        socket exists but this user may not connect to it: QEMU running as
+        another user (root in a container) made it with that user's umask.
+        It should make the socket accessible, e.g. by changing its owner from
+        the side that owns it; then connecting is tried again.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class QmpSession:
         connect_timeout: float = 30.0,
         poll_interval: float = 0.1,
         describe_failure: Callable[[], str] | None = None,
+        claim_socket: Callable[[], None] | None = None,
     ) -> None:
         self.address: str | tuple[str, int] = (
             address if isinstance(address, tuple) else os.fspath(address)
@@ -128,6 +134,7 @@ class QmpSession:
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
         self.describe_failure = describe_failure
+        self.claim_socket = claim_socket
         self._client: QMPClient | None = None
 
     def __repr__(self) -> str:
@@ -151,9 +158,17 @@ class QmpSession:
         if self._client is not None:
             raise QmpError(f"QMP session to {self._where} is already connected")
 
+        claimed = False
+
         async def attempt(budget: float) -> QMPClient:
-            if isinstance(self.address, str) and not os.path.exists(self.address):
-                raise NotReady("the socket never appeared")
+            nonlocal claimed
+            if isinstance(self.address, str):
+                if not os.path.exists(self.address):
+                    raise NotReady("the socket never appeared")
+                if not claimed and self.claim_socket and not os.access(self.address, os.W_OK):
+                    # connect(2) on a unix socket needs write permission on it
+                    claimed = True
+                    await asyncio.to_thread(self.claim_socket)
             client = QMPClient(_CONNECTING)
             try:
                 async with asyncio.timeout(budget):
