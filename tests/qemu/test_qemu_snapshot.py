@@ -19,6 +19,7 @@ from vdsmlib.qemu import (
     snapshots_in,
     verify_snapshot,
 )
+from vdsmlib.qemu.snapshot import other_snapshots
 from vdsmlib.readiness import NotReady, wait_for
 
 pytestmark = pytest.mark.qemu
@@ -195,3 +196,27 @@ async def test_qemu_killed_during_save_is_a_clear_error(start_vm, make_disk) -> 
                 await save
         assert time.monotonic() - started < 5
         assert "log tail: qemu was killed" in str(caught.value)
+
+
+async def test_a_state_saved_after_deleting_the_other_fills_its_clusters(
+    start_vm, make_disk
+) -> None:
+    # What a checkpoint does (vdsmlib.checkpoints.vm): delete the snapshots the VM came from,
+    # then save its own. qcow2 allocates the lowest free clusters first, so the new state goes
+    # where the old one was and the image holds one state, not two.
+    disk, data = make_disk("sys"), make_disk("data")
+    vm = start_vm(disk, data)
+    async with QmpSession(vm.socket, connect_timeout=10) as qmp:
+        first = await save_snapshot(qmp, "start-ready", timeout=60)
+        one_state = disk.path.stat().st_size
+        assert await other_snapshots(qmp, "final") == ["start-ready"]
+        assert await other_snapshots(qmp, "start-ready") == []
+        for old in await other_snapshots(qmp, "final"):
+            await delete_snapshot(qmp, old)
+        final = await save_snapshot(qmp, "final", timeout=60)
+        assert await other_snapshots(qmp, "final") == []
+    assert [s.name for s in snapshots_in(disk.path)] == ["final"]
+    assert [s.name for s in snapshots_in(data.path)] == ["final"]
+    assert final.vm_state_size > 0 and first.vm_state_size > 0
+    # Without the delete the image grows by the second state (at least its size).
+    assert disk.path.stat().st_size < one_state + final.vm_state_size // 2

@@ -24,7 +24,7 @@ from vdsmlib.docker.container import VmContainer
 from vdsmlib.docker.engine import DockerError
 from vdsmlib.params import Params
 from vdsmlib.qemu.qmp import QmpSession
-from vdsmlib.qemu.snapshot import save_snapshot
+from vdsmlib.qemu.snapshot import delete_snapshot, other_snapshots, save_snapshot
 from vdsmlib.resource import Closeable
 from vdsmlib.services.dataplane import SERVICE_PORTS, Endpoints
 from vdsmlib.webapi.readiness import DsmApiReady
@@ -208,9 +208,18 @@ class StageVm(Closeable):
         tag: str,
         timeout: float,
     ) -> Checkpoint:
-        """savevm ``name``, verify it reads back, stop QEMU, commit and tag the container."""
+        """savevm ``name``, verify it reads back, stop QEMU, commit and tag the container.
+
+        A checkpoint's disks hold its own snapshot only: the snapshots the VM was restored from
+        (``start-ready`` in ``final``) are deleted first. Their VM state would be a second copy
+        of the guest's RAM in the checkpoint and in the final image built from it, and qcow2
+        allocates the lowest free clusters first, so the new VM state fills the clusters the old
+        one freed and the disks do not grow by it. Images of earlier checkpoints keep theirs.
+        """
         started = time.monotonic()
         async with self.qmp() as qmp:
+            for old in await other_snapshots(qmp, name):
+                await delete_snapshot(qmp, old, timeout=timeout, missing_ok=True)
             info = await save_snapshot(qmp, name, timeout=timeout, replace=True)
             await qmp.quit()
         code = await self.container.wait_exit_async(timeout=120)

@@ -28,7 +28,13 @@ from vdsmlib.qemu.errors import QmpError, SnapshotError
 from vdsmlib.qemu.image import SnapshotInfo
 from vdsmlib.qemu.qmp import BlockDevice, QmpSession
 
-__all__ = ["delete_snapshot", "load_snapshot", "save_snapshot", "verify_snapshot"]
+__all__ = [
+    "delete_snapshot",
+    "load_snapshot",
+    "other_snapshots",
+    "save_snapshot",
+    "verify_snapshot",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +190,13 @@ async def delete_snapshot(
             f"deleting snapshot {name!r} failed: {error}", snapshot=name, job_error=error
         )
     logger.info("deleted snapshot %r from %s", name, ", ".join(nodes))
+
+
+async def other_snapshots(qmp: QmpSession, name: str) -> list[str]:
+    """The names of the snapshots on the VM's writable disks other than ``name``, sorted."""
+    return sorted(
+        {s.name for d in await qmp.block_devices() if not d.read_only for s in d.snapshots} - {name}
+    )
 
 
 async def _run_job(
