@@ -60,3 +60,12 @@ if ! docker info >/dev/null 2>&1; then
     exit 1
   }
 fi
+
+# The simulator's Debian base image. No registry serves one here, and making it needs root once
+# per engine (debootstrap): as root, make it now, so that an ordinary user in the `docker` group
+# builds everything after it; as such a user, leave it to the build, which says what to run
+# when a simulator build needs it.
+sim_base=vdsm-ci/debian:trixie
+if [ "$(id -u)" = 0 ] && ! docker image inspect "$sim_base" >/dev/null 2>&1; then
+  bash "$(dirname "$0")/../simulator/vdsm_sim/image/debian-base.sh"
+fi

@@ -19,7 +19,7 @@ SCRIPT = ROOT / "tools" / "ensure-deps.sh"
 PRESENT: tuple[str, ...] = ("qemu-img", "qemu-system-x86_64", "chromium", "ffmpeg")
 PRESENT += ("debootstrap", "docker-registry", "node", "npm", "smbclient", "nfs-cp", "iscsi-ls")
 PRESENT += ("ip",)
-REAL = ("bash", "id", "seq", "sleep", "pgrep", "pidof", "nohup", "cat")
+REAL = ("bash", "seq", "sleep", "pgrep", "pidof", "nohup", "cat")
 
 
 def _machine(tmp_path: Path, *, dockerd: bool) -> tuple[Path, Path]:
@@ -37,6 +37,8 @@ def _machine(tmp_path: Path, *, dockerd: bool) -> tuple[Path, Path]:
 
     for name in PRESENT:
         stub(name, "exit 0")
+    # the script's root branch, shown to any user: this machine's root is not needed to read it
+    stub("id", f'[ "$1" = -u ] && echo 0 || exec {shutil.which("id")} "$@"')
     stub("docker", 'echo "docker $*" >> ' + str(log) + "; exit 1")  # a client, no engine
     stub("apt-get", 'echo "apt-get $*" >> ' + str(log))
     if dockerd:
@@ -52,7 +54,6 @@ def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the script installs only as root")
 def test_a_docker_client_without_daemon_installs_the_engine(tmp_path: Path) -> None:
     bin_dir, log = _machine(tmp_path, dockerd=False)
     result = _run(bin_dir)
@@ -63,7 +64,6 @@ def test_a_docker_client_without_daemon_installs_the_engine(tmp_path: Path) -> N
 
 
 @pytest.mark.docker
-@pytest.mark.skipif(os.geteuid() != 0, reason="the script starts dockerd only as root")
 def test_a_dockerd_that_runs_but_does_not_answer_is_waited_for_never_doubled(
     tmp_path: Path,
 ) -> None:

@@ -73,6 +73,9 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 IMAGE_DIR = Path(__file__).resolve().parent
 """Directory holding ``Dockerfile.sim`` and the scripts copied into the image."""
 
+BASE_SCRIPT = IMAGE_DIR / "debian-base.sh"
+"""Makes BASE_IMAGE (root, debootstrap); ``make deps`` runs it too, as root, when it is missing."""
+
 GUEST_DIR = IMAGE_DIR.parent / "guest"
 """The guest web application package, copied to ``/opt/sim/guest`` in the initramfs."""
 
@@ -157,9 +160,11 @@ def _image_or_none(client: docker.DockerClient, ref: str) -> Any:
 
 
 def ensure_base_image(client: docker.DockerClient, *, mirror: str = DEBIAN_MIRROR) -> str:
-    """Return the id of ``vdsm-ci/debian:trixie``, making it with debootstrap if missing.
+    """Return the id of ``vdsm-ci/debian:trixie``, making it with ``debian-base.sh`` if missing.
 
-    Needs root and ``debootstrap`` on the host (about 30 s and 150 MB of downloads once).
+    Making it needs root and ``debootstrap`` (about 30 s and 150 MB of downloads, once per
+    engine); ``sudo make deps`` does it ahead of time, so that an ordinary user in the
+    ``docker`` group builds everything else.
     """
     existing = _image_or_none(client, BASE_IMAGE)
     if existing is not None:
@@ -167,66 +172,20 @@ def ensure_base_image(client: docker.DockerClient, *, mirror: str = DEBIAN_MIRRO
         return str(existing.id)
     if os.geteuid() != 0:
         raise SimImageError(
-            f"making the base image {BASE_IMAGE} needs root (debootstrap); run as root"
-        )
-    debootstrap = shutil.which("debootstrap") or (
-        "/usr/sbin/debootstrap" if os.path.exists("/usr/sbin/debootstrap") else None
-    )
-    if debootstrap is None:
-        raise SimImageError(
-            f"debootstrap not found, needed to make {BASE_IMAGE}: apt-get install debootstrap"
+            f"the simulator's base image {BASE_IMAGE} is missing, and making it needs root once "
+            f"(debootstrap): run `sudo make deps`, or where a registry serves Debian: `docker "
+            f"pull debian:{DEBIAN_SUITE}-slim && docker tag debian:{DEBIAN_SUITE}-slim "
+            f"{BASE_IMAGE}`; then build again as yourself"
         )
     started = time.monotonic()
-    rootfs = Path(tempfile.mkdtemp(prefix="vdsm-debootstrap-", dir="/var/tmp"))
-    try:
-        log.info("making base image %s with debootstrap from %s", BASE_IMAGE, mirror)
-        tail = _run_logged(
-            [debootstrap, "--variant=minbase", DEBIAN_SUITE, str(rootfs), mirror], "debootstrap"
-        )
-        if tail is not None:
-            raise SimImageError(
-                f"debootstrap of {DEBIAN_SUITE} from {mirror} failed; last lines:\n{tail}\n"
-                "check network access to the Debian archive and retry"
-            )
-        _trim_rootfs(rootfs)
-        log.info("importing %s into Docker as %s", rootfs, BASE_IMAGE)
-        image_id = _import_rootfs(client, rootfs)
-    finally:
-        shutil.rmtree(rootfs, ignore_errors=True)
-    log.info("base image %s made in %.0f s (%s)", BASE_IMAGE, time.monotonic() - started, image_id)
-    return image_id
-
-
-# dpkg drops these paths in every image built on the base, as Debian's slim images do.
-_DPKG_EXCLUDES = """\
-path-exclude=/usr/share/doc/*
-path-include=/usr/share/doc/*/copyright
-path-exclude=/usr/share/man/*
-path-exclude=/usr/share/info/*
-path-exclude=/usr/share/locale/*
-path-include=/usr/share/locale/locale.alias
-path-exclude=/usr/share/lintian/*
-"""
-
-
-def _trim_rootfs(rootfs: Path) -> None:
-    """Drop documentation, translations, downloaded .debs and apt lists from a fresh rootfs."""
-    for leftover in (rootfs / "var/cache/apt/archives").glob("*.deb"):
-        leftover.unlink()
-    shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
-    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
-    share = rootfs / "usr/share"
-    for name in ("man", "info", "lintian"):
-        shutil.rmtree(share / name, ignore_errors=True)
-    for path in (share / "locale").glob("*"):
-        if path.name != "locale.alias":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    for path in (share / "doc").rglob("*"):
-        if path.is_file() and path.name != "copyright":
-            path.unlink()
-    excludes = rootfs / "etc/dpkg/dpkg.cfg.d/vdsm-ci-excludes"
-    excludes.parent.mkdir(parents=True, exist_ok=True)
-    excludes.write_text(_DPKG_EXCLUDES)
+    tail = _run_logged(["bash", str(BASE_SCRIPT), BASE_IMAGE, DEBIAN_SUITE, mirror], "debian-base")
+    if tail is not None:
+        raise SimImageError(f"making the base image {BASE_IMAGE} failed; last lines:\n{tail}")
+    image = _image_or_none(client, BASE_IMAGE)
+    if image is None:
+        raise SimImageError(f"{BASE_SCRIPT.name} finished but {BASE_IMAGE} is missing")
+    log.info("base image %s made in %.0f s (%s)", BASE_IMAGE, time.monotonic() - started, image.id)
+    return str(image.id)
 
 
 def _run_logged(argv: list[str], what: str) -> str | None:
@@ -250,34 +209,6 @@ def _run_logged(argv: list[str], what: str) -> str | None:
         proc.wait()
         raise
     return None if code == 0 else f"(exit code {code})\n" + "\n".join(tail)
-
-
-def _import_rootfs(client: docker.DockerClient, rootfs: Path) -> str:
-    repository, tag = BASE_IMAGE.split(":")
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    assert tar.stdout is not None
-    try:
-        answer = client.api.import_image_from_stream(
-            tar.stdout,
-            repository=repository,
-            tag=tag,
-            changes=[
-                'CMD ["/bin/bash"]',
-                'LABEL vdsm-ci.owner="vdsm-ci" vdsm-ci.kind="sim-base"',
-            ],
-        )
-    except docker.errors.DockerException as err:
-        raise SimImageError(f"docker import of {rootfs} as {BASE_IMAGE} failed: {err}") from err
-    finally:
-        tar.stdout.close()
-        tar.wait()
-    if tar.returncode != 0:
-        raise SimImageError(f"tar of {rootfs} failed (exit {tar.returncode}); disk full?")
-    log.debug("docker import answered %s", answer)
-    image = _image_or_none(client, BASE_IMAGE)
-    if image is None:
-        raise SimImageError(f"docker import finished but {BASE_IMAGE} is missing: {answer}")
-    return str(image.id)
 
 
 def _context_files(guest_dir: Path) -> Iterator[tuple[str, Path]]:
