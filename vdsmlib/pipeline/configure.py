@@ -14,6 +14,7 @@ from vdsmlib.errors import VdsmError
 from vdsmlib.pipeline.context import StageContext
 from vdsmlib.pipeline.stage import (
     StageOutcome,
+    WizardSteps,
     checkpoint_labels,
     checkpoint_tag,
     run_wizard,
@@ -24,18 +25,31 @@ from vdsmlib.services import dataplane
 from vdsmlib.webapi.client import DsmClient
 from vdsmlib.wizard.secrets import forget_cookies, session_ids
 
-__all__ = ["stage_admin", "stage_post_wizard", "stage_services"]
+__all__ = [
+    "WIZARD_ORDER",
+    "apply_services",
+    "checkpoint_final",
+    "restore_vm",
+    "stage_admin",
+    "stage_post_wizard",
+    "stage_services",
+]
 
 log = logging.getLogger(__name__)
 
 
-def _configure_vm(ctx: StageContext, stage: str) -> StageVm:
-    """The VM shared by admin, post-wizard and services: reattach, or restore start-ready."""
+#: the wizard stages of the VM restored from ``start-ready``, in build order
+WIZARD_ORDER = ("admin", "post-wizard")
+
+
+def _configure_vm(ctx: StageContext, stage: str) -> tuple[StageVm, bool]:
+    """The VM shared by admin, post-wizard and services: reattach (False), or restore
+    start-ready (True)."""
     state = ctx.state
     if state.container_id:
         vm = StageVm.attach(ctx.client, state.container_id, ctx.params, state.accelerator or "tcg")
         if vm.container.died() is None:
-            return vm
+            return vm, False
         reason = vm.container.died()
         vm.container.keep = False
         vm.close()
@@ -47,14 +61,39 @@ def _configure_vm(ctx: StageContext, stage: str) -> StageVm:
     vm.container.keep = True  # later stages (other processes) reattach; the orchestrator reaps
     state.container_id = vm.container.id
     ctx.save()
+    return vm, True
+
+
+async def restore_vm(ctx: StageContext, stage: str, outcome: StageOutcome) -> StageVm:
+    """Step 1 of admin, post-wizard and services: the VM the stage starts from.
+
+    In a build, the VM a previous stage left running (reattached), or ``start-ready`` restored
+    (the build resumed there). A stage run on its own (its notebook on a finished run) restores
+    ``start-ready`` and replays the wizard stages before it headless (their evidence goes to
+    ``evidence/replay-<stage>/``), so it starts where it starts in a build.
+    """
+    vm, restored = _configure_vm(ctx, stage)
+    seconds = await vm.wait_api(ctx.params.timeouts.restore)
+    outcome.facts["api_ready_seconds"] = round(seconds, 2)
+    if restored and stage != WIZARD_ORDER[0]:
+        earlier = (
+            WIZARD_ORDER if stage not in WIZARD_ORDER else WIZARD_ORDER[: WIZARD_ORDER.index(stage)]
+        )
+        for name in earlier:
+            log.info("stage %s: replaying stage %s from start-ready", stage, name)
+            steps = WizardSteps(
+                ctx, name, vm, StageOutcome(), evidence=ctx.evidence_dir / f"replay-{stage}"
+            )
+            await steps.open()
+            await steps.run()
+            await steps.close()
+        outcome.facts["replayed"] = list(earlier)
     return vm
 
 
 async def _configure_stage(ctx: StageContext, stage: str) -> StageOutcome:
     outcome = StageOutcome()
-    vm = _configure_vm(ctx, stage)
-    seconds = await vm.wait_api(ctx.params.timeouts.restore)
-    outcome.facts["api_ready_seconds"] = round(seconds, 2)
+    vm = await restore_vm(ctx, stage, outcome)
     await run_wizard(ctx, stage, vm, outcome)
     return outcome
 
@@ -69,14 +108,11 @@ async def stage_post_wizard(ctx: StageContext) -> StageOutcome:
     return await _configure_stage(ctx, "post-wizard")
 
 
-async def stage_services(ctx: StageContext) -> StageOutcome:
-    """Desired services via the Web API (NFS optionally via the UI); checkpoint ``final``."""
-    outcome = StageOutcome()
-    vm = _configure_vm(ctx, "services")
-    await vm.wait_api(ctx.params.timeouts.restore)
+async def apply_services(ctx: StageContext, vm: StageVm, outcome: StageOutcome) -> None:
+    """Step of services: the desired services through the Web API, verified, and a file in the
+    first share for every restore of the final image to serve (smoke reads it back over SMB and
+    NFS): the data plane used as a client would, before the checkpoint."""
     params = ctx.params
-    if params.nfs_via == "ui" and params.services.nfs:
-        await run_wizard(ctx, "services-ui", vm, outcome)
     with (
         DsmClient(vm.url) as dsm,
         dsm.login(params.admin.user, params.admin.password) as session,
@@ -84,8 +120,6 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
         report = await asyncio.to_thread(services_api.apply, session, params.services)
         await asyncio.to_thread(services_api.verify, session, params.services)
     outcome.facts["services_changed"] = list(report.changes)
-    # A file in the first share, for every restore of the final image to serve (smoke reads it
-    # back over SMB and NFS): the data plane used as a client would, before the checkpoint.
     outcome.facts["build_file"] = await asyncio.to_thread(
         dataplane.write_build_file,
         vm.endpoints(),
@@ -93,6 +127,12 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
         user=params.admin.user,
         password=params.admin.password,
     )
+
+
+async def checkpoint_final(ctx: StageContext, vm: StageVm, outcome: StageOutcome) -> None:
+    """Last step of services: end the build's DSM sessions, ``savevm final``, read back, commit
+    (the ``final`` checkpoint); the VM is removed."""
+    params = ctx.params
     vm.container.keep = False
     try:
         outcome.facts["sessions_ended"] = await asyncio.to_thread(_end_sessions, ctx, vm.url)
@@ -109,10 +149,21 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
     ctx.state.checkpoints["final"] = cp.image
     ctx.save()
     outcome.facts["final_vm_state_bytes"] = cp.vm_state_size
+    changed = outcome.facts.get("services_changed") or []
     outcome.detail = (
-        f"services applied ({', '.join(outcome.facts['services_changed']) or 'no changes'}) "
+        outcome.detail + f" services applied ({', '.join(changed) or 'no changes'}) "
         f"and verified; checkpoint {cp.image}"
-    )
+    ).strip()
+
+
+async def stage_services(ctx: StageContext) -> StageOutcome:
+    """Desired services via the Web API (NFS optionally via the UI); checkpoint ``final``."""
+    outcome = StageOutcome()
+    vm = await restore_vm(ctx, "services", outcome)
+    if ctx.params.nfs_via == "ui" and ctx.params.services.nfs:
+        await run_wizard(ctx, "services-ui", vm, outcome)
+    await apply_services(ctx, vm, outcome)
+    await checkpoint_final(ctx, vm, outcome)
     return outcome
 
 

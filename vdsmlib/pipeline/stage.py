@@ -9,21 +9,35 @@ so each checkpoint's fingerprint covers the import closure of its own stage code
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vdsmlib.checkpoints.vm import StageVm
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import ContainerExited
+from vdsmlib.errors import VdsmError
 from vdsmlib.pipeline.context import StageContext
-from vdsmlib.wizard import BrowserSession, Credentials, StageReport, WizardError, load_stage_profile
-from vdsmlib.wizard import run_stage as run_wizard_stage
+from vdsmlib.wizard import (
+    BrowserSession,
+    Credentials,
+    ScreenRecord,
+    StageProfile,
+    StageReport,
+    Wizard,
+    clip_screens,
+    load_stage_profile,
+)
+from vdsmlib.wizard.secrets import secret_values
+from vdsmlib.wizard.unknown import insert_entry
 
 __all__ = [
     "StageOutcome",
+    "WizardSteps",
     "checkpoint_labels",
     "checkpoint_tag",
     "run_wizard",
@@ -32,6 +46,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,42 +84,160 @@ def _wizard_values(ctx: StageContext) -> dict[str, str]:
 
 
 async def run_wizard(ctx: StageContext, stage: str, vm: StageVm, outcome: StageOutcome) -> None:
-    """Run one wizard stage's profile in a browser context that keeps the DSM session.
+    """Run one wizard stage's profile in a browser context that keeps the DSM session: what a
+    build runs, :class:`WizardSteps` opened, run until the stage is done, and closed."""
+    steps = WizardSteps(ctx, stage, vm, outcome)
+    await steps.open()
+    await steps.run()
+    await steps.close()
 
-    The VM is watched meanwhile: if its container dies (QEMU killed, out of memory), the stage
-    fails at once with the container's log tail instead of waiting out the screen timeout.
+
+class WizardSteps:
+    """One wizard stage's screens, step by step: what a stage notebook's cells call.
+
+    :meth:`open` starts the browser on the stage's page; :meth:`step` performs the screen that
+    shows now (a notebook cell run again for the next); :meth:`run` handles every remaining
+    screen until the stage is done (the build); :meth:`close` saves the stage video, cuts each
+    screen's clip and writes ``<evidence>/<stage>.screens.json``. The VM is watched meanwhile:
+    if its container dies (QEMU killed, out of memory), the step fails at once with the
+    container's log tail instead of waiting out the screen timeout. Example::
+
+        steps = WizardSteps(ctx, "post-wizard", vm, outcome)
+        await steps.open()
+        await steps.step()          # the screen showing now; None once the stage is done
+        await steps.run()           # the rest
+        await steps.close()         # outcome.screens: each screen with screenshot and clip
     """
-    profile = load_stage_profile(ctx.params.profile, stage, search=ctx.params.profile_dirs)
-    admin = ctx.params.admin
-    # Before the admin account exists there is no login page to pass.
-    credentials = None if stage in ("boot", "admin") else Credentials(admin.user, admin.password)
-    async with BrowserSession(ctx.evidence_dir, storage_state=ctx.storage_state) as session:
-        wizard = asyncio.create_task(
-            run_wizard_stage(session, profile, _wizard_values(ctx), vm.url, credentials=credentials)
+
+    def __init__(
+        self,
+        ctx: StageContext,
+        stage: str,
+        vm: StageVm,
+        outcome: StageOutcome,
+        *,
+        evidence: Path | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.stage = stage
+        self.vm = vm
+        self.outcome = outcome
+        self.profile = load_stage_profile(ctx.params.profile, stage, search=ctx.params.profile_dirs)
+        self.values = _wizard_values(ctx)
+        self.session = BrowserSession(evidence or ctx.evidence_dir, storage_state=ctx.storage_state)
+        self.wizard: Wizard | None = None
+        self.report: StageReport | None = None
+
+    @property
+    def url(self) -> str:
+        return self.vm.url
+
+    def _open_wizard(self) -> Wizard:
+        if self.wizard is None:
+            raise VdsmError(f"stage {self.stage}: the browser is not open: `await open()` first")
+        return self.wizard
+
+    async def open(self) -> None:
+        """Start the browser and open the stage's page (logged in after the admin stage)."""
+        admin = self.ctx.params.admin
+        # Before the admin account exists there is no login page to pass.
+        credentials = (
+            None if self.stage in ("boot", "admin") else Credentials(admin.user, admin.password)
         )
-        watch = asyncio.create_task(_watch(vm))
+        await self.session.start()
+        self.session.add_secrets(secret_values(self.values))
         try:
-            await asyncio.wait({wizard, watch}, return_when=asyncio.FIRST_COMPLETED)
+            page = await self.session.open_stage(self.stage, self.vm.url, credentials=credentials)
+            self.wizard = Wizard(
+                page, self.profile, self.values, self.session.evidence, base_url=self.vm.url
+            )
+        except BaseException:
+            await self.session.close()
+            raise
+
+    async def step(self) -> ScreenRecord | None:
+        """Perform the known screen showing now (None: the stage is done). An unknown screen
+        raises :class:`~vdsmlib.wizard.UnknownScreenError` and leaves the page open: insert
+        the suggestion (:meth:`insert_suggestion`) and step again."""
+        return await self._watched(self._open_wizard().step())
+
+    async def run(self) -> StageReport:
+        """Every remaining screen until the stage is done; on an error the stage is closed
+        (its video, clips and screens saved for the failed stage's record) and it is raised."""
+        wizard = self._open_wizard()
+        try:
+            return await self._watched(wizard.run())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.close(failed=True)
+            raise
+
+    async def screenshot(self, name: str = "now") -> Path:
+        """A screenshot of the page now."""
+        return await self._open_wizard().screenshot(name)
+
+    def profile_file(self) -> Path:
+        """The stage file the profile reads first (where a suggested entry goes)."""
+        if not self.profile.files:
+            raise VdsmError(f"profile {self.profile.profile} has no file for stage {self.stage}")
+        return Path(self.profile.files[0])
+
+    def insert_suggestion(self, suggestion: str) -> str:
+        """Insert a suggested entry (YAML) into :meth:`profile_file`, reload the profile and
+        return the new screen's id; the page and the VM stay."""
+        screen_id = insert_entry(self.profile_file(), suggestion)
+        self.reload_profile()
+        return screen_id
+
+    def reload_profile(self) -> StageProfile:
+        """Read the stage's profile again (validated); the page, the VM and the report stay."""
+        old = self._open_wizard()
+        profile = load_stage_profile(
+            self.ctx.params.profile, self.stage, search=self.ctx.params.profile_dirs
+        )
+        wizard = Wizard(old.page, profile, self.values, old.evidence, base_url=self.vm.url)
+        wizard._shots, wizard.report = old._shots, old.report
+        self.profile, self.wizard = profile, wizard
+        return profile
+
+    async def close(self, *, failed: bool = False) -> StageReport:
+        """Close the stage's page (its video, each screen's clip) and the browser; record the
+        screens (``outcome.screens`` unless ``failed``). Closing twice is fine."""
+        if self.report is not None:
+            return self.report
+        wizard = self._open_wizard()
+        report = wizard.report
+        artifacts = await self.session.close_stage(self.stage)
+        await self.session.close()
+        report.video, report.trace = artifacts.video, artifacts.trace
+        if artifacts.video is not None and artifacts.video_started is not None:
+            await clip_screens(report, artifacts.video, artifacts.video_started)
+        self.report = report
+        entries = _save_screens(self.ctx, report, self.session.evidence)
+        if failed:
+            return report
+        self.outcome.screens += entries
+        self.outcome.screenshots += [str(p) for p in report.screenshots]
+        if report.video:
+            self.outcome.videos.append(str(report.video))
+        if report.trace:
+            self.outcome.traces.append(str(report.trace))
+        handled = ", ".join(report.handled) or "none"
+        self.outcome.detail = (self.outcome.detail + f" {self.stage}: screens {handled}.").strip()
+        return report
+
+    async def _watched(self, work: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(_watch(self.vm))
+        try:
+            await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (wizard, watch):
-                task.cancel()
-            await asyncio.gather(wizard, watch, return_exceptions=True)
+            for pending in (task, watch):
+                pending.cancel()
+            await asyncio.gather(task, watch, return_exceptions=True)
         if watch.done() and not watch.cancelled() and watch.exception() is not None:
             raise watch.exception()  # type: ignore[misc]
-        try:
-            report = wizard.result()
-        except WizardError as err:
-            if err.report is not None:  # the failed stage's record reads them from here
-                _save_screens(ctx, err.report)
-            raise
-    outcome.screens += _save_screens(ctx, report)
-    outcome.screenshots += [str(p) for p in report.screenshots]
-    if report.video:
-        outcome.videos.append(str(report.video))
-    if report.trace:
-        outcome.traces.append(str(report.trace))
-    handled = ", ".join(report.handled) or "none"
-    outcome.detail = (outcome.detail + f" {stage}: screens {handled}.").strip()
+        return task.result()
 
 
 def screen_entries(run_dir: Path, report: StageReport) -> list[dict[str, Any]]:
@@ -136,11 +270,11 @@ def screen_entries(run_dir: Path, report: StageReport) -> list[dict[str, Any]]:
     ]
 
 
-def _save_screens(ctx: StageContext, report: StageReport) -> list[dict[str, Any]]:
-    """Write ``evidence/<stage>.screens.json`` (what a failed stage's record lists); a write
+def _save_screens(ctx: StageContext, report: StageReport, evidence: Path) -> list[dict[str, Any]]:
+    """Write ``<evidence>/<stage>.screens.json`` (what a failed stage's record lists); a write
     that fails costs that file, not the stage (nor a failed stage's own error)."""
     entries = screen_entries(ctx.run_dir, report)
-    path = ctx.evidence_dir / f"{report.stage}.screens.json"
+    path = evidence / f"{report.stage}.screens.json"
     try:
         path.write_text(json.dumps(entries, indent=2) + "\n")
     except OSError as err:
