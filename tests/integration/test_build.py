@@ -301,7 +301,7 @@ def test_final_image_serves_its_share_and_lun_to_stock_clients(
         _stock(["nfs-cp", nfs.replace("?", f"/{BUILD_FILE}?", 1), str(back)])
         assert back.read_bytes() == BUILD_FILE_DATA
         iqn = dsm_iqn(params.admin.server_name, params.services.iscsi.target.name)  # type: ignore[union-attr]
-        with guest_route(params.base.guest_address, container_address(container)):
+        with guest_route(params.base.guest_address, container_address(container), helper=container):
             luns = _stock(["iscsi-ls", "-s", f"iscsi://127.0.0.1:{port[3260]}/"])
         print(luns)
         assert f"Target:{iqn} Portal:{params.base.guest_address}:3260,1" in luns, luns

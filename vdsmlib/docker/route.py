@@ -13,16 +13,23 @@ rewrites traffic addressed to the container itself)::
 
 The same by hand: ``sudo ip route replace 20.20.20.21/32 via <container address>``. One route
 per host: two DSM containers share the address, so only one of them is reachable this way.
+
+Changing the host's routes needs CAP_NET_ADMIN. An ordinary user in the ``docker`` group (a
+hosted CI runner) has it only through Docker: given the DSM container as ``helper``, the route is
+changed by a short-lived container of its image (which has ``ip``) on the host's network.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
+
+import docker.errors
 
 from vdsmlib.errors import VdsmError
 
@@ -41,21 +48,45 @@ def container_address(container: Any) -> str:
     raise VdsmError(f"container {container.short_id} has no IPv4 address on a Docker network")
 
 
-def _ip(*argv: str) -> subprocess.CompletedProcess[str]:
+def _ip(*argv: str, helper: Any = None) -> subprocess.CompletedProcess[str]:
+    if helper is not None and os.geteuid() != 0:
+        return _ip_in_container(helper, list(argv))
     ip = shutil.which("ip")
     if ip is None:
         raise VdsmError("`ip` not found: apt-get install iproute2")
     return subprocess.run([ip, *argv], capture_output=True, text=True, check=False)
 
 
+def _ip_in_container(helper: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``ip ARGV`` on the host's network namespace, run by a container of ``helper``'s image."""
+    try:
+        out = helper.client.containers.run(
+            helper.image.id,
+            argv,
+            entrypoint=["ip"],
+            network_mode="host",
+            cap_add=["NET_ADMIN"],
+            remove=True,
+            stdout=True,
+            stderr=True,
+        )
+    except docker.errors.ContainerError as err:
+        said = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else ""
+        return subprocess.CompletedProcess(["ip", *argv], err.exit_status, "", said)
+    except docker.errors.DockerException as err:
+        return subprocess.CompletedProcess(["ip", *argv], 1, "", f"through Docker: {err}")
+    return subprocess.CompletedProcess(["ip", *argv], 0, bytes(out).decode(errors="replace"), "")
+
+
 @contextlib.contextmanager
-def guest_route(guest_address: str, via: str) -> Iterator[None]:
+def guest_route(guest_address: str, via: str, *, helper: Any = None) -> Iterator[None]:
     """Route ``guest_address`` through the container at ``via`` while the block runs.
 
-    Needs root (CAP_NET_ADMIN) on this host; the route is removed on exit, also on error.
+    Needs CAP_NET_ADMIN on this host: root, or, with ``helper`` (the DSM container), Docker.
+    The route is removed on exit, also on error.
     """
     target = f"{guest_address.split(':')[0]}/32"
-    added = _ip("route", "replace", target, "via", via)
+    added = _ip("route", "replace", target, "via", via, helper=helper)
     if added.returncode != 0:
         said = (added.stderr or added.stdout).strip().splitlines()
         raise VdsmError(
@@ -66,6 +97,6 @@ def guest_route(guest_address: str, via: str) -> Iterator[None]:
     try:
         yield
     finally:
-        removed = _ip("route", "del", target, "via", via)
+        removed = _ip("route", "del", target, "via", via, helper=helper)
         if removed.returncode != 0:
             log.warning("could not remove the route %s via %s: %s", target, via, removed.stderr)

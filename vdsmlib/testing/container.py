@@ -264,7 +264,7 @@ class DsmContainer(DockerContainer):
         return self.credentials()[1]
 
     def guest_route(self) -> contextlib.AbstractContextManager[None]:
-        """Route DSM's own address through this container while the block runs (root only).
+        """Route DSM's own address through this container while the block runs.
 
         For iSCSI initiators that log in where discovery points (the advertised portal is DSM's
         own address behind the NAT): see :mod:`vdsmlib.docker.route`.
@@ -272,7 +272,8 @@ class DsmContainer(DockerContainer):
         address = self._health_conf().get("GUEST_ADDRESS")
         if not address:
             raise DsmNotReady(f"{self.image} does not say DSM's own address (no {HEALTH_CONF})")
-        return guest_route(address, container_address(self.get_wrapped_container()))
+        wrapped = self.get_wrapped_container()
+        return guest_route(address, container_address(wrapped), helper=wrapped)
 
     def client(self, *, timeout: float = 30.0) -> DsmClient:
         """A Web API client of this DSM (log in with ``client.login(self.user, self.password)``)."""
