@@ -208,6 +208,40 @@ def test_every_command_the_recipes_run_exists() -> None:
     assert checked >= 10
 
 
+#: what a recipe may run with sudo: machine set-up before the build, never the build itself
+ROOT_STEPS = (["make", "deps"], ["tee"], ["udevadm"])
+
+
+def _root_only(words: list[str]) -> bool:
+    rest = words[2:] if words[:2] == ["sudo", "-E"] else words[1:]
+    return any(rest[: len(step)] == step for step in ROOT_STEPS)
+
+
+def test_the_recipes_build_as_the_runners_user() -> None:
+    """Hosted runners run Docker as an ordinary user in the `docker` group: so do the recipes.
+
+    Only machine set-up (packages, the simulator's Debian base, /dev/kvm's udev rule) uses sudo;
+    the build, the publish and the consumer's tests run as the runner's user, so that the files
+    under out/ are theirs and nothing depends on root.
+    """
+    with_sudo = [
+        (where, words)
+        for where, text in _scripts()
+        for words in _commands(text)
+        if words[:1] == ["sudo"]
+    ]
+    assert with_sudo, "no recipe prepares its machine"
+    assert all(_root_only(words) for _, words in with_sudo), [
+        f"{where}: {' '.join(words)}" for where, words in with_sudo if not _root_only(words)
+    ]
+
+
+def test_the_root_check_catches_a_build_as_root() -> None:
+    assert _root_only(["sudo", "-E", "make", "deps"])
+    assert not _root_only(["sudo", "-E", ".venv/bin/papermill", "notebooks/build.ipynb", "o"])
+    assert not _root_only(["sudo", "make", "build"])
+
+
 def test_the_command_check_catches_a_missing_parameter() -> None:
     with pytest.raises(AssertionError, match="no parameter"):
         _check_command(
