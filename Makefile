@@ -74,10 +74,20 @@ bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simu
 	$(PY) benchmarks/build_resume.py
 	$(PY) benchmarks/sim_boot.py
 
-lab: venv ## JupyterLab on the notebooks, no browser, 127.0.0.1 (LAB_ARGS: more arguments)
+# JupyterLab at the project root: notebooks/ and the run folders in out/ both reachable. A
+# committed notebook is saved without outputs (vdsmlib/notebook/lab.py); file checkpoints are
+# kept out of the run folders (jupyter_server puts them in $TMPDIR/jupyter_checkpoints/<path>
+# when their root, out/.lab-checkpoints, has no such folder). RUN=out/<run-id>: open the copy
+# of the stage notebook the run failed in (<run>/notebooks/<stage>.step.ipynb). LAB_ARGS come
+# last and win.
+lab: venv ## JupyterLab at the repo root, no browser, 127.0.0.1 (RUN=out/<run-id>: its failed stage; LAB_ARGS)
 	$(PY) -m pip install -q -e '.[lab]'
-	$(VENV)/bin/jupyter lab notebooks/ --no-browser --ServerApp.ip=127.0.0.1 \
-	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	@open=$$($(if $(RUN),$(PY) -m vdsmlib.notebook.lab $(RUN),true)) || exit 2; \
+	set -x; $(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 \
+	  --ServerApp.root_dir=$(CURDIR) \
+	  --FileContentsManager.pre_save_hook=vdsmlib.notebook.lab.keep_checkout_clean \
+	  --FileCheckpoints.root_dir=$(CURDIR)/out/.lab-checkpoints \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) $$open
 
 clean: venv ## remove containers and checkpoint images this project left behind
 	$(VENV)/bin/vdsm clean

@@ -22,6 +22,7 @@ Without a run::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ __all__ = [
     "find_checkpoint",
     "kvm_usable",
     "last_failed_run",
+    "out_folders",
     "restore_checkpoint",
     "run_fingerprint",
 ]
@@ -172,10 +174,25 @@ async def explore(params: Params, name: str, client: docker.DockerClient | None 
     return vm
 
 
+def out_folders(out_dir: Path | str) -> list[Path]:
+    """Where ``out_dir`` may be, absolute: as given (relative to the working directory), then
+    relative to the project directory (a kernel's working directory is its notebook's folder,
+    not where ``make`` ran)."""
+    from vdsmlib.project import ProjectError, project_dir
+
+    path = Path(out_dir).expanduser()
+    folders = [path.resolve()]
+    if not path.is_absolute():
+        with contextlib.suppress(ProjectError):
+            folders.append((project_dir() / path).resolve())
+    return list(dict.fromkeys(folders))
+
+
 def last_failed_run(out_dir: Path | str = "out") -> Path:
-    """The run folder of the newest failed build in ``out_dir``."""
+    """The run folder of the newest failed build in ``out_dir`` (see :func:`out_folders`)."""
     failed: list[tuple[float, Path]] = []
-    for path in Path(out_dir).glob("*/result.json"):
+    folders = out_folders(out_dir)
+    for path in (p for folder in folders for p in folder.glob("*/result.json")):
         try:
             record = load_record(path)
         except (OSError, ValueError, TypeError):
@@ -183,7 +200,8 @@ def last_failed_run(out_dir: Path | str = "out") -> Path:
         if record.status == "failed":
             failed.append((record.started_at, path.parent))
     if not failed:
-        raise VdsmError(f"no failed build in {out_dir}: pass run_dir=<the run folder to explore>")
+        where = " or ".join(str(f) for f in folders)
+        raise VdsmError(f"no failed build in {where}: pass run_dir=<the run folder to explore>")
     return max(failed)[1].resolve()
 
 
@@ -228,8 +246,9 @@ class Explorer:
         ``profile_dirs``: where profiles are read and the suggestion goes (default: the run's).
         """
         from vdsmlib.docker.engine import connect
+        from vdsmlib.notebook.steps import resolve_run_dir
 
-        folder = Path(run_dir).resolve() if run_dir else last_failed_run(out_dir)
+        folder = resolve_run_dir(run_dir) if run_dir else last_failed_run(out_dir)
         record = load_record(folder / "result.json")
         failed = _failed_stage(record)
         if failed not in WIZARD_STAGES:
