@@ -146,15 +146,14 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_pin(args: argparse.Namespace) -> int:
-    import re
-
     from docker.errors import DockerException
 
     from vdsmlib.docker.engine import connect
     from vdsmlib.params import load_params
+    from vdsmlib.pipeline.pin import pinned_params
 
     params = load_params(args.dsm_version)
-    ref = params.base.image.split("@", 1)[0]
+    ref = (args.image or params.base.image).split("@", 1)[0]
     try:
         digest = connect().images.get_registry_data(ref).id
     except DockerException as err:
@@ -163,12 +162,8 @@ def _cmd_pin(args: argparse.Namespace) -> int:
             "`vdsm pin` where the registry is reachable"
         ) from err
     path = project.params_dir() / f"{params.dsm_version}.yaml"
-    text = path.read_text()
-    pinned = f"{ref}@{digest}"
-    new, count = re.subn(r"(?m)^(  image: ).*$", lambda m: m.group(1) + pinned, text, count=1)
-    if count != 1:
-        raise VdsmError(f"{path}: no `base.image` line to pin")
-    path.write_text(new)
+    text = pinned_params(path.read_text(), ref, digest, params.base.guest_address, where=str(path))
+    path.write_text(text)
     print(f"pinned {ref} to {digest} in {path}")
     return 0
 
@@ -262,8 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_cmd_clean)
 
-    p = sub.add_parser("pin", help="pin the target's base image by digest (needs its registry)")
+    p = sub.add_parser(
+        "pin",
+        help="pin the target's base image by digest, with the settings its release needs "
+        "(needs its registry)",
+    )
     p.add_argument("dsm_version")
+    p.add_argument(
+        "--image",
+        metavar="REF",
+        help="pin this virtual-dsm release instead of the one in params (e.g. "
+        "vdsm/virtual-dsm:7.65)",
+    )
     p.set_defaults(func=_cmd_pin)
 
     p = sub.add_parser("publish", help="push the final image's tags to a registry repository")
