@@ -1,4 +1,4 @@
-"""The DSM Web API catalogue: which APIs DSM 7.2.2 lists, where, and in which versions.
+"""The DSM Web API catalogue: which APIs DSM 7 lists, where, and in which versions.
 
 From shared/facts dsm-webapi.md ("Discovery", "Login"): ``SYNO.API.Info`` answers
 ``{"<API>": {"path": ..., "minVersion": N, "maxVersion": M[, "requestFormat": "JSON"]}}``, and an
@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .captured_catalogue import CAPTURED
+
 __all__ = [
     "CATALOGUE",
     "LOGIN_MIN_VERSION",
+    "PACKAGE_PREFIXES",
     "READY_API",
     "ApiEntry",
+    "is_package_api",
 ]
 
 
@@ -49,36 +53,58 @@ class ApiEntry:
         return entry
 
 
-#: DSM 7.2.2's versions of the APIs that verify a configured DSM.
+#: Name prefixes of the APIs of packages a DSM installs separately (Package Center): a DSM
+#: without them lists none of these and answers 102 for them. The capture below was taken on a
+#: DiskStation that had them. Which prefix is which package: Synology's package names (Photos:
+#: Foto, FotoTeam; Download Station; Surveillance Station; Virtual Machine Manager:
+#: Virtualization, VMMDR; Hyper Backup: Backup, C2FS; Synology Drive; Active Backup for
+#: Business; MailPlus, Mail Station, Contacts, Calendar; Web Station; Text Editor; Audio and
+#: Video Station; Universal Search: Finder; Snapshot Replication: DR, DisasterRecovery, S2S,
+#: Lunbackup; Active Insight; Advanced Media Extensions: AME; Synology Office's and cluster
+#: products' CCC, HCI, SAS).
+PACKAGE_PREFIXES = (
+    "SYNO.AME.",
+    "SYNO.ActiveBackup",
+    "SYNO.ActiveInsight.",
+    "SYNO.AddressBook.",
+    "SYNO.AudioPlayer",
+    "SYNO.Backup.",
+    "SYNO.C2FS.",
+    "SYNO.CCC.",
+    "SYNO.Cal.",
+    "SYNO.Contacts.",
+    "SYNO.DR.",
+    "SYNO.DisasterRecovery.",
+    "SYNO.DownloadStation",
+    "SYNO.Finder.",
+    "SYNO.Foto",
+    "SYNO.HCI.",
+    "SYNO.Lunbackup",
+    "SYNO.MailClient.",
+    "SYNO.MailPlusServer.",
+    "SYNO.PersonMailAccount",
+    "SYNO.S2S.",
+    "SYNO.SAS.",
+    "SYNO.SurveillanceStation",
+    "SYNO.SynologyDrive",
+    "SYNO.TextEditor",
+    "SYNO.VMMDR.",
+    "SYNO.VideoPlayer",
+    "SYNO.Virtualization.",
+    "SYNO.WebStation.",
+)
+
+
+def is_package_api(name: str) -> bool:
+    """True if ``name`` belongs to a package DSM installs separately (see PACKAGE_PREFIXES)."""
+    return name.startswith(PACKAGE_PREFIXES)
+
+
+#: What a DSM 7 without extra packages lists: the recorded real-DSM catalogue
+#: (:mod:`vdsmlib.dsm.captured_catalogue`, names, paths and versions as recorded) less the
+#: packages' APIs.
 CATALOGUE: dict[str, ApiEntry] = {
-    "SYNO.API.Info": ApiEntry("query.cgi", 1, 1),
-    "SYNO.API.Auth": ApiEntry("entry.cgi", 1, 7),
-    "SYNO.Core.FileServ.NFS": ApiEntry("entry.cgi", 1, 3, "JSON"),
-    "SYNO.Core.FileServ.SMB": ApiEntry("entry.cgi", 1, 3, "JSON"),
-    "SYNO.Core.Service": ApiEntry("entry.cgi", 1, 3, "JSON"),
-    "SYNO.Core.Storage.Volume": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    "SYNO.Core.System": ApiEntry("entry.cgi", 1, 3, "JSON"),
-    "SYNO.DSM.Info": ApiEntry("entry.cgi", 1, 2),
-    "SYNO.Core.Share": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    "SYNO.Core.ISCSI.LUN": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    "SYNO.Core.ISCSI.Target": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    # What the Synology CSI driver calls besides (SynologyOpenSource/synology-csi
-    # pkg/dsm/webapi/share.go, systeminfo.go): it uses version 1, and 2 of Share.Snapshot list.
-    "SYNO.Core.Share.Snapshot": ApiEntry("entry.cgi", 1, 2, "JSON"),
-    "SYNO.Core.Share.Permission": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    "SYNO.Core.FileServ.NFS.SharePrivilege": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    "SYNO.Core.Network.Interface": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    # DSM 7's login: the login-parameter cipher and the login page's handshake.
-    "SYNO.API.Encryption": ApiEntry("encryption.cgi", 1, 1),
-    "SYNO.API.Auth.UIConfig": ApiEntry("entry.cgi", 1, 1),
-    "SYNO.API.Auth.Key": ApiEntry("entry.cgi", 1, 7),
-    "SYNO.API.Auth.Type": ApiEntry("entry.cgi", 1, 1),
-    # What monitoring clients read first.
-    "SYNO.FileStation.Info": ApiEntry("entry.cgi", 1, 2),
-    "SYNO.FileStation.List": ApiEntry("entry.cgi", 1, 2),
-    "SYNO.DSM.Network": ApiEntry("entry.cgi", 1, 2),
-    "SYNO.Storage.CGI.Storage": ApiEntry("entry.cgi", 1, 1, "JSON"),
-    "SYNO.Core.System.Utilization": ApiEntry("entry.cgi", 1, 1, "JSON"),
+    name: ApiEntry(*entry) for name, entry in CAPTURED.items() if not is_package_api(name)
 }
 
 #: Login needs ``SYNO.API.Auth`` version 3 or later; below that DSM answers 103.

@@ -99,7 +99,7 @@ Web API choices where the facts leave room
   a wrong account/password or before the admin exists; ``synotoken`` only for v6+ with
   ``enable_syno_token=yes``; ``format=cookie`` (the default) also sets cookie ``id``; ``sid`` is
   always in the data. query.cgi serves only SYNO.API.Info, auth.cgi only SYNO.API.Auth (102
-  otherwise). SYNO.DSM.Info is listed as versions 1-2.
+  otherwise). ``query=all`` lists a recorded real DSM 7 catalogue (vdsmlib.dsm.webapi).
 - Values may be JSON-encoded (``"\\"/volume1\\""``, ``["a"]``) or plain; both are accepted.
 - Duplicate iSCSI target name or IQN: 18990744. Thick LUN types (FILE, BLOCK, BLUN_THICK)
   count against the free space of ``/volume1`` (18990002 when too big); thin ones do not.

@@ -37,7 +37,7 @@ _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-_WEBAPI_CGIS = ("query.cgi", "auth.cgi", "entry.cgi", "encryption.cgi")
+_WEBAPI_CGIS = ("query.cgi", "auth.cgi", "entry.cgi", "encryption.cgi", "otp.cgi")
 
 
 def _log(line: str) -> None:

@@ -108,6 +108,24 @@ class Share:
             "support_snapshot": True,
             "is_aclmode": True,
             "hidden": False,
+            # the rest of what DSM answers to a share list with ``additional`` (the recorded
+            # answer in vdsmlib.dsm.recorded)
+            "enable_share_compress": False,
+            "enc_auto_mount": False,
+            "force_readonly_reason": "",
+            "is_block_snap_action": False,
+            "is_cluster_share": False,
+            "is_cold_storage_share": False,
+            "is_exfat_share": False,
+            "is_force_readonly": False,
+            "is_share_moving": False,
+            "is_support_acl": True,
+            "is_sync_share": False,
+            "is_usb_share": False,
+            "share_quota_used": 0,
+            "support_action": 511,
+            "task_id": "",
+            "unite_permission": False,
         }
 
 
@@ -358,6 +376,15 @@ class SimState:
                 return str(probe.getsockname()[0])
         except OSError:
             return "127.0.0.1"
+
+    @staticmethod
+    def mac_address() -> str:
+        """The guest's network card's MAC address (eth0), else one in Synology's OUI."""
+        try:
+            with open("/sys/class/net/eth0/address", encoding="ascii") as f:
+                return f.read().strip()
+        except OSError:
+            return "00:11:32:00:00:01"
 
     def gateway_ip(self) -> str:
         """The default gateway: the first address of the guest's /24."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import crypto, dataplane
+from . import crypto, dataplane, monitor
 from .facts import errors as codes
 from .facts import webapi as catalogue
 from .state import (
@@ -220,9 +220,9 @@ def _info_query(ctx: Ctx) -> dict[str, Any]:
     every = any(n.lower() == "all" for n in names)
     prefixes = tuple(n for n in names if n.endswith("."))
     out: dict[str, Any] = {}
-    for name, api in CATALOG.items():
+    for name, entry in catalogue.CATALOGUE.items():
         if every or name in names or (prefixes and name.startswith(prefixes)):
-            out[name] = api.facts.info()
+            out[name] = entry.info()
     return out
 
 
@@ -230,8 +230,6 @@ def _info_query(ctx: Ctx) -> dict[str, Any]:
 
 
 def _auth_login(ctx: Ctx) -> dict[str, Any]:
-    if crypto.CIPHER_KEY_NAME in ctx.params:
-        ctx.params.update(_decrypt_login_params(ctx))
     account = ctx.text("account", required=False)
     passwd = ctx.text("passwd", required=False)
     state = ctx.state
@@ -253,20 +251,21 @@ def _auth_login(ctx: Ctx) -> dict[str, Any]:
     return data
 
 
-def _decrypt_login_params(ctx: Ctx) -> dict[str, str]:
-    """The login parameters a client sent encrypted (``__cIpHeRtExT``): an RSA-encrypted
+def _decrypt_params(state: SimState, sealed_raw: str) -> dict[str, str]:
+    """The parameters a client sent encrypted (``__cIpHeRtExT``), to any API: an RSA-encrypted
     passphrase and the AES-encrypted url-encoded parameters, among them ``__cIpHeRtOkEn`` set to
-    the ``server_time`` that ``SYNO.API.Encryption`` gave (see FACTS.md, "Encrypted login")."""
+    the ``server_time`` that ``SYNO.API.Encryption`` gave (see FACTS.md, "Encrypted
+    parameters"). Raises ValueError when they do not decrypt or the token is stale."""
     try:
-        sealed = json.loads(ctx.params[crypto.CIPHER_KEY_NAME])
-        passphrase = crypto.rsa_decrypt(ctx.state.rsa_key(), sealed["rsa"])
+        sealed = json.loads(sealed_raw)
+        passphrase = crypto.rsa_decrypt(state.rsa_key(), sealed["rsa"])
         plain = crypto.openssl_aes_decrypt(passphrase, sealed["aes"])
         params = dict(parse_qsl(plain.decode("utf-8"), keep_blank_values=True))
     except (ValueError, KeyError, TypeError):
-        raise ApiError(E_AUTH_FAILED) from None
+        raise ValueError("undecryptable parameters") from None
     stamp = params.pop(crypto.CIPHER_TOKEN_NAME, "")
     if not stamp.isdigit() or abs(int(stamp) - int(time.time())) > crypto.TOKEN_LIFETIME:
-        raise ApiError(E_AUTH_FAILED)
+        raise ValueError("stale cipher token")
     return params
 
 
@@ -426,10 +425,13 @@ def _volume(state: SimState) -> dict[str, Any]:
 
 
 def _volume_list(ctx: Ctx) -> dict[str, Any]:
-    if not all(ctx.has(p) for p in ("offset", "limit", "location")):
-        raise ApiError(E_BAD_REQUEST)
-    offset = ctx.integer("offset")
-    limit = ctx.integer("limit")
+    # Left out, ``offset`` is 0, ``limit`` -1 (all) and ``location`` "internal" (see FACTS.md,
+    # "Parameter forms").
+    offset = ctx.integer("offset", required=False, default=0)
+    limit = ctx.integer("limit", required=False, default=-1)
+    location = ctx.text("location", required=False, default="internal")
+    if location not in ("internal", "all"):
+        return {"volumes": [], "total": 0, "offset": offset}
     volumes = [_volume(ctx.state)][max(offset, 0) :]
     if limit >= 0:
         volumes = volumes[:limit]
@@ -469,7 +471,8 @@ def _system_info(ctx: Ctx) -> dict[str, Any]:
             "v6gateway": "",
             "dns_manual": False,
         }
-    if kind == "storage":
+    if kind in ("storage", "storage_v2"):
+        # storage_v2: what N4S4/synology-api core_sys_info.py get_volume_info asks for
         vol = _volume(state)
         return {
             "hdd_info": [
@@ -509,9 +512,18 @@ def _system_info(ctx: Ctx) -> dict[str, Any]:
         "up_time": f"{up // 3600}:{up % 3600 // 60:02d}:{up % 60:02d}",
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
         "time_zone": "UTC",
+        "time_zone_desc": "(GMT) Coordinated Universal Time",
         "sys_temp": 0,
+        "sys_tempwarn": False,
+        "systempwarn": False,
         "temperature_warning": False,
         "enabled_ntp": False,
+        "ntp_server": "time.google.com",
+        "cpu_clock_speed": 0,
+        "cpu_series": "QEMU Virtual CPU",
+        "support_esata": "no",
+        "sata_dev": [],
+        "usb_dev": [],
     }
 
 
@@ -574,7 +586,8 @@ def _share_get(ctx: Ctx) -> dict[str, Any]:
 
 
 def _share_create(ctx: Ctx) -> dict[str, Any]:
-    name = ctx.text("name")
+    # the name may be in ``shareinfo`` only
+    name = ctx.text("name", required=False)
     info = ctx.value("shareinfo")
     if not isinstance(info, dict):
         raise ApiError(E_SHARE_INVALID)
@@ -664,7 +677,7 @@ def _share_set(ctx: Ctx) -> None:
 
 
 def _share_clone(ctx: Ctx) -> dict[str, Any]:
-    name = ctx.text("name")
+    name = ctx.text("name", required=False)
     snapshot = ctx.text("snapshot", required=False)
     info = _share_info_arg(ctx)
     name = str(info.get("name") or name)
@@ -896,6 +909,7 @@ def _interfaces(state: SimState) -> list[dict[str, Any]]:
             "status": "connected",
             "type": "lan",
             "use_dhcp": True,
+            "mac": state.mac_address(),
         }
     ]
 
@@ -913,7 +927,13 @@ def _dsm_network_list(ctx: Ctx) -> dict[str, Any]:
         "dns": ["10.0.2.3"],
         "workgroup": state.smb["workgroup"],
         "interfaces": [
-            {"id": i["ifname"], "ip": [{"address": i["ip"], "netmask": i["mask"]}], "type": "lan"}
+            {
+                "id": i["ifname"],
+                "ip": [{"address": i["ip"], "netmask": i["mask"]}],
+                "ipv6": [],
+                "mac": i["mac"],
+                "type": "lan",
+            }
             for i in _interfaces(state)
         ],
     }
@@ -947,62 +967,32 @@ def _filestation_list_share(ctx: Ctx) -> dict[str, Any]:
 
 
 def _storage_load_info(ctx: Ctx) -> dict[str, Any]:
-    state = ctx.state
-    vol = _volume(state)
-    return {
-        "disks": [
-            {
-                "id": "sata1",
-                "name": "Virtual Disk 1",
-                "device": "/dev/sata1",
-                "model": "Virtual Disk",
-                "vendor": "QEMU",
-                "status": "normal",
-                "size_total": str(VOLUME_TOTAL_BYTES + (1 << 31)),
-                "temp": 0,
-                "diskType": "SATA",
-                "used_by": "reuse_1",
-            }
-        ],
-        "storagePools": [
-            {
-                "id": "reuse_1",
-                "status": "normal",
-                "raidType": "single",
-                "device_type": "basic",
-                "disks": ["sata1"],
-                "size": {"total": str(VOLUME_TOTAL_BYTES), "used": str(VOLUME_TOTAL_BYTES)},
-            }
-        ],
-        "volumes": [
-            {
-                "id": vol["id"],
-                "vol_path": vol["volume_path"],
-                "status": vol["status"],
-                "fs_type": vol["fs_type"],
-                "pool_path": vol["pool_path"],
-                "size": {"total": vol["size_total_byte"], "used": vol["size_used_byte"]},
-            }
-        ],
-        "env": {"status": {"system_crashed": False, "system_need_repair": False}},
-    }
+    return monitor.load_info(ctx.state)
 
 
 def _utilization_get(ctx: Ctx) -> dict[str, Any]:
-    return {
-        "cpu": {"user_load": 1, "system_load": 1, "other_load": 0, "1min_load": 10},
-        "memory": {
-            "total_real": 1048576,
-            "avail_real": 524288,
-            "real_usage": 50,
-            "total_swap": 2097152,
-            "avail_swap": 2097152,
-        },
-        "network": [{"device": "total", "rx": 0, "tx": 0}, {"device": "eth0", "rx": 0, "tx": 0}],
-        "disk": {"disk": [], "total": {"read_byte": 0, "write_byte": 0, "utilization": 0}},
-        "space": {"volume": [], "total": {"read_byte": 0, "write_byte": 0, "utilization": 0}},
-        "time": int(time.time()),
-    }
+    return monitor.utilization()
+
+
+def _network_get(ctx: Ctx) -> dict[str, Any]:
+    return monitor.network_get(ctx.state)
+
+
+def _security_status(ctx: Ctx) -> dict[str, Any]:
+    return monitor.security_status()
+
+
+def _upgrade_check(ctx: Ctx) -> dict[str, Any]:
+    return monitor.upgrade_check()
+
+
+def _external_usb_list(ctx: Ctx) -> dict[str, Any]:
+    ctx.string_list("additional")
+    return monitor.external_usb_list()
+
+
+def _fan_speed_get(ctx: Ctx) -> dict[str, Any]:
+    return monitor.fan_speed()
 
 
 # -- iSCSI ------------------------------------------------------------------------------------
@@ -1084,16 +1074,26 @@ def _lun_create(ctx: Ctx) -> dict[str, Any]:
 
 
 def _lun_delete(ctx: Ctx) -> None:
-    raw = ctx.text("uuid")
+    # One LUN by ``uuid``, or several by ``uuids`` (a JSON list) with ``uuid`` empty: N4S4/
+    # synology-api core_iscsi.py ``delete`` sends ``uuid=""`` and ``uuids=[...]``.
+    wanted = ctx.string_list("uuids") if ctx.has("uuids") else []
+    single = ctx.text("uuid", required=not wanted, default="")
+    if single:
+        wanted.insert(0, single)
+    if not wanted:
+        raise ApiError(E_LOST_PARAM)
     with ctx.state.lock:
-        lun = _get_lun(ctx.state, raw)
-        uuid = lun.uuid
-        for snap in lun.snapshots:
-            dataplane.forget_snapshot(snap.uuid)
-        del ctx.state.luns[uuid]
-        for target in ctx.state.targets.values():
-            if uuid in target.mapped:
-                target.mapped.remove(uuid)
+        luns = [_get_lun(ctx.state, raw) for raw in wanted]
+        for lun in luns:
+            uuid = lun.uuid
+            if uuid not in ctx.state.luns:
+                continue
+            for snap in lun.snapshots:
+                dataplane.forget_snapshot(snap.uuid)
+            del ctx.state.luns[uuid]
+            for target in ctx.state.targets.values():
+                if uuid in target.mapped:
+                    target.mapped.remove(uuid)
 
 
 def _lun_set(ctx: Ctx) -> None:
@@ -1246,6 +1246,28 @@ def _lun_unmap_target(ctx: Ctx) -> None:
                 target.mapped.remove(uuid)
 
 
+def _target_map_lun(ctx: Ctx) -> None:
+    """``map_lun``/``unmap_lun`` of a target: ``lun_uuids`` a JSON list (N4S4/synology-api
+    core_iscsi.py ``Target.map_lun``), the reverse of LUN ``map_target``."""
+    raw = ctx.text("target_id")
+    wanted = ctx.string_list("lun_uuids", required=True)
+    with ctx.state.lock:
+        target = _get_target(ctx.state, raw)
+        for uuid in [_get_lun(ctx.state, u).uuid for u in wanted]:
+            if uuid not in target.mapped:
+                target.mapped.append(uuid)
+
+
+def _target_unmap_lun(ctx: Ctx) -> None:
+    raw = ctx.text("target_id")
+    wanted = ctx.string_list("lun_uuids", required=True)
+    with ctx.state.lock:
+        target = _get_target(ctx.state, raw)
+        for uuid in [_get_lun(ctx.state, u).uuid for u in wanted]:
+            if uuid in target.mapped:
+                target.mapped.remove(uuid)
+
+
 def _target_list(ctx: Ctx) -> dict[str, Any]:
     with ctx.state.lock:
         return {"targets": [t.to_json() for t in ctx.state.targets.values()]}
@@ -1312,6 +1334,59 @@ def _target_delete(ctx: Ctx) -> None:
         del ctx.state.targets[target.target_id]
 
 
+# -- SYNO.Entry.Request ----------------------------------------------------------------------
+
+
+def _entry_request(ctx: Ctx) -> dict[str, Any]:
+    """The compound form: ``compound`` is a JSON list of calls (``api``, ``method``,
+    ``version`` and their parameters), run in order under the caller's session;
+    ``stop_when_error`` stops at the first failure. Answers ``{"has_fail", "result": [{api,
+    method, version, success, data | error}]}`` (see FACTS.md, "Compound requests")."""
+    calls = ctx.value("compound")
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise ApiError(E_INVALID_PARAM)
+    stop = ctx.boolean("stop_when_error", required=False)
+    results: list[dict[str, Any]] = []
+    has_fail = False
+    for call in calls:
+        params = {
+            str(k): v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+            for k, v in call.items()
+        }
+        if ctx.has("_sid") and "_sid" not in params:
+            params["_sid"] = ctx.params["_sid"]
+        sub = ApiResult(payload={})
+        entry: dict[str, Any] = {
+            "api": call.get("api", ""),
+            "method": call.get("method", ""),
+            "version": call.get("version", ""),
+        }
+        try:
+            if params.get("api") == "SYNO.Entry.Request":
+                raise ApiError(E_INVALID_PARAM)
+            data = _dispatch(
+                ctx.state,
+                ctx.cgi,
+                params,
+                ctx.extra.get("cookie_sid"),
+                ctx.extra.get("header_token"),
+                sub,
+            )
+        except ApiError as err:
+            has_fail = True
+            entry.update({"success": False, "error": {"code": err.code}})
+            results.append(entry)
+            if stop:
+                break
+            continue
+        entry["success"] = True
+        if data is not None:
+            entry["data"] = data
+        ctx.cookies.extend(sub.cookies)
+        results.append(entry)
+    return {"has_fail": has_fail, "result": results}
+
+
 # -- the catalog ------------------------------------------------------------------------------
 
 _APIS = (
@@ -1337,6 +1412,7 @@ _APIS = (
     Api("SYNO.API.Auth.UIConfig", {"get": Method(_uiconfig_get, auth=False)}),
     Api("SYNO.API.Auth.Type", {"get": Method(_auth_type_get, auth=False)}),
     Api("SYNO.API.Auth.Key", {"get": Method(_auth_key_get)}),
+    Api("SYNO.Entry.Request", {"request": Method(_entry_request)}),
     Api("SYNO.Core.FileServ.NFS", {"get": Method(_nfs_get), "set": Method(_nfs_set, write=True)}),
     Api("SYNO.Core.FileServ.SMB", {"get": Method(_smb_get), "set": Method(_smb_set, write=True)}),
     Api("SYNO.Core.Service", {"get": Method(_service_get)}),
@@ -1376,6 +1452,11 @@ _APIS = (
     Api("SYNO.FileStation.List", {"list_share": Method(_filestation_list_share)}),
     Api("SYNO.Storage.CGI.Storage", {"load_info": Method(_storage_load_info)}),
     Api("SYNO.Core.System.Utilization", {"get": Method(_utilization_get)}),
+    Api("SYNO.Core.Network", {"get": Method(_network_get)}),
+    Api("SYNO.Core.SecurityScan.Status", {"system_get": Method(_security_status)}),
+    Api("SYNO.Core.Upgrade.Server", {"check": Method(_upgrade_check)}),
+    Api("SYNO.Core.ExternalDevice.Storage.USB", {"list": Method(_external_usb_list)}),
+    Api("SYNO.Core.Hardware.FanSpeed", {"get": Method(_fan_speed_get)}),
     Api(
         "SYNO.Core.ISCSI.LUN",
         {
@@ -1402,6 +1483,8 @@ _APIS = (
             "create": Method(_target_create, write=True),
             "set": Method(_target_set, write=True),
             "delete": Method(_target_delete, write=True),
+            "map_lun": Method(_target_map_lun, write=True),
+            "unmap_lun": Method(_target_unmap_lun, write=True),
         },
     ),
 )
@@ -1428,7 +1511,14 @@ def _dispatch(
     if not api_name:
         raise ApiError(E_BAD_REQUEST)
     api = CATALOG.get(api_name)
-    if api is None or cgi not in api.cgis:
+    if api is None:
+        listed = catalogue.CATALOGUE.get(api_name)
+        if listed is None or cgi != listed.path:
+            raise ApiError(E_NO_API)
+        # Listed as DSM lists it, with no method the simulator serves (see FACTS.md,
+        # "Catalogue").
+        api = Api(api_name, {}, cgis=(listed.path,))
+    if cgi not in api.cgis:
         raise ApiError(E_NO_API)
     if not method_name or not version_raw:
         raise ApiError(E_BAD_REQUEST)
@@ -1454,7 +1544,18 @@ def _dispatch(
             token = header_token or params.get("SynoToken")
             if token != session.synotoken:
                 raise ApiError(E_INVALID_SESSION)
+    if crypto.CIPHER_KEY_NAME in params:
+        # Any API's parameters may come encrypted over http, as the login's do; the clear
+        # ones beside them stay (api, method, version, _sid).
+        try:
+            clear = _decrypt_params(state, params[crypto.CIPHER_KEY_NAME])
+        except ValueError:
+            code = E_AUTH_FAILED if api.name == "SYNO.API.Auth" else E_INVALID_PARAM
+            raise ApiError(code) from None
+        params = {k: v for k, v in params.items() if k != crypto.CIPHER_KEY_NAME}
+        params.update(clear)
     ctx = Ctx(state=state, cgi=cgi, params=params, version=version, session=session)
+    ctx.extra.update(cookie_sid=cookie_sid, header_token=header_token)
     data = method.handler(ctx)
     if method.write:
         dataplane.changed(state)  # served before the API answers
