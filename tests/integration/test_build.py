@@ -92,19 +92,20 @@ def test_full_build_record(first_build: dict) -> None:
     assert all(s["seconds"] > 0 for s in result["stages"][1:])
     assert result["accelerator"] in ("tcg", "kvm")
     assert result["sizes"]["after"] > 0 and result["sizes"]["before"] > 0
-    # evidence: a screenshot per wizard screen, videos, and one executed notebook per stage
+    # evidence: a screenshot per wizard screen, videos, and one executed notebook per stage,
+    # every path relative to the run folder
+    run_dir = (first_build["out"] / result["run_id"]).resolve()
     assert any("admin-account" in p for p in result["screenshots"]), result["screenshots"]
-    assert all(Path(p).is_file() for p in result["screenshots"])
-    assert result["videos"] and all(Path(p).stat().st_size > 0 for p in result["videos"])
+    assert all((run_dir / p).is_file() for p in result["screenshots"])
+    assert result["videos"] and all((run_dir / p).stat().st_size > 0 for p in result["videos"])
     stage_notebooks = {Path(p).stem for p in result["notebooks"]}
     assert {"boot", "admin", "post-wizard", "services", "flatten", "smoke"} <= stage_notebooks
     # the password never lands in the record or the executed notebooks
     text = (first_build["out"] / "latest" / "result.json").read_text()
-    assert SIM["password"] not in text
+    assert SIM["password"] not in text and str(run_dir) not in text
     for nb in result["notebooks"]:
-        assert SIM["password"] not in Path(nb).read_text(), nb
+        assert SIM["password"] not in (run_dir / nb).read_text(), nb
     # report.html: self-contained under its cap, a thumbnail per screen; the build notebook small
-    run_dir = first_build["out"] / result["run_id"]
     report = (run_dir / "report.html").read_text()
     assert len(report.encode()) < SIZE_CAP and "<svg" in report
     assert report.count("data:image/jpeg;base64,") == len(result["screenshots"])

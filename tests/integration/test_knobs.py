@@ -126,12 +126,13 @@ def test_seeded_slow_token_enforcing_build_through_papermill(
     assert "sim_knobs" in "".join(injected[0]["source"])
     expected = expected_screens(knobs)
     assert post_wizard_screens(result["screenshots"]) == expected
-    assert all(Path(p).is_file() for p in result["screenshots"])
+    run_dir = (out / "latest").resolve()  # result.json's paths are relative to it
+    assert all((run_dir / p).is_file() for p in result["screenshots"])
     # Every screen stayed 1.2 s after its action and the engine waited for it to leave: the
     # screenshots (taken as each screen is recognised) are at least that far apart. Without the
     # knob they are 0.2-0.8 s apart.
     shots = sorted(p for p in result["screenshots"] if _SHOT.match(Path(p).name))
-    times = [Path(p).stat().st_mtime for p in shots]
+    times = [(run_dir / p).stat().st_mtime for p in shots]
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
     assert gaps and min(gaps) >= 1.2, gaps
     assert stages["post-wizard"]["seconds"] >= 1.2 * (len(expected) - 1)
@@ -241,6 +242,9 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     assert post.evidence == failure["files"] and "notebooks/post-wizard.ipynb" in post.evidence
     for name in [*failure["files"], *failure["screenshots"]]:
         assert not Path(name).is_absolute() and (run_dir / name).stat().st_size > 0, name
+    # no absolute path of this machine in the record, also not inside its messages
+    text = (run_dir / "result.json").read_text()
+    assert str(run_dir) not in text and str(ROOT.resolve()) not in text
 
     # reported within seconds of the dialog showing, not after timeouts.screen
     evidence = run_dir / "evidence"

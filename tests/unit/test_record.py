@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vdsmlib.evidence.record import BuildRecord, load_record
+from vdsmlib.evidence.record import STATUSES, BuildRecord, load_record, relative_paths
 
 
 def test_record_round_trips_and_latest_points_at_the_newest(tmp_path: Path) -> None:
@@ -89,5 +89,39 @@ def test_a_failed_stage_lists_its_notebook_and_evidence_relative_to_the_run(
         "stage post-wizard: RuntimeError: stage post-wizard: unknown screen after 7 s: a modal "
         "(screenshot: evidence/post-wizard-unknown.png)"
     )
-    assert str(run / "evidence/post-wizard-unknown.png") in data["screenshots"]
-    assert data["notebooks"] == [str(run / "notebooks/post-wizard.ipynb")]
+    assert "evidence/post-wizard-unknown.png" in data["screenshots"]
+    assert data["notebooks"] == ["notebooks/post-wizard.ipynb"]
+    # loaded, the evidence lists are paths below the folder read from
+    loaded = load_record(run / "result.json")
+    assert str(run.resolve() / "evidence/post-wizard-unknown.png") in loaded.screenshots
+    assert loaded.notebooks == [str(run.resolve() / "notebooks/post-wizard.ipynb")]
+
+
+def test_result_json_names_no_absolute_path_of_the_run(tmp_path: Path) -> None:
+    """Paths in evidence lists, stage evidence and messages: relative to the run."""
+    run = (tmp_path / "out" / "r2").resolve()
+    (run / "evidence").mkdir(parents=True)
+    (run / "evidence" / "services-01-nfs.png").write_text("x")
+    record = BuildRecord(run_id="r2", target="sim", dsm_version="sim")
+    record.screenshots.append(str(run / "evidence" / "services-01-nfs.png"))
+    record.stage("admin").evidence = [str(run / "evidence" / "admin.webm")]
+    err = RuntimeError(f"VdsmError: boom (executed notebook: {run}/notebooks/services.ipynb)")
+    record.fail_stage(run, "services", err, 1.0)
+    record.write(run)
+    text = (run / "result.json").read_text()
+    assert str(run) not in text and str(tmp_path) not in text
+    data = json.loads(text)
+    assert data["error"].endswith("(executed notebook: notebooks/services.ipynb)")
+    assert data["screenshots"] == ["evidence/services-01-nfs.png"]
+    assert data["stages"][0]["evidence"] == ["evidence/admin.webm"]
+    assert {"pending", "running", "ran", "resumed", "skipped", "failed"} == set(STATUSES)
+
+
+def test_a_project_path_is_named_relative_to_the_run(tmp_path: Path) -> None:
+    """The params' profile folders of a checkout whose out/ holds the run."""
+    project = tmp_path / "checkout"
+    run = project / "out" / "r3"
+    data = {"params": {"profile_dirs": [str(project / "params/profiles")]}, "out": [str(run)]}
+    relative = relative_paths(data, run, others=(project,))
+    assert relative == {"params": {"profile_dirs": ["../../params/profiles"]}, "out": ["."]}
+    assert relative_paths("/volume1/ci", run, others=(project,)) == "/volume1/ci"

@@ -3,6 +3,10 @@
 A failed stage leaves its evidence in the record: :meth:`BuildRecord.fail_stage` lists the
 stage's executed notebook, video, trace, screenshots and unknown-screen diagnosis, with paths
 relative to the run folder (``record.failure``), and keeps the error to one line.
+
+Every path in ``result.json`` is relative to the run folder, also inside messages (the folder
+moves: a CI artifact, another machine); :func:`load_record` resolves the lists of evidence
+(``screenshots``, ``videos``, ``traces``, ``notebooks``) against the folder it read from.
 """
 
 from __future__ import annotations
@@ -14,7 +18,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BuildRecord", "StageRecord", "failure_evidence", "first_line", "load_record"]
+__all__ = [
+    "STATUSES",
+    "BuildRecord",
+    "StageRecord",
+    "failure_evidence",
+    "first_line",
+    "load_record",
+    "relative_paths",
+]
+
+#: a stage's status in ``result.json``: not reached yet (or never, in a build that stopped
+#: before it), running now, done by this build, restored from a checkpoint, not needed, failed
+STATUSES = ("pending", "running", "ran", "resumed", "skipped", "failed")
+#: the record's lists of evidence files (relative in the file, absolute once loaded)
+_PATH_LISTS = ("screenshots", "videos", "traces", "notebooks")
 
 #: The unknown-screen diagnosis files the wizard writes, by key in ``record.failure``.
 _UNKNOWN = {"screenshot": "png", "suggestion": "yaml", "text": "txt", "page": "html"}
@@ -24,6 +42,26 @@ def first_line(text: str, limit: int = 400) -> str:
     """The first non-empty line of ``text``, at most ``limit`` characters."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def relative_paths(value: Any, run_dir: Path, *, others: tuple[Path, ...] = ()) -> Any:
+    """``value`` (JSON data) with every path in ``run_dir`` relative to it, also inside text;
+    a path in one of ``others`` (the project's params) relative to ``run_dir`` too."""
+    if isinstance(value, dict):
+        return {k: relative_paths(v, run_dir, others=others) for k, v in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(v, run_dir, others=others) for v in value]
+    if not isinstance(value, str) or "/" not in value:
+        return value
+    root = str(run_dir)
+    if value == root:
+        return "."
+    text = value.replace(root + os.sep, "")
+    for other in others:
+        base = str(other)
+        if text == base or text.startswith(base + os.sep):
+            return os.path.relpath(text, root)
+    return text
 
 
 def failure_evidence(run_dir: Path, stage: str) -> dict[str, Any]:
@@ -169,7 +207,8 @@ class BuildRecord:
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / "result.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        data = relative_paths(asdict(self), run_dir.resolve(), others=_project_dirs())
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
         if not latest:
             return path
@@ -182,8 +221,23 @@ class BuildRecord:
         return path
 
 
+def _project_dirs() -> tuple[Path, ...]:
+    """The project's folder (params, profiles), for paths a record names outside its run."""
+    from vdsmlib.project import ProjectError, project_dir
+
+    try:
+        return (project_dir().resolve(),)
+    except ProjectError:
+        return ()
+
+
 def load_record(path: Path) -> BuildRecord:
+    """Read ``result.json``; its evidence lists come back as paths below its folder."""
     data = json.loads(path.read_text())
+    folder = path.parent.resolve()
+    for key in _PATH_LISTS:
+        if isinstance(data.get(key), list):
+            data[key] = [str(folder / p) for p in data[key]]
     stages = [StageRecord(**s) for s in data.pop("stages", [])]
     known = BuildRecord.__dataclass_fields__
     return BuildRecord(**{k: v for k, v in data.items() if k in known}, stages=stages)

@@ -41,6 +41,7 @@ _COLOURS = {
     "resumed": "#64b5f6",
     "failed": "#c62828",
     "pending": "#e0e0e0",
+    "running": "#ffb300",
 }
 
 

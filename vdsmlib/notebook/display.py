@@ -365,7 +365,7 @@ class BuildResult:
 
 def _current_stage(record: BuildRecord) -> str | None:
     for stage in record.stages:
-        if stage.status == "pending":
+        if stage.status == "running":
             return stage.name
     return None
 

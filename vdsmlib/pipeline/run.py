@@ -412,8 +412,11 @@ class Build:
         return self.record
 
     def _finish_run_folder(self, reserve: Path) -> None:
-        # out/latest stays on the run that did something (a no-op names it: image_run_id)
-        self._write_record(latest=self.record.image_run_id is None)
+        # out/latest stays on the run that did something (a no-op names it: image_run_id); a
+        # no-op in an out/ without one gets it
+        latest = self.run_dir.parent / "latest"
+        noop_kept = self.record.image_run_id is not None and latest.exists()
+        self._write_record(latest=not noop_kept)
         with contextlib.suppress(OSError):
             reserve.unlink()
         try:
@@ -446,6 +449,9 @@ class Build:
         entry = self.record.stage(stage)
         log.info("stage %s: starting", stage)
         started = time.monotonic()
+        entry.status = "running"
+        with contextlib.suppress(OSError):
+            self.record.write(self.run_dir, latest=False)
         try:
             outcome = await (executor or self.executor)(self.run_dir, stage)
         except BaseException as err:
