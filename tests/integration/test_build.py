@@ -109,7 +109,7 @@ def test_full_build_record(first_build: dict) -> None:
     report = (run_dir / "report.html").read_text()
     assert len(report.encode()) < SIZE_CAP and "<svg" in report
     assert report.count("data:image/jpeg;base64,") == len(result["screenshots"])
-    assert "docker run -d -p 5000:5000 " in report and result["image"] in report
+    assert "docker run -d -p 127.0.0.1:5000:5000 " in report and result["image"] in report
     assert first_build["notebook"].stat().st_size < 5_000_000
     notebooks = {s["name"]: s["notebook"] for s in result["stages"]}
     assert notebooks["admin"] == "notebooks/admin.ipynb" and notebooks["prepare"] is None

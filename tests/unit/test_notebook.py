@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,8 @@ def test_finish_raises_one_line(tmp_path: Path) -> None:
     with pytest.raises(BuildFailed) as exc:
         finish(FakeBuild(), BuildResult(record, RuntimeError("long\nchained\nmessage")))
     assert str(exc.value) == (
-        "build failed: stage post-wizard: UnknownScreenError: a modal (screenshot: "
-        f"evidence/x.png); run folder: {tmp_path}"
+        "build failed: stage post-wizard: UnknownScreenError: a modal; "
+        f"run folder {os.path.relpath(tmp_path)}"
     )
     assert exc.value.__cause__ is None and exc.value.__suppress_context__
     record.status, record.image = "ok", "x:y"

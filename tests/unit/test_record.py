@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vdsmlib.evidence.record import STATUSES, BuildRecord, load_record, relative_paths
+import pytest
+
+from vdsmlib.evidence.record import (
+    STATUSES,
+    BuildRecord,
+    failure_line,
+    load_record,
+    relative_paths,
+)
 
 
 def test_record_round_trips_and_latest_points_at_the_newest(tmp_path: Path) -> None:
@@ -125,3 +133,44 @@ def test_a_project_path_is_named_relative_to_the_run(tmp_path: Path) -> None:
     relative = relative_paths(data, run, others=(project,))
     assert relative == {"params": {"profile_dirs": ["../../params/profiles"]}, "out": ["."]}
     assert relative_paths("/volume1/ci", run, others=(project,)) == "/volume1/ci"
+
+
+def test_the_failure_line_names_the_dialog_the_files_and_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths as seen from where the command ran; nothing cut; one line."""
+    checkout = tmp_path / "checkout"
+    run = checkout / "out" / "20261203-000000-abcd"
+    (run / "evidence").mkdir(parents=True)
+    (run / "report.html").write_text("<html>")
+    (run / "evidence" / "post-wizard-unknown.yaml").write_text(
+        "# Suggested entry\n- id: storage-pool-check\n  identify:\n"
+        "    selector: .x-window-header-text\n    text: Storage Pool Check\n  actions: []\n"
+    )
+    record = BuildRecord(run_id=run.name, target="sim", dsm_version="sim", status="failed")
+    why = "unknown screen after 8 s: a modal (timeouts.modal) " + "x" * 600
+    record.error = (
+        f"stage post-wizard: VdsmError: UnknownScreenError: {why} (executed notebook: "
+        f"{run}/notebooks/post-wizard.ipynb) (screenshot: evidence/post-wizard-unknown.png)"
+    )
+    record.failure = {
+        "stage": "post-wizard",
+        "screenshot": "evidence/post-wizard-unknown.png",
+        "suggestion": "evidence/post-wizard-unknown.yaml",
+    }
+    monkeypatch.chdir(checkout)
+    line = failure_line(record, run)
+    rel = f"out/{run.name}"
+    assert line == (
+        f"build failed: stage post-wizard: VdsmError: UnknownScreenError: {why} "
+        f"(executed notebook: {rel}/notebooks/post-wizard.ipynb); "
+        f"screenshot {rel}/evidence/post-wizard-unknown.png; "
+        f'suggested entry for "Storage Pool Check" {rel}/evidence/post-wizard-unknown.yaml; '
+        f"next: make lab RUN={rel}, run {rel}/notebooks/post-wizard.step.ipynb to the failed "
+        "screen, insert the suggested entry, step, then make build; "
+        f"report {rel}/report.html"
+    )
+    # from elsewhere, the same files as seen from there; a stage without screens: no make lab
+    record.failure = {"stage": "flatten"}
+    line = failure_line(record, run, cwd=tmp_path)
+    assert "make lab" not in line and line.endswith("; report checkout/" + rel + "/report.html")

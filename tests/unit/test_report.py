@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from vdsmlib.evidence.record import BuildRecord
-from vdsmlib.evidence.report import SIZE_CAP, docker_run_line, thumbnail, write_report
+from vdsmlib.evidence.record import BuildRecord, StageRecord
+from vdsmlib.evidence.report import (
+    SIZE_CAP,
+    docker_run_line,
+    thumbnail,
+    timeline_svg,
+    write_report,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -54,7 +60,7 @@ def test_report_has_timeline_thumbnails_sizes_and_the_docker_run_line(tmp_path: 
     assert "post-wizard-01-s1.png" in page
     assert "900 MB after" in page
     assert (
-        "docker run -d -p 5000:5000 --device /dev/net/tun --cap-add NET_ADMIN "
+        "docker run -d -p 127.0.0.1:5000:5000 --device /dev/net/tun --cap-add NET_ADMIN "
         "ghcr.io/vdsm-ci/vdsm-configured:sim-tcg-1234abcd" in page
     )
     assert not re.search(r"(src|href)=['\"](http|/)", page)  # nothing outside the page
@@ -85,4 +91,17 @@ def test_docker_run_line_adds_kvm_and_is_empty_without_an_image() -> None:
     record = BuildRecord(run_id="r", target="sim", dsm_version="sim", accelerator="kvm")
     assert docker_run_line(record) == ""
     record.image = "x:y"
-    assert docker_run_line(record) == "docker run -d -p 5000:5000 --device /dev/kvm x:y"
+    assert docker_run_line(record) == (
+        "docker run -d -p 127.0.0.1:5000:5000 --device /dev/net/tun --device /dev/kvm "
+        "--cap-add NET_ADMIN x:y"
+    )
+
+
+def test_timeline_labels_fit_in_the_picture() -> None:
+    """The label after the longest bar ("36.0 s failed") is whole, not cut by the edge."""
+    stages = [StageRecord("boot", "ran", 1.0), StageRecord("post-wizard", "resumed", 1234.5)]
+    svg = timeline_svg(stages, width=720)
+    labels = re.findall(r'<text x="([\d.]+)" y="[\d.]+">([^<]*s [a-z]+)</text>', svg)
+    assert [text for _, text in labels] == ["1.0 s ran", "1234.5 s resumed"]
+    # sans-serif at 12 px: at most 7 px a character
+    assert all(float(x) + 7 * len(text) <= 720 for x, text in labels), labels

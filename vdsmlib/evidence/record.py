@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,13 +21,19 @@ from typing import Any
 
 __all__ = [
     "STATUSES",
+    "STEPPED_STAGES",
     "BuildRecord",
     "StageRecord",
     "failure_evidence",
+    "failure_line",
     "first_line",
     "load_record",
+    "next_step",
     "relative_paths",
 ]
+
+#: the stages whose notebooks step through wizard screens (``make lab RUN=...`` opens them)
+STEPPED_STAGES = ("admin", "post-wizard", "services")
 
 #: a stage's status in ``result.json``: not reached yet (or never, in a build that stopped
 #: before it), running now, done by this build, restored from a checkpoint, not needed, failed
@@ -62,6 +69,70 @@ def relative_paths(value: Any, run_dir: Path, *, others: tuple[Path, ...] = ()) 
         if text == base or text.startswith(base + os.sep):
             return os.path.relpath(text, root)
     return text
+
+
+def dialog_title(suggestion: Path) -> str | None:
+    """The title of the unknown screen, from its suggested profile entry (``identify.text``)."""
+    import yaml
+
+    try:
+        entries = yaml.safe_load(suggestion.read_text(encoding="utf-8"))
+        text = entries[0]["identify"].get("text")
+    except (OSError, ValueError, yaml.YAMLError, LookupError, TypeError, AttributeError):
+        return None
+    return str(text) if text else None
+
+
+def _here(run_dir: Path, path: str, cwd: Path) -> str:
+    """``path`` (relative to ``run_dir``, or absolute) as seen from ``cwd``."""
+    return os.path.relpath(run_dir / path, cwd)
+
+
+def next_step(record: BuildRecord, run_dir: Path, *, cwd: Path | None = None) -> str | None:
+    """What to do after ``record``'s failure, paths as seen from ``cwd`` (default: here)."""
+    cwd = cwd or Path.cwd()
+    failure = record.failure or {}
+    stage = failure.get("stage")
+    if stage in STEPPED_STAGES:
+        notebook = _here(run_dir, f"notebooks/{stage}.step.ipynb", cwd)
+        how = "insert the suggested entry, " if failure.get("suggestion") else ""
+        return (
+            f"next: make lab RUN={_here(run_dir, '.', cwd)}, run {notebook} to the failed "
+            f"screen, {how}step, then make build"
+        )
+    if failure.get("suggestion"):
+        return "next: add the suggested entry to the stage's profile file, then make build"
+    return None
+
+
+def failure_line(record: BuildRecord, run_dir: Path, *, cwd: Path | None = None) -> str:
+    """One line ending a failed build: the error, the unknown screen's title, screenshot and
+    suggested entry, what to do next and the report; paths as seen from ``cwd`` (where the
+    command ran), nothing cut."""
+    cwd = cwd or Path.cwd()
+    run_dir = run_dir.resolve()
+    failure = record.failure or {}
+    error = (record.error or "unknown error").replace(str(run_dir) + os.sep, "")
+    error = re.sub(r" \(screenshot: [^)]*\)$", "", error)
+    error = re.sub(
+        r"\((executed notebook|screenshot): ([^)]+)\)",
+        lambda m: f"({m[1]}: {_here(run_dir, m[2], cwd)})",
+        error,
+    )
+    parts = [f"build failed: {error}"]
+    if shot := failure.get("screenshot"):
+        parts.append(f"screenshot {_here(run_dir, shot, cwd)}")
+    if suggestion := failure.get("suggestion"):
+        title = dialog_title(run_dir / suggestion)
+        named = f' for "{title}"' if title else ""
+        parts.append(f"suggested entry{named} {_here(run_dir, suggestion, cwd)}")
+    if step := next_step(record, run_dir, cwd=cwd):
+        parts.append(step)
+    if (run_dir / "report.html").is_file():
+        parts.append(f"report {_here(run_dir, 'report.html', cwd)}")
+    else:
+        parts.append(f"run folder {_here(run_dir, '.', cwd)}")
+    return "; ".join(parts)
 
 
 def failure_evidence(run_dir: Path, stage: str) -> dict[str, Any]:
@@ -180,7 +251,7 @@ class BuildRecord:
         entry = self.stage(stage)
         entry.status = "failed"
         entry.seconds = seconds
-        entry.detail = f"{type(err).__name__}: {first_line(str(err))}"
+        entry.detail = f"{type(err).__name__}: {first_line(str(err), 2000)}"
         failure = failure_evidence(run_dir, stage)
         failure["error"] = entry.detail
         self.failure = failure

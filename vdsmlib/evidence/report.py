@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from vdsmlib.evidence.record import BuildRecord
+from vdsmlib.evidence.record import BuildRecord, failure_line
 
 __all__ = ["SIZE_CAP", "docker_run_line", "thumbnail", "timeline_svg", "write_report"]
 
@@ -77,8 +77,9 @@ def thumbnail(path: Path, width: int = THUMB_WIDTH) -> bytes | None:
 def timeline_svg(stages: list[Any], width: int = 720) -> str:
     """Stages as consecutive bars, as wide as their seconds, coloured by status."""
     total = sum(max(s.seconds, 0.0) for s in stages) or 1.0
-    row, label_w = 22, 110
-    scale = (width - label_w - 70) / total
+    # room after the longest bar for its label ("1234.5 s resumed": about 110 px at 12 px)
+    row, label_w, tail = 22, 110, 120
+    scale = (width - label_w - tail) / total
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{row * len(stages) + 8}" font-family="sans-serif" font-size="12">'
@@ -109,12 +110,18 @@ def docker_run_line(record: BuildRecord) -> str:
     if not record.image:
         return ""
     run = record.params.get("run") or {}
-    args = ["docker run -d -p 5000:5000"]
+    # as users should run it: the UI on this host only; virtual-dsm's NAT networking needs tun
+    # and NET_ADMIN; the KVM variant /dev/kvm
+    args = ["docker run -d -p 127.0.0.1:5000:5000"]
     devices = list(run.get("devices") or [])
-    if record.accelerator == "kvm" and "/dev/kvm" not in devices:
-        devices.append("/dev/kvm")
+    for needed in ["/dev/net/tun", *(["/dev/kvm"] if record.accelerator == "kvm" else [])]:
+        if needed not in devices:
+            devices.append(needed)
+    caps = list(run.get("cap_add") or [])
+    if "NET_ADMIN" not in caps:
+        caps.append("NET_ADMIN")
     args += [f"--device {d}" for d in devices]
-    args += [f"--cap-add {c}" for c in run.get("cap_add") or []]
+    args += [f"--cap-add {c}" for c in caps]
     args.append(record.image)
     return " ".join(args)
 
@@ -164,7 +171,9 @@ def _write(run_dir: Path, record: BuildRecord, cap: int) -> Path:
     if record.image_run_id:
         body.append(f"<p>Nothing to do: the image was made by run {esc(record.image_run_id)}.</p>")
     if record.error:
-        body.append(f"<p class='failed'><b>{esc(record.error)}</b></p>")
+        # what to do next, paths as seen from the folder that holds out/ (where make runs)
+        line = failure_line(record, run_dir, cwd=run_dir.resolve().parent.parent)
+        body.append(f"<p class='failed'><b>{esc(line)}</b></p>")
     body.append("<h2>Stages</h2>" + timeline_svg(record.stages))
     rows = "".join(
         f"<tr><td>{esc(s.name)}</td><td>{esc(s.status)}</td><td>{s.seconds:.1f}</td>"

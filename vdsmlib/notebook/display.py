@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vdsmlib.errors import VdsmError
-from vdsmlib.evidence.record import BuildRecord, first_line, load_record
+from vdsmlib.evidence.record import BuildRecord, failure_line, first_line, load_record
 from vdsmlib.pipeline.parameters import build_from_parameters
 
 if TYPE_CHECKING:
@@ -425,10 +425,11 @@ def finish(build: Any, result: BuildResult) -> str:
         return str(result.record.image)
     _minimal_tracebacks()
     record = result.record
-    what = (record.error if record and record.error else None) or first_line(str(result.error))
-    report = Path(build.run_dir) / "report.html"
-    where = f"; report: {report}" if report.is_file() else f"; run folder: {build.run_dir}"
-    raise BuildFailed(f"build failed: {what}{where}") from None
+    if record is None:
+        record = BuildRecord(run_id="", target="", dsm_version="", status="failed")
+    if not record.error:
+        record.error = first_line(str(result.error), 2000)
+    raise BuildFailed(failure_line(record, Path(build.run_dir))) from None
 
 
 def _minimal_tracebacks() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vdsmlib.errors import VdsmError
-from vdsmlib.evidence.record import load_record
+from vdsmlib.evidence.record import STEPPED_STAGES, load_record
 from vdsmlib.project import ProjectError, notebooks_dir, project_dir
 
 __all__ = [
@@ -33,8 +33,6 @@ __all__ = [
 
 #: a stage notebook's copy to step through: ``<run>/notebooks/<stage>.step.ipynb``
 STEP_SUFFIX = ".step.ipynb"
-#: stages whose notebooks are steps a person can run one at a time
-STEPPED_STAGES = ("admin", "post-wizard", "services")
 
 
 def strip_outputs(nb: Any) -> bool:

@@ -176,7 +176,15 @@ def kernel_config() -> Any:
     """
     from traitlets.config import Config
 
-    return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config(
+        {
+            "KernelManager": {"transport_encryption": "auto"},
+            # no "KeyboardInterrupt caught in kernel" line when a finished kernel shuts down
+            "NotebookClient": {
+                "kernel_manager_class": "vdsmlib.pipeline.kernels.QuietShutdownKernelManager"
+            },
+        }
+    )
 
 
 async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
@@ -200,7 +208,7 @@ async def notebook_executor(run_dir: Path, stage: str) -> StageOutcome:
     except papermill.PapermillExecutionError as err:
         # One line: the stage notebook holds the traceback and the whole diagnosis.
         raise VdsmError(
-            f"{err.ename}: {first_line(err.evalue)} (executed notebook: {output})"
+            f"{err.ename}: {first_line(err.evalue, 2000)} (executed notebook: {output})"
         ) from None
     outcome = StageOutcome.read(run_dir, stage)
     if outcome is None:
