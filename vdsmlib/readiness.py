@@ -135,16 +135,49 @@ def _short(err: BaseException | None, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: seconds between the plain progress lines where no bar can redraw (a CI log)
+PROGRESS_LINE_EVERY = 30.0
+
+
+def _can_redraw() -> bool:
+    """A bar can redraw in place: a notebook kernel (a widget) or a terminal on stderr."""
+    import sys
+
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class _Progress:
-    """A tqdm bar over the timeout, driven by ticks."""
+    """A tqdm bar over the timeout, driven by ticks; where it cannot redraw (stderr is no
+    terminal: a CI log), a plain log line every :data:`PROGRESS_LINE_EVERY` seconds instead."""
 
-    def __init__(self, what: str, timeout: float) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(total=round(timeout, 1), desc=what[:60], unit="s", leave=False)
+    def __init__(self, what: str, timeout: float, *, redraw: bool | None = None) -> None:
+        self._what, self._timeout = what, timeout
         self._shown = 0.0
+        self._next_line = PROGRESS_LINE_EVERY
+        self._bar: Any = None
+        if redraw if redraw is not None else _can_redraw():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=round(timeout, 1), desc=what[:60], unit="s", leave=False)
 
     def tick(self, elapsed: float, last_error: BaseException | None) -> None:
+        if self._bar is None:
+            if elapsed >= self._next_line:
+                log.info(
+                    "%s: still waiting, %.0f s of %.0f s (last: %s)",
+                    self._what,
+                    elapsed,
+                    self._timeout,
+                    _short(last_error, 120),
+                )
+                while self._next_line <= elapsed:
+                    self._next_line += PROGRESS_LINE_EVERY
+            return
         step = round(elapsed, 1) - self._shown
         if step > 0:
             self._bar.update(step)
@@ -152,7 +185,8 @@ class _Progress:
         self._bar.set_postfix_str(_short(last_error, 60) if last_error else "", refresh=False)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def _check_timing(timeout: float, interval: float) -> None:

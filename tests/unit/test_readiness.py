@@ -18,11 +18,13 @@ import pytest
 
 from vdsmlib.errors import VdsmError
 from vdsmlib.readiness import (
+    PROGRESS_LINE_EVERY,
     NotReady,
     ReadinessAborted,
     ReadinessTimeout,
     SyncInEventLoopError,
     WaitStrategy,
+    _Progress,
     wait_for,
     wait_for_sync,
 )
@@ -183,9 +185,27 @@ def test_with_timeout_returns_a_copy() -> None:
     assert "timeout=60" in repr(longer)
 
 
-def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert wait(Counter(2), "with bar", progress=True) == "up"
+def test_progress_bar_where_it_can_redraw(capsys: pytest.CaptureFixture[str]) -> None:
+    bar = _Progress("with bar", 10, redraw=True)
+    bar.tick(1.0, None)
+    bar.close()
     assert "with bar" in capsys.readouterr().err
+
+
+def test_no_bar_redraws_in_a_log_a_plain_line_now_and_then(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """stderr is no terminal here (a CI log): no bar, a line every PROGRESS_LINE_EVERY s."""
+    assert wait(Counter(2), "no bar", progress=True) == "up"
+    assert "no bar" not in capsys.readouterr().err
+    quiet = _Progress("DSM Web API", 600, redraw=False)
+    with caplog.at_level("INFO", logger="vdsmlib.readiness"):
+        for elapsed in [0.5 * i for i in range(1, 2 * 95)]:  # ticks every 0.5 s for 95 s
+            quiet.tick(elapsed, None)
+    quiet.close()
+    lines = [r.getMessage() for r in caplog.records if "DSM Web API" in r.getMessage()]
+    assert len(lines) == int(95 // PROGRESS_LINE_EVERY), lines
+    assert lines[0].startswith("DSM Web API: still waiting, 30 s of 600 s")
 
 
 def test_sync_wait_and_async_wait_are_one_loop() -> None:
