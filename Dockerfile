@@ -5,7 +5,7 @@
 #
 # PATCH_FILE is the script of the base release that attaches the boot and system disks:
 # /run/disk.sh up to and including virtual-dsm 7.62, /run/prepare.sh from 7.63 on (the
-# simulator: /run/prepare.sh).
+# simulator, a twin of 7.41: /run/disk.sh).
 #
 # 1. Boot and system disks become qcow2 (upstream attaches them raw, and `savevm` needs every
 #    writable disk to support snapshots): the script that attaches them is patched to convert
@@ -20,7 +20,7 @@
 #    ("Storage folder (/storage) not found") without it.
 ARG BASE=vdsm-ci/sim:latest
 FROM ${BASE} AS upstream
-ARG PATCH_FILE=/run/prepare.sh
+ARG PATCH_FILE=/run/disk.sh
 COPY qcow2.sh /run/vdsm-ci-qcow2.sh
 RUN set -eu; f="${PATCH_FILE}"; \
     test -f "$f" || { echo "vdsm-ci: $f does not exist in this image: set base.patch_file in params" >&2; exit 1; }; \

@@ -55,7 +55,7 @@ def build_base_image(client: docker.DockerClient, sim_image: str) -> Iterator[st
     """The build base of the simulator image, made by the code prepare uses."""
     run_id = f"test-{uuid.uuid4().hex[:8]}"
     tag = f"vdsm-ci-test/base:{run_id}"
-    build_base(client, sim_image, "/run/prepare.sh", tag, labels=L.owner_labels("base", run_id))
+    build_base(client, sim_image, "/run/disk.sh", tag, labels=L.owner_labels("base", run_id))
     try:
         yield tag
     finally:

@@ -87,7 +87,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def realdsm_params(
-    folder: Path, sim_image: str, pat: dict[str, Any], *, patch_file: str = "/run/prepare.sh"
+    folder: Path, sim_image: str, pat: dict[str, Any], *, patch_file: str = "/run/disk.sh"
 ) -> Path:
     """``params/7.2.2.yaml`` with the base, VM, timeouts and PAT pointed at local stand-ins."""
     folder.mkdir(parents=True, exist_ok=True)

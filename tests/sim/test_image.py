@@ -259,7 +259,8 @@ async def test_nat_boot_wait_page_only_while_installing_then_guest_behind_eth0(
         {
             "SIM_HOSTNAME": "sim-test-host",
             "SIM_INSTALL_SECONDS": "8",
-            "QMP": "unix:/qmp/qmp.sock,server=on,wait=off",
+            # 7.41 reads no QMP variable: QMP comes through ARGUMENTS (src/config.sh)
+            "ARGUMENTS": "-qmp unix:/qmp/qmp.sock,server=on,wait=off",
         },
         volumes={
             str(storage): {"bind": "/storage", "mode": "rw"},
@@ -328,7 +329,13 @@ async def test_nat_boot_wait_page_only_while_installing_then_guest_behind_eth0(
     stop_started = time.monotonic()
     container.stop(timeout=20)
     container.reload()
-    assert container.attrs["State"]["ExitCode"] == 0, container.logs().decode()[-2000:]
+    # src/power.sh v7.41: a stop signal asks the guest to shut down through the host helper
+    # (command=6); the guest powers off, and the container exits with the status the handler
+    # was entered with: the `wait` it interrupted in src/entry.sh, 128 + SIGTERM.
+    logs = container.logs().decode(errors="replace")
+    assert container.attrs["State"]["ExitCode"] == 143, logs[-2000:]
+    assert "Virtual DSM is now ready to shutdown" in logs, logs[-2000:]
+    assert "shutdown requested by the host" in logs, logs[-2000:]
     assert time.monotonic() - stop_started < 10
     print(f"install (8 s) + boot to Web API: {boot_seconds:.1f} s")
 
@@ -447,15 +454,16 @@ def test_accelerator_probe_says_tcg_with_a_reason_or_kvm_boots(
         wait_for("the guest's Web API under KVM", api_ready(port), 60, container)
 
 
-def _patched_prepare(client: docker.DockerClient, image: str) -> bytes:
-    """prepare.sh with boot and system attached as qcow2, as the project's build base does."""
+def _patched_disk_script(client: docker.DockerClient, image: str) -> bytes:
+    """disk.sh with boot and system attached as qcow2, as the project's build base does (the
+    two createDevice lines near the end of src/disk.sh v7.41)."""
     script = client.containers.run(
-        image, entrypoint=["cat", "/run/prepare.sh"], remove=True, network_mode="none"
+        image, entrypoint=["cat", "/run/disk.sh"], remove=True, network_mode="none"
     ).decode()
     lines = script.splitlines(keepends=True)
     patched = 0
     for i, line in enumerate(lines):
-        if 'createDevice "$boot"' in line or 'createDevice "$system"' in line:
+        if 'createDevice "$BOOT"' in line or 'createDevice "$SYSTEM"' in line:
             lines[i] = line.replace('"raw"', '"qcow2"')
             patched += lines[i] != line
     assert patched == 2, script
@@ -490,7 +498,7 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
     ``-loadvm`` restore no dsm.url (src/print.sh, src/reset.sh); exit 15 (src/entry.sh)."""
     storage, qmp_dir = tmp_dirs("storage"), tmp_dirs("qmp")
     qmp_socket = qmp_dir / "qmp.sock"
-    qmp_env = {"DISK_FMT": "qcow2", "QMP": "unix:/qmp/qmp.sock,server=on,wait=off"}
+    qmp_env = {"DISK_FMT": "qcow2", "ARGUMENTS": "-qmp unix:/qmp/qmp.sock,server=on,wait=off"}
     qmp_volume = {str(qmp_dir): {"bind": "/qmp", "mode": "rw"}}
 
     # 1. As on upstream: raw boot and system disks, so savevm must fail.
@@ -524,7 +532,7 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
     # /storage is a VOLUME, which `docker commit` does not capture: keep the disks in /data,
     # a plain directory of the container, instead.
     files = {f"data/{p.name}": (p.read_bytes(), 0o644) for p in storage.iterdir()}
-    files["run/prepare.sh"] = (_patched_prepare(client, sim_image.ref), 0o755)
+    files["run/disk.sh"] = (_patched_disk_script(client, sim_image.ref), 0o755)
     port = free_port()
     second = client.containers.create(
         sim_image.ref,
@@ -559,7 +567,7 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
     assert "final" in names and int(names["final"]["vm-state-size"]) > 0
     second.stop(timeout=20)
     second.reload()
-    assert second.attrs["State"]["ExitCode"] == 0
+    assert second.attrs["State"]["ExitCode"] == 143  # a graceful stop (src/power.sh v7.41)
 
     committed = second.commit(repository=SIM_REPOSITORY, tag=f"test-commit-{port}")
     try:
@@ -646,7 +654,7 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
             f"{tool} missing: apt-get install smbclient libnfs-utils libiscsi-bin"
         )
     qmp_dir = tmp_dirs("qmp")
-    qmp_env = {"DISK_FMT": "qcow2", "QMP": "unix:/qmp/qmp.sock,server=on,wait=off"}
+    qmp_env = {"DISK_FMT": "qcow2", "ARGUMENTS": "-qmp unix:/qmp/qmp.sock,server=on,wait=off"}
     qmp_volume = {str(qmp_dir): {"bind": "/qmp", "mode": "rw"}}
     disks = tmp_dirs("disks")
     for name in ("boot", "system"):  # installed already, and qcow2 as the build base attaches
@@ -654,7 +662,7 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
             ["qemu-img", "create", "-q", "-f", "qcow2", str(disks / f"{BASE}.{name}.img"), "64M"]
         )
     files = {f"data/{p.name}": (p.read_bytes(), 0o644) for p in disks.iterdir()}
-    files["run/prepare.sh"] = (_patched_prepare(client, sim_image.ref), 0o755)
+    files["run/disk.sh"] = (_patched_disk_script(client, sim_image.ref), 0o755)
     first = client.containers.create(
         sim_image.ref,
         environment={"KVM": "N", "STORAGE": "/data", **qmp_env},

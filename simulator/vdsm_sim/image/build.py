@@ -7,8 +7,10 @@ stdlib-only files, :data:`FACTS_FILES`) baked into its initramfs.
 
 The simulator image is tagged ``vdsm-ci/sim:<content-hash-12>`` and ``vdsm-ci/sim:latest``.
 The content hash covers the Dockerfile, the container and initramfs scripts, the guest
-package, the facts files and the base image id, so an unchanged tree reuses the existing
-image::
+package, the facts files, the base image id and the upstream release the container layer
+follows (:data:`UPSTREAMS`: the build argument ``UPSTREAM``; the twin of the newest release is
+also tagged ``vdsm-ci/sim:<release>``, ``latest`` is 7.41's), so an unchanged tree reuses the
+existing image::
 
     import docker
     from vdsm_sim.image.build import ensure_sim_image
@@ -49,6 +51,7 @@ __all__ = [
     "GUEST_DIR",
     "IMAGE_DIR",
     "SIM_REPOSITORY",
+    "UPSTREAMS",
     "SimImage",
     "SimImageError",
     "content_hash",
@@ -64,6 +67,9 @@ BASE_IMAGE = "vdsm-ci/debian:trixie"
 
 SIM_REPOSITORY = "vdsm-ci/sim"
 """Repository of the simulator image; tags are the content hash and ``latest``."""
+
+UPSTREAMS = ("7.41", "7.65")
+"""The vdsm/virtual-dsm releases the simulator twins; the first is the default (``latest``)."""
 
 DEBIAN_SUITE = "trixie"
 """The Debian release of the base: vdsm/virtual-dsm 7.41 is built ``FROM debian:trixie-slim``."""
@@ -232,9 +238,13 @@ def _context_files(guest_dir: Path) -> Iterator[tuple[str, Path]]:
         yield from walk(path, f"facts/vdsmlib/{name}")
 
 
-def content_hash(base_image_id: str, guest_dir: Path = GUEST_DIR) -> str:
-    """Hash of everything the image is built from: Dockerfile, scripts, guest, facts, base id."""
+def content_hash(
+    base_image_id: str, guest_dir: Path = GUEST_DIR, upstream: str = UPSTREAMS[0]
+) -> str:
+    """Hash of everything the image is built from: Dockerfile, scripts, guest, facts, base id
+    and the upstream release it follows (its build argument)."""
     digest = hashlib.sha256(base_image_id.encode())
+    digest.update(b"\0upstream\0" + upstream.encode())
     for name, path in _context_files(guest_dir):
         digest.update(b"\0" + name.encode() + b"\0")
         digest.update(b"x" if os.access(path, os.X_OK) else b"-")
@@ -294,8 +304,16 @@ def _prepare_context(guest_dir: Path, into: Path) -> None:
         shutil.copy2(path, target)
 
 
+def _check_upstream(upstream: str) -> None:
+    if upstream not in UPSTREAMS:
+        raise SimImageError(
+            f"the simulator twins vdsm/virtual-dsm {' and '.join(UPSTREAMS)}, not {upstream!r}: "
+            f"use vdsm-ci/sim:latest (7.41) or vdsm-ci/sim:{UPSTREAMS[-1]}"
+        )
+
+
 def find_sim_image(
-    client: docker.DockerClient, *, guest_dir: Path | None = None
+    client: docker.DockerClient, *, guest_dir: Path | None = None, upstream: str = UPSTREAMS[0]
 ) -> SimImage | None:
     """The simulator image of the current tree if it is built, else None; makes nothing.
 
@@ -305,7 +323,9 @@ def find_sim_image(
     base = _image_or_none(client, BASE_IMAGE)
     if base is None:
         return None
-    ref = f"{SIM_REPOSITORY}:{content_hash(str(base.id), (guest_dir or GUEST_DIR).resolve())[:12]}"
+    _check_upstream(upstream)
+    guest = (guest_dir or GUEST_DIR).resolve()
+    ref = f"{SIM_REPOSITORY}:{content_hash(str(base.id), guest, upstream)[:12]}"
     existing = _image_or_none(client, ref)
     if existing is None:
         return None
@@ -317,14 +337,17 @@ def ensure_sim_image(
     *,
     rebuild: bool = False,
     guest_dir: Path | None = None,
+    upstream: str = UPSTREAMS[0],
 ) -> SimImage:
     """Return the simulator image for the current tree, building it when its hash is new.
 
     ``rebuild=True`` builds even if the content-hash tag exists (Docker's layer cache still
     applies). ``guest_dir`` replaces ``simulator/vdsm_sim/guest`` (for tests of the image itself).
+    ``upstream``: the vdsm/virtual-dsm release whose container layer the image twins.
     Also makes the Debian base image on first use (see :func:`ensure_base_image`).
     """
     started = time.monotonic()
+    _check_upstream(upstream)
     guest = (guest_dir or GUEST_DIR).resolve()
     if not (guest / "__main__.py").is_file():
         raise SimImageError(
@@ -332,7 +355,7 @@ def ensure_sim_image(
             "`python3 -m guest` in the guest, so the package must be runnable"
         )
     base_id = ensure_base_image(client)
-    digest = content_hash(base_id, guest)
+    digest = content_hash(base_id, guest, upstream)
     ref = f"{SIM_REPOSITORY}:{digest[:12]}"
     existing = None if rebuild else _image_or_none(client, ref)
     reused = existing is not None
@@ -345,6 +368,7 @@ def ensure_sim_image(
                 "Dockerfile.sim",
                 path=context,
                 dockerfile="Dockerfile.sim",
+                buildargs={"UPSTREAM": upstream},
                 labels={"org.opencontainers.image.revision": digest},
             )
         qemu_version = _read_qemu_version(client, image_id)
@@ -363,7 +387,7 @@ def ensure_sim_image(
         _prune_old_builds(client, keep=ref)
     else:
         log.debug("reusing simulator image %s (%s)", ref, existing.id)  # the line below says so
-    _tag_latest(existing)
+    _tag_latest(existing, "latest" if upstream == UPSTREAMS[0] else upstream)
     result = SimImage.of(existing, ref, started=started, reused=reused)
     log.info(
         "simulator image %s: %.0f MB, %s in %.1f s",
@@ -375,11 +399,11 @@ def ensure_sim_image(
     return result
 
 
-def _tag_latest(image: Any) -> None:
+def _tag_latest(image: Any, tag: str = "latest") -> None:
     try:
-        image.tag(SIM_REPOSITORY, "latest")
+        image.tag(SIM_REPOSITORY, tag)
     except docker.errors.DockerException as err:
-        raise SimImageError(f"cannot tag {image.id} as {SIM_REPOSITORY}:latest: {err}") from err
+        raise SimImageError(f"cannot tag {image.id} as {SIM_REPOSITORY}:{tag}: {err}") from err
 
 
 def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
@@ -411,7 +435,8 @@ def _prune_old_builds(client: docker.DockerClient, *, keep: str) -> None:
         for image in builds[_KEEP_BUILDS:]
         if _created_epoch(image) < recent
         for tag in image.tags
-        if tag not in (keep, f"{SIM_REPOSITORY}:latest")
+        if tag
+        not in (keep, f"{SIM_REPOSITORY}:latest", *(f"{SIM_REPOSITORY}:{u}" for u in UPSTREAMS))
     ]
     # The newest stage images carry the layer cache of the next builds; keep them.
     stages.sort(key=created, reverse=True)

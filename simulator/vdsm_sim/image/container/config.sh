@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Assemble the QEMU command line in QEMU_ARGS, in the order of vdsm/virtual-dsm v7.41
-# src/config.sh: machine, display, monitor, serial, network, disks, devices (a virtio-balloon
-# among them), and ARGUMENTS last (so `-loadvm NAME` goes there). Everything that shapes the
-# virtual hardware is fixed here, so a snapshot taken in one container loads in another.
+# Assemble the QEMU command line in QEMU_ARGS as vdsm/virtual-dsm v7.41 src/config.sh does:
+# defaults, CPU and topology (-smp N,sockets=1,dies=1,cores=N,threads=1), memory, the q35
+# machine with the accelerator, display, monitor, serial, network, disks, devices (a
+# virtio-balloon among them), and ARGUMENTS last (so `-loadvm NAME` and `-qmp ...` go there).
+# Like 7.41 it reads no MACHINE, QMP or MONITOR. Where the twin must differ: it boots its own
+# kernel and initramfs (-kernel/-initrd/-append, -no-user-config) instead of DSM's boot disk
+# (tests/sim/test_cmdline.py names each difference).
 set -Eeuo pipefail
 
 # SIM_* knobs go to the guest kernel command line as sim.NAME=VALUE. Values are
@@ -33,31 +36,25 @@ simKnobs() {
 KERNEL_APPEND="console=ttyS0 quiet loglevel=3 panic=-1$(simKnobs)"
 
 QEMU_ARGS=(
-    -nodefaults -no-user-config
+    -nodefaults -boot strict=on -no-user-config
     -kernel /sim/vmlinuz -initrd /sim/initrd.img -append "$KERNEL_APPEND"
 )
+RAM_OPTS=$(echo "-m ${RAM_SIZE^^}" | sed 's/MB/M/g;s/GB/G/g;s/TB/T/g')
+CPU_OPTS="-cpu $CPU_FLAGS -smp $CPU_CORES,sockets=1,dies=1,cores=$CPU_CORES,threads=1"
+MAC_OPTS="-machine type=q35,smm=off,usb=off,vmport=off,dump-guest-core=off,hpet=off$KVM_OPTS"
+# from 7.63 MACHINE names the machine type (qemus/qemu v7.48 src/config.sh:87)
+atLeast 7.63 && MAC_OPTS="${MAC_OPTS/type=q35/type=$MACHINE}"
+DEV_OPTS="-device virtio-balloon-pci,id=balloon0,bus=pcie.0,addr=0x4"
+DEV_OPTS+=" -object rng-random,id=objrng0,filename=/dev/urandom"
+DEV_OPTS+=" -device virtio-rng-pci,rng=objrng0,id=rng0,bus=pcie.0,addr=0x1c"
 set -f  # the option strings below are split on spaces like upstream, never globbed
 # shellcheck disable=SC2206
-QEMU_ARGS+=($ACCEL_OPTS $CPU_OPTS -m "$RAM_SIZE")
-QEMU_ARGS+=(-machine "type=$MACHINE,smm=off,usb=off,vmport=off,dump-guest-core=off")
-QEMU_ARGS+=(-display none -vga none)
-QEMU_ARGS+=(
-    -pidfile "$QEMU_PID" -name "VirtualDSM-SIM,process=qemu-vdsm-sim"
-    -monitor "unix:$PRIVATE_MONITOR,server=on,wait=off" -daemonize -no-reboot
-)
-# shellcheck disable=SC2206
-QEMU_ARGS+=($SERIAL_OPTS $NET_OPTS $DISK_OPTS $DATA_DISK_OPTS)
-QEMU_ARGS+=(
-    -device virtio-balloon-pci,id=balloon0,bus=pcie.0,addr=0x4
-    -object rng-random,id=objrng0,filename=/dev/urandom
-    -device virtio-rng-pci,rng=objrng0,id=rng0,bus=pcie.0,addr=0x1c
-)
-[ -n "$QMP" ] && QEMU_ARGS+=(-qmp "$QMP")
-[ -n "$MONITOR" ] && QEMU_ARGS+=(-monitor "$MONITOR")
-# shellcheck disable=SC2206
-[ -n "$ARGUMENTS" ] && QEMU_ARGS+=($ARGUMENTS)
+QEMU_ARGS+=($CPU_OPTS $RAM_OPTS $MAC_OPTS $DISPLAY_OPTS $MON_OPTS $SERIAL_OPTS $NET_OPTS $DISK_OPTS $DEV_OPTS $ARGUMENTS)
 set +f
 
 # The memory check again, as the very last step (RAM may have gone while installing).
 checkMemory
+if [[ "$DEBUG" == [Yy1]* ]]; then
+    printf "Arguments:\n\n%s\n\n" "${QEMU_ARGS[*]}"
+fi
 return 0

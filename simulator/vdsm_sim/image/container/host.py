@@ -27,9 +27,11 @@ from urllib.parse import parse_qs, urlparse
 CHANNEL = ("127.0.0.1", 12345)
 API = ("127.0.0.1", 2210)
 NETWORK_COMMAND = "10"
+SHUTDOWN_COMMAND = "6"
 
 _lock = threading.Lock()
 _report: dict[str, Any] | None = None
+_channel: socket.socket | None = None
 
 
 def log(message: str) -> None:
@@ -40,8 +42,11 @@ def log(message: str) -> None:
 def _accept_reports(server: socket.socket) -> None:
     global _report
     started_print = False
+    global _channel
     while True:
         conn, _ = server.accept()
+        with _lock:
+            _channel = conn
         with conn, conn.makefile("rb") as lines:
             for raw in lines:
                 try:
@@ -58,7 +63,22 @@ def _accept_reports(server: socket.socket) -> None:
                     subprocess.Popen(["/run/print.sh"])
 
 
+def _shutdown() -> dict[str, Any]:
+    with _lock:
+        channel = _channel
+        try:
+            if channel is None:
+                raise OSError("the guest has never connected")
+            channel.sendall(b'{"command": "shutdown"}\n')
+        except OSError as err:
+            return {"status": "error", "message": f"cannot reach the guest: {err}"}
+    log("asked the guest to shut down")
+    return {"status": "success", "data": {}}
+
+
 def _answer(command: str) -> dict[str, Any]:
+    if command == SHUTDOWN_COMMAND:
+        return _shutdown()
     if command != NETWORK_COMMAND:
         return {"status": "error", "message": f"unsupported command {command!r}"}
     with _lock:

@@ -13,17 +13,15 @@ set -Eeuo pipefail
 
 DEFAULT_BASE="DSM_VirtualDSM_72806"
 BOOT_SIZE=64M
-SYSTEM_SIZE=256M
-MIN_FREE_KB=$((1024 * 1024))
+# 7.41 refuses to install with less than 14 GB free in $STORAGE (exit 94), and preallocates a
+# 10 GiB system image (exit 97 when it does not fit, 98 when it cannot be made). The twin does
+# the same checks with the same names, sized for a simulator (both can be set in the
+# environment): the guest lives in the initramfs and never fills these disks.
+: "${MIN_SPACE:=1073741824}"
+: "${SYSTEM_SIZE:=268435456}"
+ROOT_SPACE=536870912
 
-checkFreeSpace() {
-    local free_kb
-    free_kb=$(df -Pk "$STORAGE" | awk 'NR == 2 { print $4 }')
-    if [ "$free_kb" -lt "$MIN_FREE_KB" ]; then
-        error "not enough free space in $STORAGE: $((free_kb / 1024)) MB free, at least 1024 MB needed"
-        exit 93
-    fi
-}
+freeBytes() { df --output=avail -B 1 "$1" | tail -n 1; }
 
 patName() {  # file name of a PAT URL without .pat, reduced to safe characters
     local name="${1%%\?*}"
@@ -59,14 +57,34 @@ installDisks() {
     else
         info "Install: installing the DSM simulator as $BASE"
     fi
-    checkFreeSpace
+    rm -f "$BOOT" "$SYSTEM"
+    local space
+    space=$(freeBytes /)
+    if ((ROOT_SPACE > space)); then
+        error "not enough free space inside the container: $((space / 1048576)) MB available, at least 500 MB needed"
+        exit 96
+    fi
+    space=$(freeBytes "$STORAGE")
+    if ((MIN_SPACE > space)); then
+        error "not enough free space for installation in $STORAGE: $((space / 1048576)) MB available, at least $((MIN_SPACE / 1048576)) MB needed"
+        exit 94
+    fi
     if [[ "$SIM_INSTALL_SECONDS" != "0" ]]; then
         sleep "$SIM_INSTALL_SECONDS"
     fi
-    rm -f "$BOOT" "$SYSTEM"
-    # raw and sparse, like the disks vdsm/virtual-dsm extracts from a PAT
+    space=$(freeBytes "$STORAGE")
+    if ((SYSTEM_SIZE > space)); then
+        error "not enough free space in $STORAGE to create a $((SYSTEM_SIZE / 1048576)) MB system disk: $((space / 1048576)) MB available"
+        exit 97
+    fi
+    # The system image is preallocated (fallocate, else a plain length), the boot image is the
+    # sparse file a PAT's boot.img becomes, as in 7.41.
+    if ! fallocate -l "$SYSTEM_SIZE" "$SYSTEM" 2>/dev/null && ! truncate -s "$SYSTEM_SIZE" "$SYSTEM"; then
+        rm -f "$SYSTEM"
+        error "could not allocate $SYSTEM for the system disk"
+        exit 98
+    fi
     truncate -s "$BOOT_SIZE" "$BOOT"
-    truncate -s "$SYSTEM_SIZE" "$SYSTEM"
     echo "$BASE" > "$STORAGE/dsm.ver"
     html "Booting DSM instance..."
 }

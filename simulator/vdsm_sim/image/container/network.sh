@@ -18,10 +18,51 @@ set -Eeuo pipefail
 : "${VM_NET_DEV:=}"
 : "${VM_NET_TAP:=dsm}"
 : "${VM_NET_MAC:=$MAC}"
-: "${VM_NET_IP:=20.20.20.21}"
+: "${VM_NET_IP:=}"
 : "${VM_NET_HOST:=VirtualDSM}"
 
-NET_PREFIX="${VM_NET_IP%.*}"
+# The guest's NAT address. 7.41: VM_NET_IP, else always 20.20.20.21. From 7.62 (qemus/qemu
+# v7.48 src/network.sh:368-400, natGuestIP, used at :1820-1823 unless VM_NET_IP is set): derived
+# from the container's own address, 172.<30..254>.<its third octet>.2, the first such /24 no
+# route of the container uses (31 first when the container itself is in 172.30.x); a given
+# VM_NET_IP keeps its last octet if it is 2..254, else .2. So a guest restored in a network with
+# another subnet keeps an address the new bridge does not route, unless VM_NET_IP is pinned.
+ipNumber() {
+    local a b c d
+    IFS=. read -r a b c d <<< "$1"
+    echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+subnetInUse() {  # subnetInUse A.B.C.0: does a route of the container overlap A.B.C.0/24?
+    local want route len base mask
+    want=$(ipNumber "$1")
+    while read -r route; do
+        [[ "$route" =~ ^([0-9.]+)/([0-9]+)$ ]] || continue
+        base=$(ipNumber "${BASH_REMATCH[1]}")
+        len=${BASH_REMATCH[2]}
+        ((len < 24)) || len=24
+        mask=$(((0xFFFFFFFF << (32 - len)) & 0xFFFFFFFF))
+        (((want & mask) == (base & mask))) && return 0
+    done < <(ip -4 route show | awk '{ print $1 }')
+    return 1
+}
+natGuestIP() {
+    local ip=$1 third second start=30
+    third=$(cut -d. -f3 <<< "$ip")
+    [[ "$ip" == 172.30.* ]] && start=31
+    for ((second = start; second <= 254; second++)); do
+        subnetInUse "172.$second.$third.0" && continue
+        echo "172.$second.$third.2"
+        return 0
+    done
+    return 1
+}
+guestIP() {
+    local ip=$1 last="${1##*.}"
+    if [[ ! "$last" =~ ^[0-9]+$ ]] || ((last < 2 || last > 254)); then
+        ip="${ip%.*}.2"
+    fi
+    echo "$ip"
+}
 ADD_SETTING="add this setting to the container:"
 
 stopWaitPage() {
@@ -165,6 +206,15 @@ fi
 
 netInfo
 stopWaitPage
+if [ -n "$VM_NET_IP" ]; then
+    atLeast 7.62 && VM_NET_IP=$(guestIP "$VM_NET_IP")
+elif atLeast 7.62 && [[ "${NETWORK,,}" != user* ]]; then
+    VM_NET_IP=$(natGuestIP "$IP") || { error "no free 172.x.y.0/24 for the guest"; exit 26; }
+else
+    VM_NET_IP=20.20.20.21
+fi
+NET_PREFIX="${VM_NET_IP%.*}"
+info "the guest's address: $VM_NET_IP"
 
 if [[ "${NETWORK,,}" != user* ]]; then
     if ! configureNAT; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Attach the DSM boot and system disks. They are raw, as on vdsm/virtual-dsm; the project's
-# build base patches the two createDevice lines below to "qcow2" the same way for both images.
+# Only in the twin of a release from 7.63 on (vdsm/virtual-dsm v7.63 and v7.65 src/prepare.sh:
+# 15-16): the boot and system disks are attached here, raw, by the two lines the project's
+# build base patches to qcow2 (base.patch_file: /run/prepare.sh). 7.41's twin has no such
+# file: its disk.sh attaches them.
 set -Eeuo pipefail
 
 addSystemDisks() {

@@ -1,35 +1,45 @@
 #!/usr/bin/env bash
 # Defaults, logging helpers, memory check, runtime files, the wait page (nginx).
 # Follows vdsm/virtual-dsm v7.41 src/reset.sh: dsm.url and qemu.* are removed at every start,
-# a RAM_SIZE larger than the available memory exits 17, nginx serves the wait page on 5000.
+# CPU_CORES above the host's cores is capped to them, a RAM_SIZE larger than the available
+# memory exits 17, on tmpfs/ecryptfs the disks fall back to threads + writeback (no O_DIRECT),
+# nginx serves the wait page on 5000. Like 7.41 it reads no MACHINE, QMP or MONITOR: the
+# machine is always q35, and QMP is reached the way 7.41 allows it, through ARGUMENTS.
 set -Eeuo pipefail
 
 info() { echo "❯ $*"; }
 warn() { echo "❯ Warning: $*" >&2; }
 error() { echo "❯ ERROR: $*" >&2; }
 
+: "${APP:=Virtual DSM}"
 : "${STORAGE:=/storage}"
 : "${KVM:=Y}"
 : "${RAM_SIZE:=512M}"
 : "${RAM_CHECK:=Y}"
 : "${CPU_CORES:=1}"
-: "${CPU_MODEL:=qemu64}"
-: "${MACHINE:=q35}"
 : "${DISK_SIZE:=2G}"
-: "${DISK_FMT:=raw}"
-: "${DISK_TYPE:=blk}"
-# Buffered I/O works on every filesystem (overlayfs of a flattened image included);
-# aio=native would need O_DIRECT.
-: "${DISK_IO:=threads}"
-: "${DISK_CACHE:=writeback}"
+: "${ALLOCATE:=}"
+: "${DEBUG:=N}"
+: "${ARGUMENTS:=}"
+# read only by the twin of a release from 7.63 on (7.41 reads none of them)
+: "${MACHINE:=q35}"
 : "${QMP:=}"
 : "${MONITOR:=}"
-: "${ARGUMENTS:=}"
 : "${WEB:=Y}"
 
+# The release this twin follows (the image's build argument UPSTREAM): 7.41 or the newest.
+UPSTREAM=$(tr -cd '0-9.' < /run/version)
+# atLeast 7.63: the release followed is 7.63 or newer
+atLeast() {
+    local want_major want_minor have_major have_minor
+    IFS=. read -r want_major want_minor <<< "$1"
+    IFS=. read -r have_major have_minor <<< "$UPSTREAM"
+    ((have_major > want_major || (have_major == want_major && have_minor >= want_minor)))
+}
+
+PROCESS="${APP,,}"
+PROCESS="${PROCESS// /-}"
 RUN_DIR=/run/shm
-CONSOLE_LOG="$RUN_DIR/console.log"
-PRIVATE_MONITOR="$RUN_DIR/monitor.sock"
 QEMU_PID="$RUN_DIR/qemu.pid"
 QEMU_LOG="$RUN_DIR/qemu.log"
 QEMU_OUT="$RUN_DIR/qemu.out"
@@ -38,8 +48,7 @@ PAGE="$RUN_DIR/index.html"
 TEMPLATE=/var/www/index.html
 
 mkdir -p "$RUN_DIR"
-rm -f "$RUN_DIR"/qemu.* "$RUN_DIR/dsm.url" "$PRIVATE_MONITOR" "$CONSOLE_LOG"
-: > "$CONSOLE_LOG"
+rm -f "$RUN_DIR"/qemu.* "$RUN_DIR/dsm.url"
 
 if [ ! -d "$STORAGE" ]; then
     mkdir -p "$STORAGE" || { error "cannot create the storage directory $STORAGE"; exit 13; }
@@ -47,6 +56,25 @@ fi
 if [ ! -w "$STORAGE" ]; then
     error "the storage directory $STORAGE is not writable"
     exit 13
+fi
+
+CORES=$(grep -c '^processor' /proc/cpuinfo)
+CPU_CORES="${CPU_CORES// /}"
+[[ "${CPU_CORES,,}" == "max" ]] && CPU_CORES="$CORES"
+if [ -n "${CPU_CORES//[0-9]/}" ] || [ -z "$CPU_CORES" ]; then
+    error "invalid CPU_CORES: $CPU_CORES (use a number of cores, or max)"
+    exit 15
+fi
+if [ "$CPU_CORES" -gt "$CORES" ]; then
+    warn "CPU_CORES=$CPU_CORES exceeds the $CORES cores of this machine: limited to $CORES"
+    CPU_CORES="$CORES"
+fi
+
+# No O_DIRECT on these filesystems: disk.sh then keeps threads + writeback.
+FS=$(stat -f -c %T "$STORAGE")
+if [[ "${FS,,}" == "ecryptfs" || "${FS,,}" == "tmpfs" ]]; then
+    DISK_IO="threads"
+    DISK_CACHE="writeback"
 fi
 
 # Memory: RAM_SIZE plus a 500 MB margin must fit in the available memory (MemAvailable).

@@ -21,8 +21,12 @@ waitPort() {
 waitPort 2210 58
 waitPort 12345 59
 
-SERIAL_OPTS="-chardev file,id=console,path=$CONSOLE_LOG -serial chardev:console"
+# The console on a pty, which entry.sh copies into the container log (QEMU names the pty on
+# its stdout: "char device redirected to /dev/pts/N (label serial0)").
+SERIAL_OPTS="-serial pty"
+# from 7.63 QEMU runs in the foreground with the console on its stdio (v7.65 src/serial.sh:155)
+atLeast 7.63 && SERIAL_OPTS="-serial mon:stdio"
 SERIAL_OPTS+=" -device virtio-serial-pci,id=virtio-serial0,bus=pcie.0,addr=0x3"
-SERIAL_OPTS+=" -chardev socket,id=charchannel0,host=127.0.0.1,port=12345,reconnect-ms=10000"
+SERIAL_OPTS+=" -chardev socket,id=charchannel0,host=127.0.0.1,port=12345,reconnect=10"
 SERIAL_OPTS+=" -device virtserialport,bus=virtio-serial0.0,nr=1,chardev=charchannel0,id=channel0,name=vchannel"
 return 0
