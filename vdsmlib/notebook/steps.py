@@ -241,6 +241,33 @@ class StageNotebook:
             self.close()
         return self.outcome
 
+    async def resume(self) -> str:
+        """Outside a build: close the browser and the VM, then build the run's target again
+        (it resumes from the newest checkpoint whose fingerprint still matches: an edited
+        profile changes the ones after ``start-ready``). The stage lines stream into this
+        cell's output; the new run folder has its executed notebooks, record and report.
+        Returns the image; a failed build raises its one line."""
+        from vdsmlib.notebook.display import finish, run_build, show_build_evidence
+        from vdsmlib.pipeline.parameters import build_from_parameters
+
+        if self.in_build:
+            raise VdsmError("this notebook runs inside a build: the build goes on by itself")
+        if self.wizard is not None:
+            await self.wizard.close(failed=True)
+        self.close()
+        state = self.ctx.state
+        values = {"dsm_version": state.dsm_version, "out_dir": str(self.run_dir.parent)}
+        build = build_from_parameters(
+            {**values, "executor": "notebook"},
+            overrides=state.overrides,
+            params_dir=state.params_dir,
+        )
+        line = f"resuming: new run folder {build.run_dir}"
+        _markdown(html.escape(line), line)
+        result = await run_build(build)
+        show_build_evidence(build, result)
+        return finish(build, result)
+
     def close(self) -> None:
         """Remove the VM this notebook restored (a build's VM: the build removes it)."""
         if self.vm is None:
