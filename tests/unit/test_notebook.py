@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,9 @@ def test_a_failed_stage_shows_the_unknown_screen_with_its_clip(
     unknown = base64.b64encode(b"clip-unknown").decode()
     assert f"data:video/webm;base64,{unknown}" in html
     assert html.count("<video") == 1 + 1 + 1  # update-options, unknown, the stage video
+    # the unknown screen's screenshot and clip side by side, as every screen's
+    (unknown_bundle,) = [b for b in shown if "no profile entry knows" in b["text/plain"]]
+    assert re.search(r"display:flex[^>]*><img [^>]*><video ", unknown_bundle["text/html"])
     # the build notebook: the clip by path, no other screen embedded
     shown.clear()
     show_failure(tmp_path, failure)

@@ -298,10 +298,17 @@ def show_failure(
     clip = run_dir / failure["clip"] if failure.get("clip") else None
     if (shot := failure.get("screenshot")) and (run_dir / shot).is_file():
         caption = f"{stage}: the screen no profile entry knows"
-        bundle = _image_bundle(run_dir / shot, caption)
+        bundle = _image_bundle(run_dir / shot, caption, _SCREENSHOT_WIDTH)
         if clip is not None and clip.is_file():
+            # side by side, as every screen: the screenshot, and its clip up to the failure
             tag = _clip_tag(clip, caption, embed=embed_screens, notebook_dir=notebook_dir)
-            bundle["text/html"] += f"<p>its clip, up to the failure:</p>{tag}"
+            img = _png_tag(run_dir / shot, caption, _SCREENSHOT_WIDTH)
+            bundle["text/html"] = (
+                f"<p><b>{html.escape(caption)}</b> <small>(its clip, up to the failure, "
+                "beside it)</small></p>"
+                '<div style="display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start">'
+                f"{img}{tag}</div>"
+            )
             bundle["text/plain"] += f"; clip {clip}"
         _display(bundle)
     elif clip is not None and clip.is_file():  # a known screen failed: its clip, screenshot
