@@ -135,6 +135,32 @@ class Timeouts(_Strict):
     savevm: float = 600.0
     #: a restored checkpoint (or the final image) until the Web API answers
     restore: float = 300.0
+    #: the final image's health check: how long one login to DSM may take
+    health: float = 8.0
+    #: how much longer everything takes under TCG (software emulation) than under KVM: every
+    #: timeout above is multiplied by it for a build under TCG (:meth:`for_accelerator`). Real
+    #: DSM: 10 (virtual-dsm v7.41 src/proc.sh: "about 10 times slower"); the simulator's
+    #: timeouts are already TCG's (1).
+    tcg_factor: float = Field(default=1.0, ge=1.0)
+
+    def for_accelerator(self, accelerator: str) -> Timeouts:
+        """These timeouts for a build under ``accelerator`` (``kvm`` or ``tcg``).
+
+        >>> Timeouts(boot=1800, tcg_factor=10).for_accelerator("tcg").boot
+        18000.0
+        >>> Timeouts(boot=1800, tcg_factor=10).for_accelerator("kvm").boot
+        1800.0
+        """
+        if accelerator != "tcg" or self.tcg_factor == 1.0:
+            return self
+        factor = self.tcg_factor
+        return Timeouts(
+            boot=self.boot * factor,
+            savevm=self.savevm * factor,
+            restore=self.restore * factor,
+            health=self.health * factor,
+            tcg_factor=1.0,  # scaled once: scaling the result again changes nothing
+        )
 
 
 class AdminSpec(_Strict):

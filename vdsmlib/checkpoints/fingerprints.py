@@ -55,7 +55,11 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "image": ("vdsmlib.pipeline.flatten",),
 }
 #: files the flatten stage copies into the final image (relative to the package)
-IMAGE_ASSETS = ("pipeline/assets/healthcheck.sh",)
+IMAGE_ASSETS = (
+    "pipeline/assets/healthcheck.sh",
+    "pipeline/assets/restore-check.sh",
+    "pipeline/assets/restore-entry.sh",
+)
 IMAGE_PROJECT_FILES = ("Dockerfile.flatten",)
 
 
@@ -236,6 +240,8 @@ def compute(
             ),
             "project_files": files_digest(project / name for name in IMAGE_PROJECT_FILES),
             "guest_address": params.base.guest_address,
+            # the health check's login wait goes into the image (health.conf)
+            "health_timeout": params.timeouts.for_accelerator(base.accelerator).health,
             "repository": params.image.repository,
             "dsm_release": params.dsm_release,
         },

@@ -25,6 +25,11 @@ __all__ = [
     "PROCESS",
     "PROCESS_ENV",
     "QEMU_VERSION",
+    "RESTORE_CPU_CORES",
+    "RESTORE_CPU_FLAGS",
+    "RESTORE_CPU_VENDOR",
+    "RESTORE_RAM_SIZE",
+    "RESTORE_RUN",
     "RUN_ID",
     "STAGE",
     "TARGET",
@@ -47,6 +52,12 @@ QEMU_VERSION = "vdsm-ci.qemu-version"
 ACCELERATOR = "vdsm-ci.accelerator"
 MACHINE = "vdsm-ci.machine"
 CPU_MODEL = "vdsm-ci.cpu-model"
+#: on a final image: what a host needs to restore its snapshot (checked by the image at start)
+RESTORE_RUN = "vdsm-ci.restore.run"  # the docker run options, e.g. --device /dev/net/tun
+RESTORE_CPU_CORES = "vdsm-ci.restore.cpu-cores"
+RESTORE_RAM_SIZE = "vdsm-ci.restore.ram-size"  # the guest's; the container needs 500 MB more
+RESTORE_CPU_VENDOR = "vdsm-ci.restore.cpu-vendor"  # the build host's (KVM images need the same)
+RESTORE_CPU_FLAGS = "vdsm-ci.restore.cpu-flags"  # of the build host's, those a KVM guest needs
 #: on a final image: the run whose smoke test promoted it (a no-op build's record names it)
 BUILT_BY = "vdsm-ci.built-by-run"
 

@@ -86,6 +86,10 @@ class StageContext:
             self.state.overrides,
             params_dir=Path(self.state.params_dir) if self.state.params_dir else params_dir(),
         )
+        if self.state.accelerator:
+            # every stage after prepare waits as long as its accelerator needs (timeouts.tcg_factor)
+            timeouts = self.params.timeouts.for_accelerator(self.state.accelerator)
+            self.params = self.params.model_copy(update={"timeouts": timeouts})
         self._client = client
 
     @cached_property

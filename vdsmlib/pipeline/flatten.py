@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import shlex
 import shutil
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from vdsmlib.checkpoints.vm import vm_env
 from vdsmlib.docker import labels as L
@@ -30,11 +34,30 @@ from vdsmlib.pipeline.context import StageContext
 from vdsmlib.pipeline.stage import StageOutcome
 from vdsmlib.project import project_file
 
-__all__ = ["FlattenResult", "candidate_tag", "final_tags", "flatten", "promote", "stage_flatten"]
+__all__ = [
+    "FlattenResult",
+    "candidate_tag",
+    "final_env",
+    "final_tags",
+    "flatten",
+    "promote",
+    "restore_contract",
+    "stage_flatten",
+]
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+#: the files of ASSETS that go into the final image (also in the image's fingerprint:
+#: vdsmlib.checkpoints.fingerprints.IMAGE_ASSETS)
+IMAGE_ASSET_FILES = ("healthcheck.sh", "restore-check.sh", "restore-entry.sh")
+#: the line of Dockerfile.flatten that becomes the ENV instruction of :func:`final_env`
+VM_ENV_LINE = re.compile(r"^# vdsm-ci:vm-env$", re.MULTILINE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: the build host's CPU flags a KVM snapshot needs on the restoring host: what virtual-dsm
+#: v7.41 src/proc.sh chooses the guest's CPU by (sse4_2; invtsc through tsc_scale on AMD and
+#: the "vmx flags" tsc_scaling on Intel), and the virtualisation extension itself
+KVM_CPU_FLAGS = ("sse4_2", "svm", "tsc_scale", "tsc_scaling", "vmx")
 
 
 @dataclass
@@ -105,6 +128,89 @@ def candidate_labels(params: Params, accelerator: str, qemu: str) -> dict[str, s
     return labels
 
 
+def final_env(params: Params, accelerator: str) -> dict[str, str]:
+    """Every variable that shaped the VM when the snapshot was taken (:func:`vm_env`: the VM
+    settings and the target's ``env``), and ``ARGUMENTS`` that restore it."""
+    env = {**vm_env(params, accelerator), "ARGUMENTS": "-loadvm final"}
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name) or "\n" in value:
+            raise VdsmError(
+                f"env {name}={value!r} cannot go into the final image: use a variable name of "
+                "letters, digits and _ and a value without line breaks (params `env`)"
+            )
+    return env
+
+
+def env_instruction(env: dict[str, str]) -> str:
+    """A Dockerfile ``ENV`` instruction setting ``env`` verbatim (no ``$`` substitution)."""
+
+    def quoted(value: str) -> str:
+        for char in ("\\", '"', "$"):
+            value = value.replace(char, "\\" + char)
+        return f'"{value}"'
+
+    return "ENV " + " \\\n    ".join(f"{k}={quoted(v)}" for k, v in env.items())
+
+
+def host_cpu(cpuinfo: str) -> tuple[str, set[str]]:
+    """Vendor and flags (``flags`` and ``vmx flags``) of the first processor in ``cpuinfo``."""
+    vendor, flags = "", set[str]()
+    for line in cpuinfo.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "vendor_id":
+            vendor = value.strip()
+        elif key in ("flags", "vmx flags"):
+            flags.update(value.split())
+    return vendor, flags
+
+
+def restore_contract(env: dict[str, str], accelerator: str, cpuinfo: str) -> dict[str, str]:
+    """The ``vdsm-ci.restore.*`` labels: what a host needs to restore the snapshot.
+
+    ``cpuinfo``: the build host's ``/proc/cpuinfo`` (the vendor and flags a KVM snapshot's guest
+    saw; restore-check.sh refuses another for a KVM image).
+    """
+    vendor, flags = host_cpu(cpuinfo)
+    run = []
+    network = env.get("NETWORK", "Y")
+    # virtual-dsm v7.41 src/network.sh: NAT unless NETWORK is N or user (DHCP=Y: macvtap)
+    if network[:1] not in ("N", "n") and not network.lower().startswith("user"):
+        if env.get("DHCP", "N")[:1] not in ("Y", "y", "1"):
+            run.append("--device /dev/net/tun")
+        run.append("--cap-add NET_ADMIN")
+    if accelerator == "kvm":
+        run.append("--device /dev/kvm")
+    return {
+        L.RESTORE_RUN: " ".join(run),
+        L.RESTORE_CPU_CORES: env.get("CPU_CORES", ""),
+        L.RESTORE_RAM_SIZE: env.get("RAM_SIZE", ""),
+        L.RESTORE_CPU_VENDOR: vendor,
+        L.RESTORE_CPU_FLAGS: " ".join(sorted(flags.intersection(KVM_CPU_FLAGS))),
+    }
+
+
+def restore_conf(env: dict[str, str], contract: dict[str, str]) -> str:
+    """``restore.conf`` for restore-check.sh: the VM's variables and the build host's CPU."""
+    lines = [f"RESTORE_ENV_NAMES={shlex.quote(' '.join(env))}"]
+    lines += [f"RESTORE_ENV_{k}={shlex.quote(v)}" for k, v in env.items()]
+    lines.append(f"RESTORE_CPU_VENDOR={shlex.quote(contract[L.RESTORE_CPU_VENDOR])}")
+    lines.append(f"RESTORE_CPU_FLAGS={shlex.quote(contract[L.RESTORE_CPU_FLAGS])}")
+    return "\n".join(lines) + "\n"
+
+
+def base_entry(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The base image's ENTRYPOINT and CMD (its ``Config``), run after the restore check."""
+    entry = [str(a) for a in config.get("Entrypoint") or []]
+    cmd = [str(a) for a in config.get("Cmd") or []]
+    if (not entry and not cmd) or any("\n" in a for a in entry + cmd):
+        raise VdsmError(
+            f"the build base's entry point {entry!r} {cmd!r} cannot be wrapped by the final "
+            "image's restore check (none, or an argument with a line break): fix the base image"
+        )
+    return entry, cmd
+
+
 def flatten(ctx: StageContext) -> FlattenResult:
     """Build the candidate final image from the ``final`` checkpoint (see :func:`promote`)."""
     started = time.monotonic()
@@ -113,33 +219,40 @@ def flatten(ctx: StageContext) -> FlattenResult:
     accelerator = state.accelerator or "tcg"
     fp = state.fingerprints["image"]
     tag = candidate_tag(params, accelerator, fp)
-    env = vm_env(params, accelerator)
+    env = final_env(params, accelerator)
+    contract = restore_contract(env, accelerator, Path("/proc/cpuinfo").read_text())
+    base = get_image(client, state.base_image or "")
+    if base is None:
+        raise VdsmError(f"the build base {state.base_image!r} is gone: run the prepare stage")
+    entry, cmd = base_entry(base.attrs["Config"])
     health = (
         f"HEALTH_USER={urllib.parse.quote(params.admin.user, safe='')}\n"
         f"HEALTH_PASSWORD={urllib.parse.quote(params.admin.password, safe='')}\n"
         f"GUEST_ADDRESS={params.base.guest_address}\n"
+        # the stage context's timeouts are this accelerator's (StageContext)
+        f"HEALTH_TIMEOUT={params.timeouts.for_accelerator(accelerator).health:g}\n"
     )
+    instruction = env_instruction(env)
+    dockerfile, found = VM_ENV_LINE.subn(
+        lambda _: instruction, project_file("Dockerfile.flatten").read_text()
+    )
+    if found != 1:
+        raise VdsmError("Dockerfile.flatten lacks its `# vdsm-ci:vm-env` line: restore it")
     with tempfile.TemporaryDirectory(prefix="vdsm-ci-flatten-") as tmp:
-        shutil.copy(project_file("Dockerfile.flatten"), Path(tmp) / "Dockerfile")
-        shutil.copy(ASSETS / "healthcheck.sh", Path(tmp) / "healthcheck.sh")
+        (Path(tmp) / "Dockerfile").write_text(dockerfile)
+        for name in IMAGE_ASSET_FILES:
+            shutil.copy(ASSETS / name, Path(tmp) / name)
         (Path(tmp) / "health.conf").write_text(health)
+        (Path(tmp) / "restore.conf").write_text(restore_conf(env, contract))
+        (Path(tmp) / "entrypoint").write_text("".join(f"{a}\n" for a in entry))
+        (Path(tmp) / "cmd").write_text("".join(f"{a}\n" for a in cmd))
         image = build_image(
             client,
             Path(tmp),
             dockerfile="Dockerfile",
             tag=tag,
-            buildargs={
-                "BASE": state.base_image or "",
-                "CHECKPOINT": checkpoint,
-                "VM_ARGUMENTS": "-loadvm final",
-                **{
-                    f"VM_{k}": env[k]
-                    for k in ("KVM", "RAM_SIZE", "CPU_CORES", "CPU_MODEL", "MACHINE")
-                },
-                "VM_DISK_FMT": env["DISK_FMT"],
-                "VM_DISK_SIZE": env["DISK_SIZE"],
-            },
-            labels=candidate_labels(params, accelerator, state.qemu_version or ""),
+            buildargs={"BASE": state.base_image or "", "CHECKPOINT": checkpoint},
+            labels={**candidate_labels(params, accelerator, state.qemu_version or ""), **contract},
         )
     before = get_image(client, checkpoint)
     state.candidate = tag

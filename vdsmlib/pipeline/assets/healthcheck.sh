@@ -12,8 +12,9 @@
 #    on every address of the container.
 # Plain bash (/dev/tcp, /proc/net/route) and coreutils, so it needs nothing the base may lack.
 set -u
-# HEALTH_USER, HEALTH_PASSWORD (URL-encoded), GUEST_ADDRESS. (Both paths can be moved by the
-# environment, for tests.)
+# HEALTH_USER, HEALTH_PASSWORD (URL-encoded), GUEST_ADDRESS, HEALTH_TIMEOUT (seconds one answer
+# may take: params timeouts.health, times timeouts.tcg_factor for a TCG image). (Both paths can
+# be moved by the environment, for tests.)
 . "${VDSM_CI_HEALTH_CONF:-/etc/vdsm-ci/health.conf}"
 
 # on_link IP: the container routes IP directly (no gateway) through one of its interfaces.
@@ -40,9 +41,9 @@ fi
 host=${addr%:*}
 port=${addr##*:}
 
-# get PATH: the raw HTTP answer; a guest that does not answer costs at most 8 s.
+# get PATH: the raw HTTP answer; a guest that does not answer costs at most HEALTH_TIMEOUT s.
 get() {
-  timeout 8 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
+  timeout "${HEALTH_TIMEOUT:-8}" bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
     printf "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n" "$2" "$0" >&3
     cat <&3' "$host" "$port" "$1"
 }
