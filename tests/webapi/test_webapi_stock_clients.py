@@ -19,7 +19,7 @@ from synology_api.core_sys_info import SysInfo
 from tests.sim.test_guest_api import call, err, ok
 
 
-def _client(sim: Sim, kind: type[BaseApi], *, new: bool = True) -> Any:
+def _client(sim: Sim, kind: type[BaseApi], *, new: bool = True, **options: Any) -> Any:
     """One of synology-api's classes, logged in over http (parameters encrypted)."""
     if new:
         # the library keeps one login per process (BaseApi.shared_session): each test's DSM
@@ -34,6 +34,7 @@ def _client(sim: Sim, kind: type[BaseApi], *, new: bool = True) -> Any:
         secure=False,
         dsm_version=7,
         debug=False,
+        **options,
     )
 
 

@@ -79,6 +79,25 @@ ISCSI_SNAPSHOT_MAX_COUNT = 18990543
 ISCSI_BAD_TARGET = 18990710
 ISCSI_DUPLICATE_TARGET = 18990744
 
+# File Station (Synology's File Station API guide, "Common error codes" and each API's table).
+FS_INVALID_PARAMETER = 400
+FS_UNKNOWN = 401
+FS_NOT_PERMITTED = 407
+FS_NO_SUCH_FILE = 408
+FS_FILE_EXISTS = 414
+FS_NO_SPACE = 416
+FS_ILLEGAL_NAME = 418
+FS_NO_SUCH_TASK = 599
+FS_DELETE_FAILED = 900
+FS_COPY_FAILED = 1000
+FS_MOVE_FAILED = 1001
+FS_DESTINATION_ERROR = 1002
+FS_CREATE_FOLDER_FAILED = 1100
+FS_RENAME_FAILED = 1200
+FS_UPLOAD_INCOMPLETE = 1800
+FS_UPLOAD_NO_FILENAME = 1802
+FS_UPLOAD_EXISTS = 1805
+
 #: Codes every API may return.
 COMMON_ERRORS: dict[int, str] = {
     UNKNOWN: "unknown error",
@@ -138,6 +157,26 @@ ISCSI_ERRORS: dict[int, str] = {
     ISCSI_DUPLICATE_TARGET: "duplicated target name",
 }
 
+FILESTATION_ERRORS: dict[int, str] = {
+    FS_INVALID_PARAMETER: "invalid parameter of file operation",
+    FS_UNKNOWN: "unknown error of file operation",
+    FS_NOT_PERMITTED: "operation not permitted",
+    FS_NO_SUCH_FILE: "no such file or directory",
+    FS_FILE_EXISTS: "file already exists",
+    FS_NO_SPACE: "no space left on device",
+    FS_ILLEGAL_NAME: "illegal name or path",
+    FS_NO_SUCH_TASK: "no such task of the file operation",
+    FS_DELETE_FAILED: "failed to delete file(s)/folder(s)",
+    FS_COPY_FAILED: "failed to copy files/folders",
+    FS_MOVE_FAILED: "failed to move files/folders",
+    FS_DESTINATION_ERROR: "an error occurred at the destination",
+    FS_CREATE_FOLDER_FAILED: "failed to create a folder",
+    FS_RENAME_FAILED: "failed to rename it",
+    FS_UPLOAD_INCOMPLETE: "no Content-Length or an incomplete upload",
+    FS_UPLOAD_NO_FILENAME: "no filename in the upload",
+    FS_UPLOAD_EXISTS: "cannot overwrite or skip the existing file: no overwrite parameter",
+}
+
 #: API name -> its own codes (looked up before :data:`COMMON_ERRORS`).
 BY_API: dict[str, dict[int, str]] = {
     "SYNO.API.Auth": AUTH_ERRORS,
@@ -147,6 +186,20 @@ BY_API: dict[str, dict[int, str]] = {
     "SYNO.Core.FileServ.SMB": SMB_ERRORS,
     "SYNO.Core.ISCSI.LUN": ISCSI_ERRORS,
     "SYNO.Core.ISCSI.Target": ISCSI_ERRORS,
+    **{
+        f"SYNO.FileStation.{name}": FILESTATION_ERRORS
+        for name in (
+            "List",
+            "Upload",
+            "Download",
+            "CreateFolder",
+            "Delete",
+            "Rename",
+            "CopyMove",
+            "DirSize",
+            "MD5",
+        )
+    },
 }
 
 

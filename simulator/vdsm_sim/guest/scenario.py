@@ -91,6 +91,9 @@ class Scenario:
     require_synotoken: bool = False
     dsm_version: str = "DSM 7.2.2-72806"
     hostname: str = "VirtualDSM"
+    #: Where File Station finds /volume1's shared folders (SIM_VOLUME_ROOT): the guest's
+    #: /volume1, which SMB and NFS serve; a directory of the test's on the host.
+    volume_root: str = "/volume1"
 
     @property
     def build_number(self) -> str:
@@ -155,4 +158,5 @@ class Scenario:
             in ("1", "true", "yes", "on"),
             dsm_version=env.get("SIM_DSM_VERSION", "").strip() or "DSM 7.2.2-72806",
             hostname=hostname,
+            volume_root=env.get("SIM_VOLUME_ROOT", "").strip() or "/volume1",
         )

@@ -14,16 +14,18 @@ Routes:
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
-from . import dataplane, views, webapi
+from . import dataplane, filestation, views, webapi
 from .facts import policy
 from .screens import SCREENS
 from .state import Account, Session, SimState
@@ -38,6 +40,15 @@ _CONTENT_TYPES = {
     ".svg": "image/svg+xml",
 }
 _WEBAPI_CGIS = ("query.cgi", "auth.cgi", "entry.cgi", "encryption.cgi", "otp.cgi")
+
+
+def _form(encoded: str) -> dict[str, str]:
+    """url-encoded parameters; a name given several times (``additional=a&additional=b``, as
+    N4S4/synology-api sends a list) is its values comma-separated."""
+    out: dict[str, str] = {}
+    for name, value in parse_qsl(encoded, keep_blank_values=True):
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
 
 
 def _log(line: str) -> None:
@@ -155,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        query = _form(url.query)
         path = url.path
         if path in ("/", "/index.cgi", "/webman/index.cgi"):
             view = views.current_view(self.state, self._session())
@@ -176,12 +187,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         path = url.path
+        ctype = self.headers.get("Content-Type", "")
+        if path.startswith("/webapi/") and ctype.lower().startswith("multipart/form-data"):
+            self._webapi_multipart(path.removeprefix("/webapi/"), url.query, ctype)
+            return
         # Read the body whatever the route, so a kept-alive connection stays in step.
         body = self._body()
         if path.startswith("/webapi/"):
-            params = dict(parse_qsl(url.query, keep_blank_values=True))
+            params = _form(url.query)
             if "json" not in self.headers.get("Content-Type", ""):
-                params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+                params.update(_form(body.decode("utf-8", "replace")))
             self._webapi(path.removeprefix("/webapi/"), params)
         elif path == "/sim/ui/admin":
             self._admin(self._json(body))
@@ -199,6 +214,47 @@ class Handler(BaseHTTPRequestHandler):
             return
         ctype = _CONTENT_TYPES.get(target.suffix, "application/octet-stream")
         self._send(200, target.read_bytes(), ctype)
+
+    def _webapi_multipart(self, cgi: str, query: str, ctype: str) -> None:
+        """A multipart call (File Station's upload): the fields join the query's parameters,
+        the file streams to the volume (filestation.receive_multipart) and is handed on as
+        ``__upload_file``/``__upload_name``; whatever the handler did not keep is removed."""
+        params = _form(query)
+        length = int(self.headers.get("Content-Length") or 0)
+        tmp_dir = filestation.volume_root(self.state) / filestation.UPLOAD_DIR_NAME
+        upload: Path | None = None
+        try:
+            fields, upload, name = filestation.receive_multipart(self.rfile, length, ctype, tmp_dir)
+        except filestation.UploadError as err:
+            self.close_connection = True
+            self._send_json({"success": False, "error": {"code": err.code}}, note="bad upload")
+            return
+        except OSError as err:
+            self.close_connection = True
+            code = 416 if err.errno == errno.ENOSPC else 401
+            self._send_json({"success": False, "error": {"code": code}}, note=str(err))
+            return
+        params.update(fields)
+        if upload is not None:
+            params["__upload_file"] = str(upload)
+            params["__upload_name"] = name
+        try:
+            self._webapi(cgi, params)
+        finally:
+            if upload is not None:
+                upload.unlink(missing_ok=True)
+
+    def _send_file(self, real: Path, note: str) -> None:
+        size = real.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(real.name)}")
+        self.end_headers()
+        if self.command != "HEAD":
+            with real.open("rb") as f:
+                shutil.copyfileobj(f, self.wfile, 1 << 16)
+        _log(f"{self.command} {urlsplit(self.path).path} 200 {note}")
 
     def _webapi(self, cgi: str, params: dict[str, str]) -> None:
         # DSM 7's web UI calls ``entry.cgi/<api name>``: the path names the API when the
@@ -224,6 +280,9 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Set-Cookie", f"{name}={value}; Path=/; SameSite=Lax"))
         outcome = "ok" if result.code == 0 else f"error {result.code}"
         note = f"api={result.api} method={result.method} version={result.version} -> {outcome}"
+        if result.download is not None and result.code == 0:
+            self._send_file(result.download, note)
+            return
         self._send_json(result.payload, headers=headers, note=note)
 
     def _panel(self, name: str) -> None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from . import crypto, dataplane, monitor
+from . import filestation as fs
 from .facts import errors as codes
 from .facts import webapi as catalogue
 from .state import (
@@ -89,6 +93,8 @@ class ApiResult:
     set_cookie_sid: str | None = None
     #: Other cookies to set (name, value).
     cookies: list[tuple[str, str]] = field(default_factory=list)
+    #: A file to send as the answer instead of JSON (File Station's download).
+    download: Path | None = None
     api: str = ""
     method: str = ""
     version: str = ""
@@ -951,19 +957,337 @@ def _filestation_info(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-def _filestation_list_share(ctx: Ctx) -> dict[str, Any]:
-    offset = ctx.integer("offset", required=False, default=0)
+def _fail(code: int) -> ApiError:
+    return ApiError(code)
+
+
+def _fs_paths(ctx: Ctx, name: str) -> list[str]:
+    """Paths as a JSON list, or one path, or comma-separated paths (File Station API guide)."""
+    value = ctx.value(name)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    if isinstance(value, str) and value:
+        return [v for v in value.split(",") if v] if not value.startswith("[") else [value]
+    raise ApiError(codes.FS_INVALID_PARAMETER)
+
+
+def _fs_additional(ctx: Ctx) -> list[str]:
+    return ctx.string_list("additional") if ctx.has("additional") else []
+
+
+def _fs_page(ctx: Ctx, entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int, int]:
+    """``sort_by``, ``sort_direction``, ``offset`` and ``limit`` (0: all) applied."""
+    by = ctx.text("sort_by", required=False, default="name")
+    direction = ctx.text("sort_direction", required=False, default="asc")
+    if by not in fs._SORT_KEYS or direction not in ("asc", "desc"):
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    offset = max(ctx.integer("offset", required=False, default=0), 0)
     limit = ctx.integer("limit", required=False, default=0)
+    ordered = fs.sort_entries(entries, by, direction)
+    total = len(ordered)
+    page = ordered[offset:]
+    if limit > 0:
+        page = page[:limit]
+    return page, total, offset
+
+
+def _fs_sort_needs(ctx: Ctx, additional: list[str]) -> list[str]:
+    """The additional fields sorting needs, besides those asked for (removed afterwards)."""
+    by = ctx.text("sort_by", required=False, default="name")
+    need = {"size": "size", "user": "owner", "group": "owner", "posix": "perm", "type": "type"}
+    if by in ("mtime", "atime", "ctime", "crtime"):
+        return sorted(set(additional) | {"time"})
+    return sorted(set(additional) | ({need[by]} if by in need else set()))
+
+
+def _fs_trim(entries: list[dict[str, Any]], additional: list[str]) -> list[dict[str, Any]]:
+    for e in entries:
+        add = e.get("additional")
+        if add is None:
+            continue
+        if not additional:
+            del e["additional"]
+            continue
+        for key in list(add):
+            if key not in additional:
+                del add[key]
+    return entries
+
+
+def _filestation_list_share(ctx: Ctx) -> dict[str, Any]:
+    additional = _fs_additional(ctx)
+    wanted = _fs_sort_needs(ctx, additional)
     with ctx.state.lock:
-        shares = [
-            {"isdir": True, "name": s.name, "path": "/" + s.name}
-            for s in sorted(ctx.state.shares.values(), key=lambda s: s.name.lower())
-        ]
-    total = len(shares)
-    shares = shares[max(offset, 0) :]
-    if limit > 0:  # FileStation's limit 0 means "all"
-        shares = shares[:limit]
-    return {"shares": shares, "total": total, "offset": offset}
+        names = [s.name for s in ctx.state.shares.values()]
+    entries = [
+        fs.entry(ctx.state, fs.resolve(ctx.state, "/" + n, _fail), wanted, share=True)
+        for n in names
+    ]
+    page, total, offset = _fs_page(ctx, entries)
+    return {"shares": _fs_trim(page, additional), "total": total, "offset": offset}
+
+
+def _filestation_list(ctx: Ctx) -> dict[str, Any]:
+    folder = ctx.text("folder_path")
+    real = fs.resolve(ctx.state, folder, _fail)
+    if not real.is_dir():
+        raise ApiError(codes.FS_NO_SUCH_FILE)
+    additional = _fs_additional(ctx)
+    wanted = _fs_sort_needs(ctx, additional)
+    patterns = ctx.string_list("pattern") if ctx.has("pattern") else []
+    filetype = ctx.text("filetype", required=False, default="all")
+    if filetype not in ("all", "file", "dir"):
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    entries = []
+    for child in real.iterdir():
+        if child.name.startswith(("@", "#")) or not fs.matches(child.name, patterns):
+            continue
+        if filetype != "all" and child.is_dir() != (filetype == "dir"):
+            continue
+        entries.append(fs.entry(ctx.state, child, wanted))
+    page, total, offset = _fs_page(ctx, entries)
+    return {"files": _fs_trim(page, additional), "total": total, "offset": offset}
+
+
+def _filestation_getinfo(ctx: Ctx) -> dict[str, Any]:
+    additional = _fs_additional(ctx)
+    files = []
+    for path in _fs_paths(ctx, "path"):
+        real = fs.resolve(ctx.state, path, _fail)
+        if not real.exists():
+            raise ApiError(codes.FS_NO_SUCH_FILE)
+        files.append(fs.entry(ctx.state, real, additional))
+    return {"files": files}
+
+
+def _fs_name_ok(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..") and len(name) <= 255
+
+
+def _filestation_create_folder(ctx: Ctx) -> dict[str, Any]:
+    parents = _fs_paths(ctx, "folder_path")
+    names = _fs_paths(ctx, "name")
+    force = ctx.boolean("force_parent", required=False)
+    additional = _fs_additional(ctx)
+    if len(parents) != len(names) and len(parents) != 1:
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    folders = []
+    for i, name in enumerate(names):
+        parent = fs.resolve(ctx.state, parents[i if len(parents) > 1 else 0], _fail)
+        if not _fs_name_ok(name):
+            raise ApiError(codes.FS_ILLEGAL_NAME)
+        target = parent / name
+        try:
+            target.mkdir(parents=force, exist_ok=force)
+        except FileExistsError:
+            raise ApiError(codes.FS_CREATE_FOLDER_FAILED) from None
+        except FileNotFoundError:
+            raise ApiError(codes.FS_NO_SUCH_FILE) from None
+        folders.append(fs.entry(ctx.state, target, additional))
+    return {"folders": folders}
+
+
+def _filestation_rename(ctx: Ctx) -> dict[str, Any]:
+    paths = _fs_paths(ctx, "path")
+    names = _fs_paths(ctx, "name")
+    additional = _fs_additional(ctx)
+    if len(paths) != len(names):
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    files = []
+    for path, name in zip(paths, names, strict=True):
+        real = fs.resolve(ctx.state, path, _fail)
+        if not real.exists() or len(real.relative_to(fs.volume_root(ctx.state)).parts) < 2:
+            raise ApiError(codes.FS_NO_SUCH_FILE)
+        if not _fs_name_ok(name):
+            raise ApiError(codes.FS_ILLEGAL_NAME)
+        target = real.with_name(name)
+        if target.exists():
+            raise ApiError(codes.FS_FILE_EXISTS)
+        real.rename(target)
+        files.append(fs.entry(ctx.state, target, additional))
+    return {"files": files}
+
+
+def _fs_remove(real: Path) -> None:
+    if real.is_dir() and not real.is_symlink():
+        shutil.rmtree(real)
+    else:
+        real.unlink()
+
+
+def _fs_targets(ctx: Ctx, name: str) -> list[Path]:
+    """Existing files inside a shared folder (not the shared folder itself)."""
+    out = []
+    for path in _fs_paths(ctx, name):
+        real = fs.resolve(ctx.state, path, _fail)
+        if not real.exists() or len(real.relative_to(fs.volume_root(ctx.state)).parts) < 2:
+            raise ApiError(codes.FS_NO_SUCH_FILE)
+        out.append(real)
+    return out
+
+
+def _filestation_delete(ctx: Ctx) -> None:
+    """``delete``: the blocking form (version 2)."""
+    for real in _fs_targets(ctx, "path"):
+        _fs_remove(real)
+
+
+def _filestation_delete_start(ctx: Ctx) -> dict[str, Any]:
+    targets = _fs_targets(ctx, "path")
+    state = ctx.state
+
+    def work(task: fs.Task) -> None:
+        task.result = {"processed_num": 0, "total": len(targets), "progress": 0.0, "path": ""}
+        for i, real in enumerate(targets, start=1):
+            if task.cancel.is_set():
+                return
+            _fs_remove(real)
+            task.result = {
+                "processed_num": i,
+                "total": len(targets),
+                "progress": i / len(targets),
+                "path": fs.dsm_path_of(state, real),
+                "processing_path": fs.dsm_path_of(state, real),
+            }
+
+    return {"taskid": fs.start_task("delete", work)}
+
+
+def _filestation_copymove_start(ctx: Ctx) -> dict[str, Any]:
+    sources = _fs_targets(ctx, "path")
+    dest_path = ctx.text("dest_folder_path")
+    dest = fs.resolve(ctx.state, dest_path, _fail)
+    if not dest.is_dir():
+        raise ApiError(codes.FS_NO_SUCH_FILE)
+    overwrite_given = ctx.has("overwrite")
+    overwrite = ctx.boolean("overwrite", required=False)
+    remove_src = ctx.boolean("remove_src", required=False)
+    for real in sources:
+        if (dest / real.name).exists() and not overwrite_given:
+            # Without ``overwrite`` an existing destination is an error (File Station API
+            # guide, CopyMove: "overwrite ... If not specified, an error will be returned").
+            raise ApiError(codes.FS_FILE_EXISTS)
+    state = ctx.state
+
+    def work(task: fs.Task) -> None:
+        total = len(sources)
+        task.result = {"dest_folder_path": dest_path, "progress": 0.0, "processed_size": 0}
+        done = 0
+        for real in sources:
+            if task.cancel.is_set():
+                return
+            target = dest / real.name
+            if target.exists():
+                if not overwrite:
+                    continue
+                _fs_remove(target)
+            if remove_src:
+                shutil.move(str(real), str(target))
+            elif real.is_dir():
+                shutil.copytree(real, target)
+            else:
+                shutil.copyfile(real, target)
+            done += 1
+            task.result = {
+                "dest_folder_path": dest_path,
+                "path": fs.dsm_path_of(state, real),
+                "processing_path": fs.dsm_path_of(state, real),
+                "progress": done / total,
+                "processed_size": 0,
+                "total": total,
+            }
+
+    return {"taskid": fs.start_task("copymove", work)}
+
+
+def _filestation_dirsize_start(ctx: Ctx) -> dict[str, Any]:
+    paths = [fs.resolve(ctx.state, p, _fail) for p in _fs_paths(ctx, "path")]
+    if not all(p.exists() for p in paths):
+        raise ApiError(codes.FS_NO_SUCH_FILE)
+    return {"taskid": fs.start_task("dirsize", lambda task: fs.dir_size(task, paths))}
+
+
+def _filestation_md5_start(ctx: Ctx) -> dict[str, Any]:
+    real = fs.resolve(ctx.state, ctx.text("file_path"), _fail)
+    if not real.is_file():
+        raise ApiError(codes.FS_NO_SUCH_FILE)
+    return {"taskid": fs.start_task("md5", lambda task: fs.md5(task, real))}
+
+
+def _fs_status(kind: str) -> Handler:
+    def status(ctx: Ctx) -> dict[str, Any]:
+        task = fs.get_task(ctx.text("taskid"), kind)
+        if task is None:
+            raise ApiError(codes.FS_NO_SUCH_TASK)
+        finished = task.finished
+        if finished and task.error:
+            raise ApiError(task.error)
+        return {"finished": finished, **task.result}
+
+    return status
+
+
+def _fs_stop(kind: str) -> Handler:
+    def stop(ctx: Ctx) -> None:
+        taskid = ctx.text("taskid")
+        if fs.get_task(taskid, kind) is None:
+            raise ApiError(codes.FS_NO_SUCH_TASK)
+        fs.drop_task(taskid)
+
+    return stop
+
+
+def _filestation_upload(ctx: Ctx) -> dict[str, Any]:
+    """``upload``: the multipart body's file (streamed to ``__upload_file`` by the server) into
+    ``path``. ``overwrite``: true replaces, false skips (``"overwrite"``/``"skip"`` in v3);
+    left out, an existing file is 1805 (File Station API guide, Upload)."""
+    tmp = ctx.params.get("__upload_file", "")
+    name = ctx.params.get("__upload_name", "")
+    if not tmp:
+        raise ApiError(codes.FS_UPLOAD_INCOMPLETE)
+    if not name:
+        raise ApiError(codes.FS_UPLOAD_NO_FILENAME)
+    folder = fs.resolve(ctx.state, ctx.text("path"), _fail)
+    create_parents = ctx.boolean("create_parents", required=False)
+    raw = ctx.text("overwrite", required=False, default="").lower()
+    if raw not in ("", "true", "false", "overwrite", "skip"):
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    if not folder.is_dir():
+        if not create_parents:
+            raise ApiError(codes.FS_NO_SUCH_FILE)
+        folder.mkdir(parents=True)
+    if not _fs_name_ok(name):
+        raise ApiError(codes.FS_ILLEGAL_NAME)
+    target = folder / name
+    skip = False
+    if target.exists():
+        if raw == "":
+            raise ApiError(codes.FS_UPLOAD_EXISTS)
+        skip = raw in ("false", "skip")
+    if not skip:
+        os.replace(tmp, target)
+        for stamp in ("mtime", "atime"):
+            if ctx.has(stamp):
+                ms = ctx.integer(stamp)
+                st = target.stat()
+                times = (ms / 1000, st.st_mtime) if stamp == "atime" else (st.st_atime, ms / 1000)
+                os.utime(target, times)
+    return {"blSkip": skip, "file": name, "pid": os.getpid(), "progress": 100}
+
+
+def _filestation_download(ctx: Ctx) -> None:
+    """``download``: one file's bytes (a folder or several paths: 400, the simulator's
+    choice; DSM zips them)."""
+    paths = _fs_paths(ctx, "path")
+    ctx.text("mode", required=False, default="open")  # open or download: the same bytes
+    if len(paths) != 1:
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    real = fs.resolve(ctx.state, paths[0], _fail)
+    if not real.exists():
+        raise ApiError(codes.FS_NO_SUCH_FILE)
+    if not real.is_file():
+        raise ApiError(codes.FS_INVALID_PARAMETER)
+    ctx.extra["download"] = real
 
 
 def _storage_load_info(ctx: Ctx) -> dict[str, Any]:
@@ -1449,7 +1773,51 @@ _APIS = (
     Api("SYNO.Core.Network.Interface", {"list": Method(_network_interface_list)}),
     Api("SYNO.DSM.Network", {"list": Method(_dsm_network_list), "get": Method(_dsm_network_list)}),
     Api("SYNO.FileStation.Info", {"get": Method(_filestation_info)}),
-    Api("SYNO.FileStation.List", {"list_share": Method(_filestation_list_share)}),
+    Api(
+        "SYNO.FileStation.List",
+        {
+            "list_share": Method(_filestation_list_share),
+            "list": Method(_filestation_list),
+            "getinfo": Method(_filestation_getinfo),
+        },
+    ),
+    Api("SYNO.FileStation.CreateFolder", {"create": Method(_filestation_create_folder)}),
+    Api("SYNO.FileStation.Rename", {"rename": Method(_filestation_rename)}),
+    Api("SYNO.FileStation.Upload", {"upload": Method(_filestation_upload)}),
+    Api("SYNO.FileStation.Download", {"download": Method(_filestation_download)}),
+    Api(
+        "SYNO.FileStation.Delete",
+        {
+            "start": Method(_filestation_delete_start),
+            "status": Method(_fs_status("delete")),
+            "stop": Method(_fs_stop("delete")),
+            "delete": Method(_filestation_delete, min_version=2),
+        },
+    ),
+    Api(
+        "SYNO.FileStation.CopyMove",
+        {
+            "start": Method(_filestation_copymove_start),
+            "status": Method(_fs_status("copymove")),
+            "stop": Method(_fs_stop("copymove")),
+        },
+    ),
+    Api(
+        "SYNO.FileStation.DirSize",
+        {
+            "start": Method(_filestation_dirsize_start),
+            "status": Method(_fs_status("dirsize")),
+            "stop": Method(_fs_stop("dirsize")),
+        },
+    ),
+    Api(
+        "SYNO.FileStation.MD5",
+        {
+            "start": Method(_filestation_md5_start),
+            "status": Method(_fs_status("md5")),
+            "stop": Method(_fs_stop("md5")),
+        },
+    ),
     Api("SYNO.Storage.CGI.Storage", {"load_info": Method(_storage_load_info)}),
     Api("SYNO.Core.System.Utilization", {"get": Method(_utilization_get)}),
     Api("SYNO.Core.Network", {"get": Method(_network_get)}),
@@ -1561,6 +1929,7 @@ def _dispatch(
         dataplane.changed(state)  # served before the API answers
     result.set_cookie_sid = ctx.set_cookie_sid
     result.cookies = ctx.cookies
+    result.download = ctx.extra.get("download")
     return data
 
 
