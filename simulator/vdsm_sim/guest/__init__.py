@@ -56,6 +56,9 @@ Scenario knobs (environment variables, read once at startup)
 ``SIM_HOSTNAME``
     Server name before setup (default ``VirtualDSM``); the admin form prefills it and replaces
     it with the chosen server name.
+``SIM_VOLUME_ROOT``
+    The directory File Station serves as ``/volume1`` (default ``/volume1``, the volume SMB and
+    NFS serve in the guest); a test's own directory when the guest runs on the host.
 
 Account policy
 --------------
