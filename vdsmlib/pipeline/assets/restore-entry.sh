@@ -11,14 +11,16 @@
 # SIGTERM (or SIGINT) ends QEMU with SIGTERM (QEMU flushes its disks and exits at once), then
 # every other process, and the container exits 0 within seconds.
 set -u
+# (Both places can be moved by the environment, for tests.)
+etc=${VDSM_CI_ETC:-/etc/vdsm-ci}
 
-/bin/bash /usr/local/bin/vdsm-ci-restore-check || exit
+/bin/bash "${VDSM_CI_RESTORE_CHECK:-/usr/local/bin/vdsm-ci-restore-check}" || exit
 
-mapfile -t argv </etc/vdsm-ci/entrypoint
+mapfile -t argv <"$etc/entrypoint"
 if [ $# -gt 0 ]; then
   argv+=("$@")
 else
-  mapfile -t cmd </etc/vdsm-ci/cmd
+  mapfile -t cmd <"$etc/cmd"
   argv+=("${cmd[@]}")
 fi
 
