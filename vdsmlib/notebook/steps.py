@@ -11,6 +11,7 @@ before the error. Example (``notebooks/post-wizard.ipynb``)::
     await nb.restore_vm()       # reattach the build's VM, or restore start-ready (and replay)
     await nb.open_browser()     # the stage's page and its screenshot
     await nb.step()             # stepping: perform the screen showing now; run again for the next
+    await nb.to_failure()       # a failed run: step to the screen that failed
     await nb.screens()          # every remaining screen until the stage is done (the build)
     await nb.close_browser()    # each screen's screenshot beside its clip
     nb.finish()                 # stages/<stage>.json for the build, the outcome
@@ -187,6 +188,18 @@ class StageNotebook:
         if record.screenshot is not None:
             show_image(record.screenshot, f"{steps.stage}: {record.screen} (performed)")
         return record
+
+    async def to_failure(self, max_steps: int = 30) -> UnknownScreenError | None:
+        """Step (each screen shown) until a screen no profile entry knows: its diagnosis is
+        shown and it is returned, the page kept open; None when the stage got done."""
+        for _ in range(max_steps):
+            try:
+                record = await self.step()
+            except UnknownScreenError as err:
+                return err
+            if record is None:
+                return None
+        return None
 
     def insert_suggestion(self, suggestion: str | None = None) -> str:
         """Insert the suggested entry (default: the unknown screen's) into the stage's profile
