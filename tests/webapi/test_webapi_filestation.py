@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sim_dsm import Sim
+from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
 from synology_api.filestation import FileStation
 from test_webapi_stock_clients import _client
 
@@ -278,3 +279,71 @@ def test_a_large_upload_streams_to_disk(fsim: Sim, volume: Path) -> None:
     grown = _peak_rss_kib(fsim.process.pid) - before
     print(f"peak memory grew by {grown} KiB for a {size >> 10} KiB upload")
     assert grown < (size >> 10) // 4
+
+
+@pytest.fixture
+def small_volume(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs as /volume1, to fill (mounting needs root, as the project's machines are)."""
+    root = tmp_path / "small-volume1"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+def test_over_https_and_a_full_volume(
+    sim_factory: Callable[..., Sim], small_volume: Path, tmp_path: Path
+) -> None:
+    """DSM's 5001 serves File Station too; an upload larger than the free space is 416 and
+    leaves nothing behind."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=simnas", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    sim = sim_factory(
+        SIM_VOLUME_ROOT=str(small_volume),
+        SIM_TLS_PORT="0",
+        SIM_TLS_CERT=str(cert),
+        SIM_TLS_KEY=str(key),
+    )
+    line = next(x for x in sim.server.log().splitlines() if "listening on https://" in x)
+    https = line.split("listening on ", 1)[1].strip().rstrip("/")
+    http = requests.Session()
+    # verify=False below: DSM's self-signed certificate, as its clients accept it
+    login = http.post(
+        f"{https}/webapi/entry.cgi",
+        data={"api": "SYNO.API.Auth", "version": "6", "method": "login",
+              "account": ADMIN_USER, "passwd": ADMIN_PASSWORD},
+        timeout=30, verify=False,
+    ).json()  # fmt: skip
+    sid = ok(login)["sid"]
+    _make_share(sim, sid)
+
+    def upload(name: str, data: bytes) -> dict[str, Any]:
+        resp = http.post(
+            f"{https}/webapi/entry.cgi",
+            params={"api": "SYNO.FileStation.Upload", "version": "2", "method": "upload",
+                    "_sid": sid},
+            files=[("path", (None, f"/{SHARE}")), ("overwrite", (None, "true")),
+                   ("file", (name, data))],
+            timeout=60, verify=False,
+        )  # fmt: skip
+        result: dict[str, Any] = resp.json()
+        return result
+
+    small = os.urandom(64 << 10)
+    ok(upload("small.bin", small))
+    down = http.get(
+        f"{https}/webapi/entry.cgi",
+        params={"api": "SYNO.FileStation.Download", "version": "2", "method": "download",
+                "path": f'["/{SHARE}/small.bin"]', "mode": "download", "_sid": sid},
+        timeout=30, verify=False,
+    )  # fmt: skip
+    assert down.status_code == 200 and down.content == small
+    assert err(upload("big.bin", os.urandom(4 << 20))) == 416
+    assert not (small_volume / SHARE / "big.bin").exists()
+    assert list((small_volume / "@sim_upload").iterdir()) == []
