@@ -32,6 +32,7 @@ from vdsm_sim.image.build import SIM_REPOSITORY, SimImage, ensure_sim_image
 
 from vdsmlib import services
 from vdsmlib.docker import labels as L
+from vdsmlib.dsm import iscsi as iscsi_facts
 from vdsmlib.params import load_params
 from vdsmlib.qemu.accel import probe_accelerator
 from vdsmlib.services import dataplane
@@ -707,6 +708,52 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
     iqn = services.dsm_iqn("simtest", "dp")
     capacity = _client(["iscsi-readcapacity16", f"iscsi://127.0.0.1:{ports.iscsi}/{iqn}/1"])
     assert f"Total size:{1024**3}" in capacity
+    # DSM's INQUIRY identity (vdsmlib/dsm/iscsi.py), not LIO's LIO-ORG/FILEIO
+    inquiry = _client(["iscsi-inq", f"iscsi://127.0.0.1:{ports.iscsi}/{iqn}/1"])
+    assert f"Vendor:{iscsi_facts.INQUIRY_VENDOR}" in inquiry, inquiry
+    assert f"Product:{iscsi_facts.INQUIRY_PRODUCT}" in inquiry, inquiry
+
+    # File Station's multipart upload lands where SMB and NFS serve it, and back
+    uploaded = b"uploaded through File Station\n"
+    with DsmClient(url) as dsm, dsm.login(user, password) as session:
+        answer = requests.post(
+            f"{url}/webapi/entry.cgi",
+            params={
+                "api": "SYNO.FileStation.Upload",
+                "version": "2",
+                "method": "upload",
+                "_sid": session.sid,
+            },
+            files=[
+                ("path", (None, "/ci")),
+                ("overwrite", (None, "true")),
+                ("file", ("via-filestation.txt", uploaded)),
+            ],
+            timeout=60,
+        ).json()
+        assert answer["success"] is True, answer
+        fetched = tmp_dirs("fetched")
+        _client(
+            ["smbclient", "//127.0.0.1/ci", "-p", str(ports.smb), "-U", user,
+             "-c", f"get via-filestation.txt {fetched / 'smb.txt'}"],
+            password,
+        )  # fmt: skip
+        assert (fetched / "smb.txt").read_bytes() == uploaded
+        nfs_file = f"nfs://127.0.0.1/volume1/ci/via-filestation.txt?version=4&nfsport={ports.nfs}"
+        _client(["nfs-cp", nfs_file, str(fetched / "nfs.txt")])
+        assert (fetched / "nfs.txt").read_bytes() == uploaded
+        listed = requests.get(
+            f"{url}/webapi/entry.cgi",
+            params={
+                "api": "SYNO.FileStation.List",
+                "version": "2",
+                "method": "list",
+                "folder_path": '"/ci"',
+                "_sid": session.sid,
+            },
+            timeout=10,
+        ).json()
+        assert "before-savevm.txt" in [f["name"] for f in listed["data"]["files"]], listed
 
     # A LUN cloned from a snapshot holds the bytes of the snapshot's moment, as the CSI driver's
     # snapshot restore expects (synology-csi pkg/dsm/webapi/iscsi.go: take_snapshot,

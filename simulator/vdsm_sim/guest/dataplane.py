@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .facts import iscsi
+
 if TYPE_CHECKING:
     from .state import SimState
 
@@ -454,6 +456,7 @@ class DataPlane:
             store.mkdir()
             (store / "control").write_text(f"fd_dev_name={lun.path},fd_dev_size={lun.size}")
             (store / "wwn" / "vpd_unit_serial").write_text(lun.uuid)
+            _identify_as_dsm(store)
             (store / "enable").write_text("1")
         for iqn, mapped in new_targets.items():
             if old_targets.get(iqn) == mapped and (iscsi / iqn).exists():
@@ -478,6 +481,20 @@ class DataPlane:
                 (tpg / "attrib" / attrib).write_text(value)
             (tpg / "enable").write_text("1")
             _say(f"iSCSI target {iqn} on 3260 with {len(mapped)} LUN(s)")
+
+
+def _identify_as_dsm(store: Path) -> None:
+    """INQUIRY vendor and product as DSM's LUNs answer them (vdsmlib.dsm.iscsi), instead of
+    LIO's ``LIO-ORG``/``FILEIO``; written before the backstore is enabled and exported."""
+    for name, value in (
+        ("vendor_id", iscsi.INQUIRY_VENDOR),
+        ("product_id", iscsi.INQUIRY_PRODUCT),
+    ):
+        attr = store / "wwn" / name
+        try:
+            attr.write_text(value)
+        except OSError as err:
+            _say(f"iSCSI {store.name}: cannot set {name} ({err}); LIO's stays")
 
 
 def _remove_target(target: Path) -> None:

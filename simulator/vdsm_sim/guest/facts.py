@@ -10,6 +10,6 @@ library only) beside the guest package, so the same import runs the same source 
 
 from __future__ import annotations
 
-from vdsmlib.dsm import errors, policy, screens, webapi
+from vdsmlib.dsm import errors, iscsi, policy, screens, webapi
 
-__all__ = ["errors", "policy", "screens", "webapi"]
+__all__ = ["errors", "iscsi", "policy", "screens", "webapi"]
