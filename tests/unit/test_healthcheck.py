@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.poll import poll
+from vdsmlib.readiness import NotReady
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "vdsmlib" / "pipeline" / "assets" / "healthcheck.sh"
 USER = "vdsm"
@@ -111,7 +114,13 @@ def nat_layout(ns: Netns) -> None:
 
 
 def health(
-    ns: Netns, tmp_path: Path, *, password: str = PASSWORD, dsm_url: str | None = None
+    ns: Netns,
+    tmp_path: Path,
+    *,
+    password: str = PASSWORD,
+    dsm_url: str | None = None,
+    relogin: int | None = None,
+    wait: int = 0,
 ) -> subprocess.CompletedProcess[str]:
     conf = tmp_path / "health.conf"
     conf.write_text(f"HEALTH_USER={USER}\nHEALTH_PASSWORD={password}\nGUEST_ADDRESS={GUEST}\n")
@@ -123,6 +132,9 @@ def health(
         "PATH": os.environ["PATH"],
         "VDSM_CI_HEALTH_CONF": str(conf),
         "VDSM_CI_DSM_URL": str(url_file),
+        "VDSM_CI_HEALTH_STATE": str(tmp_path / "health.ok"),
+        "HEALTH_WAIT": str(wait),
+        **({} if relogin is None else {"HEALTH_RELOGIN": str(relogin)}),
     }
     return ns.run("bash", str(SCRIPT), env=env)
 
@@ -172,3 +184,83 @@ def test_dsm_url_wins_when_present(netns: Netns, tmp_path: Path) -> None:
         assert time.monotonic() - started < 12
     finally:
         stop(dsm)
+
+
+def test_after_a_login_only_the_port_is_checked_until_relogin(netns: Netns, tmp_path: Path) -> None:
+    """Docker runs the check often; after one login a run only connects, until HEALTH_RELOGIN."""
+    nat_layout(netns)
+    dsm = netns.serve_dsm(GUEST)
+    try:
+        assert health(netns, tmp_path).returncode == 0
+    finally:
+        stop(dsm)
+    state = tmp_path / "health.ok"
+    valid = state.read_text()
+    assert valid.split()[1] == f"{GUEST}:5000"
+    # Something that answers on DSM's port but takes no login (every path 404).
+    (tmp_path / "empty").mkdir()
+    other = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", netns.name, sys.executable, "-m", "http.server"),
+            *("--bind", GUEST, "5000", "--directory", str(tmp_path / "empty")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+    def listening() -> bool:
+        if netns.run("bash", "-c", f"exec 3<>/dev/tcp/{GUEST}/5000").returncode != 0:
+            raise NotReady("nothing listens yet")
+        return True
+
+    try:
+        poll(listening, what="http.server to listen", timeout=30, interval=0.1)
+        remembered = health(netns, tmp_path)
+        assert remembered.returncode == 0, remembered.stdout
+        # the remembered login has expired: a run logs in again, which fails here
+        due = health(netns, tmp_path, relogin=0)
+        assert due.returncode == 1 and f"login at {GUEST}:5000 failed" in due.stdout
+        # another container start (or address, or configuration): a login, not the port
+        state.write_text("1 " + valid.split(" ", 1)[1])
+        restarted = health(netns, tmp_path)
+        assert restarted.returncode == 1 and "login at" in restarted.stdout
+    finally:
+        stop(other)
+    # a remembered login, but nothing answers: unhealthy, and the next run logs in again
+    state.write_text(valid)
+    gone = health(netns, tmp_path)
+    assert gone.returncode == 1 and "accepts no connection" in gone.stdout
+    assert not state.exists()
+
+
+def test_a_run_before_the_first_login_waits_for_it(netns: Netns, tmp_path: Path) -> None:
+    """Docker starts a run only every --interval: the first one waits for DSM to take a login,
+    so `healthy` comes when the login works, not an interval later."""
+    nat_layout(netns)
+    conf = tmp_path / "health.conf"
+    conf.write_text(f"HEALTH_USER={USER}\nHEALTH_PASSWORD={PASSWORD}\nGUEST_ADDRESS={GUEST}\n")
+    env = {
+        "PATH": os.environ["PATH"],
+        "VDSM_CI_HEALTH_CONF": str(conf),
+        "VDSM_CI_DSM_URL": str(tmp_path / "dsm.url"),
+        "VDSM_CI_HEALTH_STATE": str(tmp_path / "health.ok"),
+        "HEALTH_WAIT": "120",
+    }
+    waiting = subprocess.Popen(
+        ["ip", "netns", "exec", netns.name, "bash", str(SCRIPT)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    dsm = None
+    try:
+        assert waiting.poll() is None  # nothing answers yet: the run goes on trying
+        dsm = netns.serve_dsm(GUEST)
+        out, _ = waiting.communicate(timeout=150)
+        assert waiting.returncode == 0, out
+        assert (tmp_path / "health.ok").exists()
+    finally:
+        waiting.kill()
+        if dsm is not None:
+            stop(dsm)
