@@ -159,7 +159,14 @@ class StageNotebook:
 
         async def work() -> Path:
             await steps.open()
-            return await steps.screenshot("opened")
+            # not one of the stage's numbered screenshots (the evidence of its screens)
+            shot = steps.session.evidence / f"{steps.stage}.page.png"
+            try:
+                if steps.wizard is not None:
+                    await steps.wizard.page.screenshot(path=str(shot))
+            except Exception as err:  # a picture for the person, not the stage's evidence
+                log.warning("stage %s: no screenshot of the page: %s", steps.stage, err)
+            return shot
 
         shot = await self._step(work)
         self.wizard = steps
