@@ -42,13 +42,14 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
 from vdsmlib.params import load_params
 
-#: send HMP commands (argv[1:]) to the simulator twin's monitor; print each answer
+#: send HMP commands (argv[1:]) to the simulator twin's monitor (telnet localhost:7100, as
+#: virtual-dsm 7.41 src/power.sh opens it); print each answer
 HMP = r"""
 import re, socket, sys, time
-s = socket.socket(socket.AF_UNIX)
+s = socket.socket(socket.AF_INET)
 for _ in range(600):
     try:
-        s.connect("/run/shm/monitor.sock")
+        s.connect(("127.0.0.1", 7100))
         break
     except OSError:
         time.sleep(0.02)
