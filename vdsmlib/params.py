@@ -251,9 +251,17 @@ def coerce_version(value: object) -> str:
     """
     if isinstance(value, bool) or value is None:
         raise ParamsError(f"dsm_version must be a version such as 7.2.2 or 'sim', got {value!r}")
-    if isinstance(value, float):
-        return repr(value)
-    return str(value).strip()
+    version = repr(value) if isinstance(value, float) else str(value).strip()
+    if not _TARGET_NAME.fullmatch(version):
+        raise ParamsError(
+            f"dsm_version must be a target name (letters, digits, dots, dashes) such as 7.2.2 "
+            f"or sim, not a path: got {version!r}; targets are the files in params/"
+        )
+    return version
+
+
+#: what a target is called: the stem of a file in params/, never a path
+_TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
 
 
 def closest_target(version: str, targets: list[str]) -> str | None:
@@ -395,6 +403,25 @@ def _check_policy(admin: AdminSpec) -> None:
         )
 
 
+def _refuse_empty_password(overrides: Mapping[str, Any]) -> None:
+    """An empty password given on purpose is an unset CI secret, not a wish for the default.
+
+    Left out (``None``, the build notebook's default), the params file's password is used;
+    given empty (``-r admin_password "$SECRET"``, ``-f``, ``VDSM_ADMIN_PASSWORD=$SECRET`` with
+    the secret unset), the build would quietly get the documented public default.
+    """
+    if overrides.get("admin_password") == "":
+        raise ParamsError(
+            "admin_password is empty (an unset CI secret?): give the password, or leave the "
+            "parameter out to use the one in the params file"
+        )
+    if os.environ.get("VDSM_ADMIN_PASSWORD") == "":
+        raise ParamsError(
+            "VDSM_ADMIN_PASSWORD is set but empty (an unset CI secret?): set it to the "
+            "password, or unset it to use the one in the params file"
+        )
+
+
 def load_params(
     dsm_version: object = "sim",
     overrides: Mapping[str, Any] | None = None,
@@ -426,6 +453,7 @@ def load_params(
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a mapping at the top level")
     overrides = dict(overrides or {})
+    _refuse_empty_password(overrides)
     if not overrides.get("admin_password") and os.environ.get("VDSM_ADMIN_PASSWORD"):
         # papermill writes -p values into the executed notebook; the environment stays out of it
         overrides["admin_password"] = os.environ["VDSM_ADMIN_PASSWORD"]
