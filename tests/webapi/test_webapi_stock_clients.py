@@ -5,9 +5,13 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import requests
 from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
 from synology_api.base_api import BaseApi
@@ -15,6 +19,7 @@ from synology_api.core_iscsi import LUN, Target
 from synology_api.core_share import Share
 from synology_api.core_storage import CoreStorage
 from synology_api.core_sys_info import SysInfo
+from synology_dsm import SynologyDSM
 
 from tests.sim.test_guest_api import call, err, ok
 
@@ -172,3 +177,68 @@ def test_parameter_forms_and_defaults_of_stock_clients(sim: Sim) -> None:
     assert [v["volume_path"] for v in volumes["data"]["volumes"]] == ["/volume1"]
     storage = _client(sim, SysInfo, new=False).get_volume_info()
     assert storage["data"]["vol_info"][0]["volume"] == "volume_1"
+
+
+async def test_home_assistant_client_polls_every_module_and_backs_up_through_file_station(
+    sim_factory: Callable[..., Sim], tmp_path: Path
+) -> None:
+    """py-synologydsm-api (Home Assistant's Synology DSM integration), unchanged: login, one
+    update of every module it polls, then its backup agent's File Station round trip (an upload
+    from an async source, which aiohttp streams without a Content-Length; list; download;
+    delete)."""
+    volume = tmp_path / "volume1"
+    sim = sim_factory(SIM_VOLUME_ROOT=str(volume))
+    url = urlsplit(sim.url)
+    assert url.hostname and url.port
+    payload = os.urandom(300_000)
+
+    async def source() -> AsyncIterator[bytes]:
+        for start in range(0, len(payload), 65536):
+            yield payload[start : start + 65536]
+
+    async with aiohttp.ClientSession() as http:
+        dsm = SynologyDSM(http, url.hostname, url.port, ADMIN_USER, ADMIN_PASSWORD, timeout=120)
+        assert await dsm.login()
+        for module in (
+            dsm.utilisation,
+            dsm.storage,
+            dsm.security,
+            dsm.upgrade,
+            dsm.external_usb,
+            dsm.share,
+            dsm.system,
+            dsm.hardware,
+            dsm.information,
+            dsm.network,
+        ):
+            assert module is not None
+        await dsm.update(with_information=True, with_network=True)
+        assert dsm.information.model == "VirtualDSM"
+        assert isinstance(dsm.utilisation.cpu_5min_load, int)
+        assert isinstance(dsm.utilisation.cpu_15min_load, int)
+        assert dsm.security.status == "safe"
+        assert dsm.upgrade.update_available is False
+        assert dsm.storage.volumes_ids == ["volume_1"] and dsm.storage.disks_ids == ["sata1"]
+        assert dsm.external_usb.get_devices == {}
+        assert dsm.network.hostname
+        sid = ok(
+            call(sim.url, "entry.cgi", api="SYNO.API.Auth", version=6, method="login",
+                 account=ADMIN_USER, passwd=ADMIN_PASSWORD)
+        )["sid"]  # fmt: skip
+        shareinfo = json.dumps({"name": "backups", "vol_path": "/volume1"})
+        ok(call(sim.url, api="SYNO.Core.Share", version=1, method="create", name="backups",
+                shareinfo=shareinfo, _sid=sid))  # fmt: skip
+        assert await dsm.file.upload_file("/backups", "ha.tar", source()) is True
+        assert (volume / "backups" / "ha.tar").read_bytes() == payload
+        folders = await dsm.file.get_shared_folders()
+        assert folders is not None and "backups" in [f.name for f in folders]
+        files = await dsm.file.get_files("/backups")
+        assert files is not None and [(f.name, f.additional.size) for f in files] == [  # type: ignore[union-attr]
+            ("ha.tar", len(payload))
+        ]
+        target = tmp_path / "ha.tar"
+        assert await dsm.file.download_file("/backups", "ha.tar", str(target)) is True
+        assert target.read_bytes() == payload
+        assert await dsm.file.delete_file("/backups", "ha.tar") is True
+        assert not (volume / "backups" / "ha.tar").exists()
+        await dsm.logout()

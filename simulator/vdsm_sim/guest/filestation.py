@@ -30,7 +30,7 @@ from typing import IO, Any, BinaryIO
 from .facts import errors as codes
 from .state import VOLUME_PATH, Share, SimState
 
-__all__ = ["UPLOAD_DIR_NAME", "UploadError", "receive_multipart"]
+__all__ = ["UPLOAD_DIR_NAME", "ChunkedReader", "UploadError", "receive_multipart"]
 
 #: Where uploads stream to before they land (on the volume, outside every shared folder).
 UPLOAD_DIR_NAME = "@sim_upload"
@@ -299,7 +299,10 @@ def md5(task: Task, path: Path) -> None:
 
 
 def receive_multipart(
-    rfile: BinaryIO | io.BufferedIOBase, length: int, content_type: str, tmp_dir: Path
+    rfile: BinaryIO | io.BufferedIOBase | ChunkedReader,
+    length: int,
+    content_type: str,
+    tmp_dir: Path,
 ) -> tuple[dict[str, str], Path | None, str]:
     """Read a ``multipart/form-data`` body of ``length`` bytes in 64 KiB chunks: the form fields,
     and the file part streamed to a file in ``tmp_dir`` (memory stays flat whatever its size).
@@ -381,6 +384,40 @@ def receive_multipart(
             file_path.unlink(missing_ok=True)
         raise
     return fields, file_path, file_name
+
+
+class ChunkedReader:
+    """The body of a ``Transfer-Encoding: chunked`` request as plain bytes (``read(n)``; b""
+    at its end), as clients that stream an upload of unknown size send it (aiohttp's
+    MultipartWriter with an async source: py-synologydsm-api ``upload_file``)."""
+
+    def __init__(self, raw: BinaryIO | io.BufferedIOBase) -> None:
+        self._raw = raw
+        self._left = 0
+        self._done = False
+
+    def read(self, n: int) -> bytes:
+        if self._done:
+            return b""
+        if self._left == 0:
+            line = self._raw.readline(1024).strip()
+            size_text = line.split(b";", 1)[0]
+            try:
+                self._left = int(size_text, 16)
+            except ValueError:
+                raise UploadError(codes.FS_UPLOAD_INCOMPLETE) from None
+            if self._left == 0:
+                while self._raw.readline(1024).strip():  # trailers
+                    pass
+                self._done = True
+                return b""
+        data = self._raw.read(min(n, self._left))
+        if not data:
+            raise UploadError(codes.FS_UPLOAD_INCOMPLETE)
+        self._left -= len(data)
+        if self._left == 0:
+            self._raw.readline(16)  # the chunk's CRLF
+        return data
 
 
 class _Field:

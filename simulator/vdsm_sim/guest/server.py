@@ -20,6 +20,7 @@ import shutil
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ def _form(encoded: str) -> dict[str, str]:
     for name, value in parse_qsl(encoded, keep_blank_values=True):
         out[name] = f"{out[name]},{value}" if name in out else value
     return out
+
+
+def _discard(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def _log(line: str) -> None:
@@ -221,10 +227,16 @@ class Handler(BaseHTTPRequestHandler):
         ``__upload_file``/``__upload_name``; whatever the handler did not keep is removed."""
         params = _form(query)
         length = int(self.headers.get("Content-Length") or 0)
+        source: Any = self.rfile
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        # With a Content-Length beside "chunked" the body is plain: python-requests sends a
+        # generator body that way when the caller sets the length.
+        if chunked and length <= 0:
+            source, length = filestation.ChunkedReader(self.rfile), sys.maxsize
         tmp_dir = filestation.volume_root(self.state) / filestation.UPLOAD_DIR_NAME
         upload: Path | None = None
         try:
-            fields, upload, name = filestation.receive_multipart(self.rfile, length, ctype, tmp_dir)
+            fields, upload, name = filestation.receive_multipart(source, length, ctype, tmp_dir)
         except filestation.UploadError as err:
             self.close_connection = True
             self._send_json({"success": False, "error": {"code": err.code}}, note="bad upload")
@@ -239,10 +251,11 @@ class Handler(BaseHTTPRequestHandler):
             params["__upload_file"] = str(upload)
             params["__upload_name"] = name
         try:
-            self._webapi(cgi, params)
+            # the upload's leftover goes before the answer does: a client that lists the folder
+            # next sees no trace of it
+            self._webapi(cgi, params, before_answer=lambda: _discard(upload))
         finally:
-            if upload is not None:
-                upload.unlink(missing_ok=True)
+            _discard(upload)
 
     def _send_file(self, real: Path, note: str) -> None:
         size = real.stat().st_size
@@ -256,7 +269,9 @@ class Handler(BaseHTTPRequestHandler):
                 shutil.copyfileobj(f, self.wfile, 1 << 16)
         _log(f"{self.command} {urlsplit(self.path).path} 200 {note}")
 
-    def _webapi(self, cgi: str, params: dict[str, str]) -> None:
+    def _webapi(
+        self, cgi: str, params: dict[str, str], before_answer: Callable[[], None] | None = None
+    ) -> None:
         # DSM 7's web UI calls ``entry.cgi/<api name>``: the path names the API when the
         # parameters do not.
         cgi, _, path_api = cgi.partition("/")
@@ -280,6 +295,8 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Set-Cookie", f"{name}={value}; Path=/; SameSite=Lax"))
         outcome = "ok" if result.code == 0 else f"error {result.code}"
         note = f"api={result.api} method={result.method} version={result.version} -> {outcome}"
+        if before_answer is not None:
+            before_answer()
         if result.download is not None and result.code == 0:
             self._send_file(result.download, note)
             return
