@@ -25,9 +25,20 @@ from vdsmlib.readiness import NotReady
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "vdsmlib" / "pipeline" / "assets" / "restore-entry.sh"
 
+#: an ordinary user gets the PID namespace inside a user namespace of its own (root in it)
+USERNS = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+
+
+def _namespaces_work() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    argv = ["unshare", *USERNS, "--pid", "--fork", "--mount-proc", "true"]
+    return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+
+
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None,
-    reason="needs root and unshare (a PID namespace with its own /proc)",
+    not _namespaces_work(),
+    reason="needs unshare and a PID namespace with its own /proc (root, or user namespaces)",
 )
 
 #: the base's entry point: records its arguments, starts "QEMU", then ignores SIGTERM
@@ -63,7 +74,7 @@ def start(tmp_path: Path, *args: str, check: int = 0) -> subprocess.Popen[str]:
         "VDSM_CI_ETC": str(etc),
         "VDSM_CI_RESTORE_CHECK": str(tmp_path / "check.sh"),
     }
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", "bash", str(SCRIPT), *args]
+    argv = ["unshare", *USERNS, "--pid", "--fork", "--mount-proc", "bash", str(SCRIPT), *args]
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
