@@ -192,8 +192,8 @@ def test_the_lookup_makes_nothing_and_says_what_is_missing() -> None:
         images = NoImages()
 
     # the simulator's base source, asked not to make: None, and nothing was built
-    assert upstream_image(Client(), None, make=False) is None  # type: ignore[arg-type]
     params = load_params("sim")
+    assert upstream_image(Client(), params, make=False) is None  # type: ignore[arg-type]
     missing = look_up_base(Client(), params)  # type: ignore[arg-type]
     assert missing == "the upstream image of base.source sim-build is not there yet"
 
