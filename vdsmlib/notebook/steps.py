@@ -37,6 +37,7 @@ from vdsmlib.evidence.record import failure_evidence, first_line
 from vdsmlib.notebook.display import (
     _markdown,
     log_to_output,
+    show_evidence,
     show_failure,
     show_image,
     show_outcome,
@@ -232,6 +233,8 @@ class StageNotebook:
         report = await self._step(steps.close)
         entries = [e for e in self.outcome.screens if e.get("stage") == report.stage]
         show_screens(self.run_dir, entries, notebook_dir=self.notebook_dir)
+        if report.video is not None:  # the whole stage video, linked (not embedded)
+            show_evidence(videos=[report.video], notebook_dir=self.notebook_dir)
 
     async def apply_services(self) -> None:
         """The desired services through the Web API, verified, and the build file written."""
