@@ -27,12 +27,17 @@ from typing import Any
 import docker
 import pytest
 import yaml
+from vdsm_sim.image.build import UPSTREAMS, ensure_sim_image
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds
+from tests.integration.test_registry import registry  # noqa: F401  (the registry fixture)
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
+from vdsmlib.docker.registry import push
+from vdsmlib.params import load_params
 from vdsmlib.pat import PatError
 from vdsmlib.pipeline import StageError
+from vdsmlib.pipeline.pin import pinned_params
 from vdsmlib.readiness import NotReady, ReadinessAborted, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser, pytest.mark.slow]
@@ -185,6 +190,48 @@ def test_registry_base_with_a_downloaded_pat_builds(
     # the final image works: smoke started it fresh and logged in
     assert statuses["smoke"] == "ran" and record.restore_to_ready_seconds is not None
     assert builds.containers_of(build.run_id) == []
+
+
+def test_newest_release_pinned_by_vdsm_pin_builds_against_its_twin(
+    builds: Builds,
+    client: docker.DockerClient,
+    registry: str,  # noqa: F811
+    pat_server: PatServer,
+    cache: Path,
+    tmp_path: Path,
+) -> None:
+    """A target following the newest virtual-dsm release, its params pinned as `vdsm pin`
+    writes them from a registry (digest, /run/prepare.sh, VM_NET_IP), builds end to end; the
+    simulator's twin of that release, pushed to a local registry, stands in for the upstream
+    image. The final image keeps the pinned guest address (every params `env` goes into it)."""
+    upstream = UPSTREAMS[-1]
+    twin = ensure_sim_image(client, upstream=upstream)
+    ref = f"{registry}/vdsm/virtual-dsm:{upstream}"
+    client.images.get(twin.ref).tag(ref)
+    try:
+        digest = push(client, ref).digest
+    finally:
+        client.images.remove(ref)
+    pat = {"url": pat_server.url, "size": pat_server.size, "sha256": pat_server.sha256}
+    params_dir = realdsm_params(tmp_path / "params", ref, pat)
+    path = params_dir / "7.2.2.yaml"
+    assert client.images.get_registry_data(ref).id == digest  # what `vdsm pin` asks
+    path.write_text(pinned_params(path.read_text(), ref, digest, "20.20.20.21", where=str(path)))
+    pinned = yaml.safe_load(path.read_text())
+    assert pinned["base"]["patch_file"] == "/run/prepare.sh"
+    guest = load_params("7.2.2", params_dir=params_dir).base.guest_address
+    assert pinned["env"]["VM_NET_IP"] == guest == "20.20.20.21"
+
+    record = builds.build("7.2.2", params_dir=params_dir, no_cache=True)
+
+    assert record.status == "ok", record.error
+    statuses = {s.name: s.status for s in record.stages}
+    assert statuses["smoke"] == "ran" and record.restore_to_ready_seconds is not None
+    env = client.images.get(record.image).attrs["Config"]["Env"]
+    assert "VM_NET_IP=20.20.20.21" in env, env
+    labels = client.images.get(record.image).labels
+    assert labels[L.TARGET] == "dsm"
+    assert builds.containers_of(record.run_id) == []
 
 
 @pytest.mark.parametrize(
