@@ -182,13 +182,19 @@ def test_newest_twin_derives_the_guest_address_and_exits_with_qemus_code(
     assert 'createDevice "$BOOT"' not in disk and 'createDevice "$boot"' in disk
     containers: list[Any] = []
     try:
-        booted, port = _start(
+        booted, _ = _start(
             client, image, networks[1], {"QMP": "unix:/run/shm/env-qmp.sock,server=on,wait=off"}
         )
         containers.append(booted)
-        poll(lambda: _api(port), what="the guest", timeout=180, alive=lambda: _alive(booted))
+
+        def qmp_socket() -> None:  # QEMU is up once it listens on the socket QMP names
+            if booted.exec_run(["test", "-S", "/run/shm/env-qmp.sock"]).exit_code != 0:
+                raise NotReady("no QMP socket yet")
+
+        poll(
+            qmp_socket, what="QMP from the QMP variable", timeout=120, alive=lambda: _alive(booted)
+        )
         assert "the guest's address: 172.30.65.2" in booted.logs().decode(errors="replace")
-        assert booted.exec_run(["test", "-S", "/run/shm/env-qmp.sock"]).exit_code == 0
 
         failed, _ = _start(client, image, networks[0], {"ARGUMENTS": "-loadvm nosuchsnapshot"})
         containers.append(failed)
