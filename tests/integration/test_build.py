@@ -369,6 +369,52 @@ def _load(port: int, requests_total: int = 200, connections: int = 20) -> None:
     assert p99 < 2.0, f"p99 {p99:.2f} s"
 
 
+def test_a_stage_notebook_reruns_on_a_finished_run_cell_by_cell(
+    first_build: dict, builds: Builds, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`papermill notebooks/post-wizard.ipynb OUT -p run_dir RUN` on a green build's run (a
+    copy, so the build's own evidence stays): start-ready restored, admin replayed, each step
+    its own cell, a screenshot beside a clip per screen, no checkpoint, its VM removed."""
+    monkeypatch.delenv(L.PROCESS_ENV, raising=False)  # a person's kernel, not a build's
+    source = first_build["out"] / first_build["result"]["run_id"]
+    run = tmp_path / "run"
+    shutil.copytree(source, run, ignore=shutil.ignore_patterns("notebooks", "report.html"))
+    before = {i.id for i in find_images(builds.client, {L.KIND: "checkpoint"})}
+    executed = tmp_path / "post-wizard.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "post-wizard.ipynb"),
+        str(executed),
+        parameters={"run_dir": str(run)},
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+    )
+    cells = [c for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"]
+
+    def plain(cell: nbformat.NotebookNode) -> str:
+        return "".join(
+            o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs
+        )
+
+    restored = next(c for c in cells if "nb.restore_vm()" in c.source)
+    assert "replayed admin from start-ready" in plain(restored), plain(restored)
+    opened = next(c for c in cells if "nb.open_browser()" in c.source)
+    assert "the page now" in plain(opened)
+    closed = next(c for c in cells if "nb.close_browser()" in c.source)
+    screens = [
+        o for o in closed.outputs if o.get("data", {}).get("text/plain", "").startswith("screen ")
+    ]
+    handled = [s for s in first_build["result"]["screens"] if s["stage"] == "post-wizard"]
+    assert len(screens) == len([s for s in handled if not s["skipped"]]) > 0
+    for output in screens:
+        page = output["data"]["text/html"]
+        assert "display:flex" in page and "<img " in page and "<video " in page, page[:300]
+    assert "ran: post-wizard: screens" in plain(cells[-1])
+    assert json.loads((run / "stages" / "post-wizard.json").read_text())["screens"]
+    # no checkpoint taken, and the VM it restored is gone
+    assert {i.id for i in find_images(builds.client, {L.KIND: "checkpoint"})} <= before
+    assert builds.containers_of(first_build["result"]["run_id"]) == []
+
+
 def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:
     record = builds.build(executor="inline")
     assert [s.status for s in record.stages] == ["skipped"] * 7, record.stages
