@@ -11,9 +11,10 @@ each save. Then it starts fresh containers of the image that restore each way, `
 and ``-incoming defer`` + ``migrate_incoming file:...`` (the same disks; the capability set as
 when saved), and prints the seconds from ``docker run`` to the first admin login.
 
-The incoming runs start the base's own entry point (``tini -s /run/entry.sh``) with
-``ARGUMENTS=-incoming defer``, so the image's restore check (written for ``-loadvm final``) does
-not run; their time includes one ``docker exec`` that sends the monitor commands. The state
+Every restore run starts the base's own entry point (``tini -s /run/entry.sh``), the incoming
+ones with ``ARGUMENTS=-incoming defer``, so the image's restore check (written for ``-loadvm
+final``) runs in none of them; the incoming runs' time includes one ``docker exec`` that sends
+the monitor commands. The state
 files sit in a host folder bind-mounted into the containers (a Docker layer would store the
 mapped-ram file's holes as zeros: its apparent size is what an image would carry). Removes its
 containers and files.
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         restores.update({f"file, {name}": [] for name in saves})
         for _ in range(args.runs):
             started = time.monotonic()
-            container, url = start(client, args.image, states)
+            container, url = start(client, args.image, states, **entry)
             made.append(container)
             wait_login(url, user, password, container, params.timeouts.restore)
             restores["savevm (-loadvm final)"].append(time.monotonic() - started)
