@@ -684,6 +684,11 @@ async def test_smb_nfs_iscsi_served_through_published_ports_and_kept_by_savevm(
     url = f"http://127.0.0.1:{port}"
     with DsmClient(url) as dsm, dsm.login(user, password) as session:
         services.apply(session, spec)
+    # /volume1 is the data disk (behind its own virtio-scsi controller, as 7.41 attaches it),
+    # not guest RAM: what the services write reaches the disk a checkpoint commits
+    console = first.logs().decode(errors="replace")
+    assert "mounted at /volume1" in console, console[-3000:]
+    assert "/volume1 is in guest RAM" not in console, console[-3000:]
 
     ports = _endpoints(first)
     report = await asyncio.to_thread(

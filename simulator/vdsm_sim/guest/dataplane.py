@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 
 VOLUME = Path("/volume1")
 LUN_DIR = VOLUME / "@iSCSI"
-#: The data disk: the third virtio disk, at PCI address 0xc (container/disk.sh).
+#: The data disk: the third disk, whose controller is at PCI address 0xc (container/disk.sh):
+#: a SCSI disk (``sd*``) behind its own virtio-scsi controller as virtual-dsm 7.41 attaches it
+#: (DISK_TYPE=scsi, the default), or a virtio-blk disk (``vd*``, DISK_TYPE=blk).
 DATA_DISK_PCI = "0000:00:0c.0"
 CONFIGFS = Path("/sys/kernel/config")
 LIO = CONFIGFS / "target"
@@ -222,8 +224,10 @@ class DataPlane:
     # -- the volume --------------------------------------------------------------------------
 
     def _data_disk(self) -> str | None:
-        for block in sorted(Path("/sys/block").glob("vd*")):
-            if DATA_DISK_PCI in str(block.resolve()):
+        blocks = [*Path("/sys/block").glob("sd*"), *Path("/sys/block").glob("vd*")]
+        for block in sorted(blocks):
+            # /sys/block/sdc -> ../devices/pci0000:00/0000:00:0c.0/virtio2/host2/.../block/sdc
+            if f"/{DATA_DISK_PCI}/" in str(block.resolve()):
                 return f"/dev/{block.name}"
         return None
 
