@@ -140,11 +140,15 @@ PROGRESS_LINE_EVERY = 30.0
 
 
 def _can_redraw() -> bool:
-    """A bar can redraw in place: a notebook kernel (a widget) or a terminal on stderr."""
+    """A bar can redraw in place: a running notebook kernel (a widget) or a terminal on
+    stderr (ipykernel imported alone, as by a test, is no kernel)."""
     import sys
 
-    if "ipykernel" in sys.modules:
-        return True
+    if "IPython" in sys.modules:
+        from IPython import get_ipython
+
+        if getattr(get_ipython(), "kernel", None) is not None:
+            return True
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
