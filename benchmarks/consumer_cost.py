@@ -44,6 +44,7 @@ import requests
 from build_resume import BenchmarkError, _died, _tail, cold_boot_sample, fresh_container
 from vdsm_sim.image.build import ensure_sim_image
 
+from vdsmlib.checkpoints.footprint import disk_footprints
 from vdsmlib.docker.engine import connect
 from vdsmlib.docker.images import get_image, image_size
 from vdsmlib.params import Params, load_params
@@ -51,16 +52,6 @@ from vdsmlib.pipeline import Build
 
 POLL = 0.02
 INFO = "/webapi/query.cgi?api=SYNO.API.Info&version=1&method=query&query=SYNO.API.Auth"
-#: one line per file in /storage: name, bytes, `qemu-img info`, `qemu-img measure` of `final`
-LIST_DISKS = r"""
-cd /storage
-for f in *; do
-  info=$(qemu-img info --output=json -U -- "$f" 2>/dev/null | tr -d '\n')
-  need=$(qemu-img measure --output=json -O qcow2 -l snapshot.name=final -- "$f" 2>/dev/null |
-    tr -d '\n')
-  printf '%s\t%s\t%s\t%s\n' "$f" "$(stat -c %s -- "$f")" "$info" "$need"
-done
-"""
 #: every process of the container: pid, start (clock ticks since boot), command line
 LIST_PROCS = r"""
 for p in /proc/[0-9]*; do
@@ -93,26 +84,19 @@ class RestoreRun:
 
 def floor_of(client: docker.DockerClient, image: str) -> dict[str, Any]:
     """Image size, the disks' bytes, and what restoring `final` needs of them."""
-    out = client.containers.run(
-        image, ["-c", LIST_DISKS], entrypoint="/bin/bash", remove=True
-    ).decode()
-    held = needed = state = 0
-    disks = {}
-    for line in out.splitlines():
-        name, size, info, need = [*line.split("\t"), "", "", ""][:4]
-        if not info or json.loads(info).get("format") != "qcow2":
-            continue
-        snapshots = json.loads(info).get("snapshots", [])
-        final = [s for s in snapshots if s["name"] == "final"]
-        held += int(size)
-        needed += json.loads(need)["required"] if need else 0
-        state += sum(s["vm-state-size"] for s in final)
-        disks[name] = {"bytes": int(size), "snapshots": [s["name"] for s in snapshots]}
+    disks = disk_footprints(client, image, "final")
+    held = sum(d.bytes for d in disks.values())
+    needed = sum(d.required or 0 for d in disks.values())
+    state = sum(d.vm_state for d in disks.values())
     got = get_image(client, image)
     assert got is not None
     size = image_size(got)
     floor = size - held + needed + state
-    return {"image": size, "floor": floor, "held": held, "needed": needed + state, "disks": disks}
+    listed = {
+        name: {"bytes": d.bytes, "snapshots": [s.name for s in d.snapshots]}
+        for name, d in disks.items()
+    }
+    return {"image": size, "floor": floor, "held": held, "needed": needed + state, "disks": listed}
 
 
 def _processes(container: Any) -> list[tuple[int, float, str]]:

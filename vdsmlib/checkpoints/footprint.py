@@ -1,0 +1,88 @@
+"""What the disks of an image hold, against what restoring one of its snapshots needs.
+
+The consumer of a final image pays for every byte of its disks; restoring ``final`` needs only
+the disks' contents at that snapshot (``qemu-img measure -l snapshot.name=final``) and its VM
+state. Read inside a throwaway container of the image (its QEMU tools read its own disks)::
+
+    disks = disk_footprints(client, "ghcr.io/vdsm-ci/vdsm-configured:sim-tcg")
+    held = sum(d.bytes for d in disks.values())
+    needed = sum(d.required for d in disks.values()) + max(d.vm_state for d in disks.values())
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+
+from vdsmlib.docker import labels as L
+from vdsmlib.docker.engine import DockerError
+from vdsmlib.qemu.image import SnapshotInfo
+
+__all__ = ["DiskFootprint", "disk_footprints"]
+
+#: one line per file in /storage: name, bytes, `qemu-img info` and `qemu-img measure` of the
+#: contents at snapshot $1 (both JSON on one line; empty for files that are not disks)
+_LIST_DISKS = r"""
+cd /storage
+for f in *; do
+  info=$(qemu-img info --output=json -U -- "$f" 2>/dev/null | tr -d '\n')
+  need=$(qemu-img measure --output=json -O qcow2 -l "snapshot.name=$1" -- "$f" 2>/dev/null |
+    tr -d '\n')
+  printf '%s\t%s\t%s\t%s\n' "$f" "$(stat -c %s -- "$f")" "$info" "$need"
+done
+"""
+
+
+@dataclass(frozen=True)
+class DiskFootprint:
+    """One qcow2 disk of an image.
+
+    ``bytes``: the file's size (what a layer stores); ``snapshots``: the internal snapshots it
+    lists; ``required``: bytes of a qcow2 holding its contents at the snapshot asked about
+    (None when the disk does not list it); ``vm_state``: that snapshot's VM state on this disk.
+    """
+
+    name: str
+    bytes: int
+    snapshots: tuple[SnapshotInfo, ...]
+    required: int | None
+    vm_state: int
+
+
+def disk_footprints(
+    client: docker.DockerClient, image: str, snapshot: str = "final"
+) -> dict[str, DiskFootprint]:
+    """The qcow2 disks in ``image``'s ``/storage``, each against ``snapshot``."""
+    try:
+        out = client.containers.run(
+            image,
+            ["-c", _LIST_DISKS, "footprint", snapshot],
+            entrypoint="/bin/bash",
+            remove=True,
+            labels=L.owner_labels("footprint", None),
+        )
+    except docker.errors.DockerException as err:
+        raise DockerError(f"cannot list the disks of {image}: {err}") from err
+    disks: dict[str, DiskFootprint] = {}
+    for line in bytes(out).decode(errors="replace").splitlines():
+        name, size, info, need = [*line.split("\t"), "", "", ""][:4]
+        if not info:
+            continue
+        parsed: dict[str, Any] = json.loads(info)
+        if parsed.get("format") != "qcow2":
+            continue
+        snapshots = tuple(
+            SnapshotInfo.from_qemu(s, node=name, file=name) for s in parsed.get("snapshots", [])
+        )
+        disks[name] = DiskFootprint(
+            name=name,
+            bytes=int(size),
+            snapshots=snapshots,
+            required=int(json.loads(need)["required"]) if need else None,
+            vm_state=sum(s.vm_state_size for s in snapshots if s.name == snapshot),
+        )
+    return disks
