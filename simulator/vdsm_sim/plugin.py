@@ -33,6 +33,9 @@ def upstream_image(client: docker.DockerClient, params: Params, *, make: bool = 
 
 
 def kvm_probe_image(client: docker.DockerClient, *, make: bool = True) -> tuple[str, str] | None:
-    """The simulator image carries ``/run/probe.sh``, a small guest that shows whether KVM boots."""
-    image = _sim_image(client, make=make)
+    """The simulator image carries ``/run/probe.sh``, a small guest that shows whether KVM boots.
+
+    Looked up first, so that a build whose ``upstream_image`` already said "simulator image ...
+    reused" (or built) does not say it a second time."""
+    image = find_sim_image(client) or _sim_image(client, make=make)
     return None if image is None else (str(image.ref), str(image.qemu_version))

@@ -8,10 +8,14 @@ checkpoints and images of its own runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -22,6 +26,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
+from tests.integration.test_bad_input import vdsm
 from tests.poll import poll
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
@@ -111,6 +116,16 @@ def test_full_build_record(first_build: dict) -> None:
     assert report.count("data:image/jpeg;base64,") == len(result["screenshots"])
     assert "docker run -d -p 127.0.0.1:5000:5000 " in report and result["image"] in report
     assert first_build["notebook"].stat().st_size < 5_000_000
+    # the console says each thing once: the simulator image and the accelerator
+    cells = nbformat.read(first_build["notebook"], as_version=4).cells
+    lines = [
+        line
+        for c in cells
+        for o in c.get("outputs", [])
+        for line in "".join(o.get("text", "")).splitlines()
+    ]
+    said = [line for line in lines if "simulator image vdsm-ci/sim:" in line]
+    assert len(said) <= 1 and len([x for x in lines if "accelerator: " in x]) <= 1, lines
     notebooks = {s["name"]: s["notebook"] for s in result["stages"]}
     assert notebooks["admin"] == "notebooks/admin.ipynb" and notebooks["prepare"] is None
     # a clip per handled wizard screen (result.json), each shown beside its screenshot in its
@@ -461,6 +476,109 @@ def test_noop_check_with_work_to_do_leaves_no_run_folder(first_build: dict, buil
     assert asyncio.run(build.run_if_noop()) is None
     assert not build.run_dir.exists()
     assert builds.containers_of(build.run_id) == []
+
+
+def test_copies_of_the_final_image_are_never_promoted(
+    first_build: dict, builds: Builds, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A `docker commit` copy (one more file) and an image built `FROM` the final image carry
+    its labels, fingerprint too; one of them is even given the moving tag. The next build
+    trusts neither: a no-op on the smoke-tested image (by ID), the tags back on it, the copies
+    named in its plan; `vdsm publish` refuses a copy."""
+    from vdsmlib.pipeline.publish import PublishError, publish
+
+    first = first_build["result"]
+    final = client.images.get(first["image_id"])
+    pinned, moving = first["tags"]
+    copies = f"{TEST_REPOSITORY}-copy"
+    container = client.containers.create(final.id, entrypoint=["true"])
+    try:
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            info = tarfile.TarInfo("extra-file")
+            info.size = 5
+            tar.addfile(info, io.BytesIO(b"extra"))
+        assert container.put_archive("/", data.getvalue())
+        committed = container.commit(repository=copies, tag="commit")
+    finally:
+        container.remove(force=True)
+    dockerfile = io.BytesIO(f"FROM {pinned}\nENV USER_LAYER=1\n".encode())
+    derived, _ = client.images.build(fileobj=dockerfile, tag=f"{copies}:from", rm=True)
+    repo, _, name = moving.rpartition(":")
+    committed.tag(repo, name)  # a user's `docker tag` onto our moving tag
+    try:
+        for copy in (committed, derived):
+            assert copy.id != final.id
+            assert copy.labels[L.FINGERPRINT] == final.labels[L.FINGERPRINT] != ""
+            assert copy.labels[L.KIND] == "final"
+        record = builds.build(executor="inline")
+        assert record.status == "ok"
+        assert [s.status for s in record.stages] == ["skipped"] * 7, record.plan
+        assert record.image_id == final.id and record.tags == [pinned, moving]
+        assert "ignored 2 image(s)" in record.plan, record.plan
+        for copy in (committed, derived):
+            assert str(copy.id).split(":")[1][:12] in record.plan, record.plan
+        assert client.images.get(pinned).id == final.id
+        assert client.images.get(moving).id == final.id
+        # `vdsm publish` of a copy, named by a record as the last build's image
+        named = tmp_path / "result.json"
+        named.write_text(
+            json.dumps({"target": "sim", "image_id": committed.id, "tags": [f"{copies}:commit"]})
+        )
+        with pytest.raises(PublishError, match="passed no smoke test"):
+            publish(client, "sim", "127.0.0.1:9/vdsm-ci-test/refused", record=named)
+    finally:
+        for image in client.images.list(name=copies):
+            client.images.remove(image.id, force=True)
+
+
+def test_a_no_cache_rebuild_keeps_the_pinned_tag_and_clean_reclaims_what_it_superseded(
+    first_build: dict, builds: Builds, client: docker.DockerClient
+) -> None:
+    """A second `no_cache` build of the same fingerprint: the first pinned tag stays on the
+    first image, the rebuild gets `<pinned>-2`, the moving tag moves. The first build's
+    checkpoints lose their tags; `vdsm clean` removes every untagged image of this project,
+    but not one that a running container uses."""
+    from vdsmlib.pipeline.trust import smoke_passed
+
+    first = first_build["result"]
+    record = builds.build(no_cache=True, executor="inline")
+    assert record.status == "ok"
+    assert record.fingerprint == first["fingerprint"], (
+        "the two builds had different fingerprints: the build base changed between them"
+    )
+    assert client.images.get(first["image"]).id == first["image_id"]
+    assert re.fullmatch(re.escape(first["image"]) + r"-\d+", record.image or ""), record.image
+    assert record.image_id != first["image_id"]
+    assert client.images.get(record.tags[1]).id == record.image_id
+    superseded = find_images(client, {L.KIND: "checkpoint", L.RUN_ID: first["run_id"]})
+    assert superseded and not any(i.tags for i in superseded), superseded
+    used, *others = superseded
+    holder = client.containers.run(
+        used.id, entrypoint=["sleep", "600"], detach=True, labels={"vdsm-ci-test": "clean"}
+    )
+    try:
+        dry = vdsm("clean", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        for image in others:
+            assert re.search(rf"would remove image {image.id} \(\d+ MB\)", dry.stdout), dry.stdout
+        assert f"kept image {used.id} (used by container {holder.short_id}" in dry.stdout
+        done = vdsm("clean")
+        assert done.returncode == 0, done.stderr
+        ours = client.images.list(filters={"label": f"{L.OWNER}={L.OWNER_VALUE}"})
+        finals = client.images.list(filters={"label": f"{L.KIND}=final"})
+        left = {
+            str(i.id)
+            for i in [*ours, *finals]
+            if not i.tags
+            and not L.run_alive(i.labels)
+            and (i.labels.get(L.KIND) != "final" or smoke_passed(str(i.id)))
+        }
+        assert left == {str(used.id)}, (left, done.stdout)
+    finally:
+        holder.remove(force=True)
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(used.id)
 
 
 def test_post_wizard_profile_edit_resumes_from_start_ready(

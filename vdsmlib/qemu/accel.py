@@ -55,7 +55,8 @@ class ProbeResult:
 
 def _tcg(reason: str, started: float) -> ProbeResult:
     result = ProbeResult("tcg", reason, time.monotonic() - started)
-    log.info("accelerator: tcg (%s)", reason)
+    # the caller says which accelerator the build uses (one line per build)
+    log.debug("KVM probe: tcg (%s)", reason)
     return result
 
 
@@ -140,7 +141,7 @@ def probe_accelerator(
         if ok:
             seconds = time.monotonic() - started
             result = ProbeResult("kvm", "a Linux guest booted under KVM", seconds)
-            log.info("accelerator: kvm (probe took %.1f s)", result.seconds)
+            log.debug("KVM probe: kvm (took %.1f s)", result.seconds)
             return result
         logs, exit_code = str(seen["logs"]), seen["exit_code"]
         log.debug("KVM probe output:\n%s", logs)
