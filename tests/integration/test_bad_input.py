@@ -146,7 +146,28 @@ def test_unknown_version_through_papermill(client: docker.DockerClient, tmp_path
     evalue = exc.value.evalue
     assert "unknown dsm_version '7.9'" in evalue and "known: " in evalue and "sim" in evalue
     assert "\n" not in evalue
+    # the cell's error is the one line, not a traceback through vdsmlib
+    assert exc.value.traceback == [f"ParamsError: {evalue}"]
     assert created == []
+
+
+def test_plain_papermill_cli_ends_in_the_notebooks_one_line(tmp_path: Path) -> None:
+    """``papermill notebooks/build.ipynb OUT -p dsm_version 7.9``: exit 1, and the last lines are
+    papermill's "Exception encountered" and the notebook's one line. papermill 2.7's CLI does
+    not catch PapermillExecutionError (papermill/cli.py), so Python prints papermill's own
+    frames above them; ``make build`` / ``python -m vdsmlib.cli.make`` print the line alone."""
+    papermill_cli = Path(sys.executable).parent / "papermill"
+    result = subprocess.run(
+        [str(papermill_cli), str(ROOT / "notebooks" / "build.ipynb"), str(tmp_path / "b.ipynb"),
+         "-p", "dsm_version", "7.9", "-p", "out_dir", str(tmp_path / "out"),
+         "--cwd", str(ROOT / "notebooks"), "--no-progress-bar"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert re.fullmatch(r'Exception encountered at "In \[\d+\]":', lines[-2]), lines
+    assert lines[-1].startswith("ParamsError: unknown dsm_version '7.9'"), lines
+    assert not (tmp_path / "out").exists()
 
 
 def test_unknown_version_on_the_cli_is_exit_2_with_one_line(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "build_from_parameters",
     "finish",
     "log_to_output",
+    "one_line_errors",
     "run_build",
     "run_stage_notebook",
     "show_build_evidence",
@@ -437,6 +438,29 @@ def finish(build: Any, result: BuildResult) -> str:
     if not record.error:
         record.error = first_line(str(result.error), 2000)
     raise BuildFailed(failure_line(record, Path(build.run_dir))) from None
+
+
+def one_line_errors() -> None:
+    """In IPython: a :class:`~vdsmlib.errors.VdsmError` raised by any later cell shows as one
+    line (``ParamsError: ...``), not a traceback through the library: its message says what to
+    do. Other exceptions (bugs) keep their full traceback. The error output still carries the
+    exception's name and message, so papermill stops there and fails."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "set_custom_exc"):
+        return
+
+    def one_line(
+        shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None
+    ) -> list[str]:
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)
+        return stb
+
+    shell.set_custom_exc((VdsmError,), one_line)
 
 
 def _minimal_tracebacks() -> None:
