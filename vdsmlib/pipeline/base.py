@@ -213,6 +213,12 @@ def _probe(
     return result.accelerator, result.reason
 
 
+def known_accelerator(client: docker.DockerClient, params: Params) -> tuple[str, str] | str:
+    """``(accelerator, reason)`` as far as it is known without probing (params, ``/dev/kvm``,
+    the cached probe result for this kernel), else a sentence saying what is not known yet."""
+    return _probe(client, params, make=False)
+
+
 def prepare_base(ctx: StageContext) -> PreparedBase:
     """Everything before the first VM boots, made where missing; the run's state records it.
     Idempotent and cached by fingerprint."""

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 from docker.errors import DockerException
@@ -21,6 +22,7 @@ __all__ = [
     "chromium_path",
     "disk_need",
     "preflight",
+    "registry_target_gaps",
     "required_disk_bytes",
 ]
 
@@ -168,6 +170,15 @@ def preflight(params: Params, client: docker.DockerClient, out_dir: Path | None 
                 "(`vdsm clean --checkpoints` removes old checkpoints) or move Docker's data-root "
                 "to a bigger disk"
             )
+    gaps, note = registry_target_gaps(params, client)
+    if gaps:
+        lacks = "; ".join(f"({i}) {gap}" for i, gap in enumerate(gaps, 1))
+        raise PreflightError(
+            f"this machine lacks what target {params.dsm_version} needs, before anything is "
+            f"pulled: {lacks}" + (f"; and {note}" if note else "")
+        )
+    if note:
+        log.warning("target %s: %s", params.dsm_version, note)
     if out_dir is not None:
         folder = out_dir
         while not folder.exists() and folder != folder.parent:
@@ -187,3 +198,109 @@ def preflight(params: Params, client: docker.DockerClient, out_dir: Path | None 
                 f"cannot write the run folder in {out_dir} ({err.strerror}): make {folder} "
                 "writable or pass another out_dir"
             ) from err
+
+
+#: seconds each reachability check may take (the engine's registry look-up, the PAT's HEAD)
+REACH_TIMEOUT = 15.0
+
+
+def registry_target_gaps(
+    params: Params, client: docker.DockerClient, *, timeout: float = REACH_TIMEOUT
+) -> tuple[list[str], str]:
+    """For a target whose base image comes from a registry (real DSM): what this machine
+    lacks for it, each a sentence saying what to do, and a note on the accelerator (no KVM:
+    what TCG costs), all found without pulling or downloading anything.
+
+    - the base image: present in the engine, else the engine must reach its registry (asked
+      through the engine, ``GET /distribution/<image>/json``: its proxy and mirrors count);
+    - the PAT: cached and verified, else its URL's server must answer a HEAD request from here
+      (what it answers is the download's business: a 404 fails it with what to fix);
+    - KVM: ``/dev/kvm`` and the probe result cached for this kernel, if any (the probe itself
+      runs later, in the prepare stage).
+    A simulator target (``base.source: sim-build``) has none of these: ``([], "")``.
+    """
+    if params.base.source != "registry":
+        return [], ""
+    gaps: list[str] = []
+    image = params.base.image
+    if not _image_present(client, image):
+        try:
+            client.api.inspect_distribution(image)
+        except DockerException as err:
+            # an APIError's explanation is dockerd's own sentence ('Get "https://...": dial ...')
+            reason = _first_line(getattr(err, "explanation", None) or err)
+            gaps.append(
+                f"the base image {image} is not in the Docker engine and the engine cannot "
+                f"reach its registry ({reason}): give dockerd access (a proxy or a "
+                f"registry mirror in /etc/docker/daemon.json), or `docker load` the image"
+            )
+    if params.pat is not None:
+        gap = _pat_gap(params, timeout)
+        if gap:
+            gaps.append(gap)
+    return gaps, _accelerator_note(params, client)
+
+
+def _first_line(err: object) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
+def _image_present(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+    except DockerException:
+        return False
+    return True
+
+
+def _pat_gap(params: Params, timeout: float) -> str:
+    import requests
+
+    from vdsmlib.pat import PatError, PatSpec, cached_pat
+    from vdsmlib.pipeline.base import cache_dir
+
+    assert params.pat is not None
+    spec = PatSpec(url=params.pat.url, size=params.pat.size, sha256=params.pat.sha256)
+    folder = cache_dir() / "pat"
+    try:
+        if cached_pat(spec, folder) is not None:
+            return ""
+    except PatError as err:  # a local PAT that does not verify
+        return f"the PAT {spec.url} does not verify ({_first_line(err)}): fix pat in params"
+    if not spec.is_remote:
+        return f"the PAT {spec.url} is missing: fix pat in params"
+    try:
+        requests.head(spec.url, timeout=timeout, allow_redirects=True).close()
+    except requests.RequestException as err:
+        host = urlsplit(spec.url).hostname
+        reason = f"{type(err).__name__} reaching {host}"
+        if "resolve" in str(err).lower():
+            reason = f"{host} does not resolve"
+    else:
+        # any HTTP answer: the server is reachable (a 404 or a wrong size is the download's
+        # own error, with what to fix in params)
+        return ""
+    return (
+        f"the PAT is not cached and {spec.url} cannot be downloaded from here ({reason}): "
+        f"download it elsewhere and put it at {folder / spec.name} (its size and sha256 are "
+        "checked), or point pat.url at a copy this machine reaches"
+    )
+
+
+def _accelerator_note(params: Params, client: docker.DockerClient) -> str:
+    """TCG (no ``/dev/kvm``, params, or a cached probe that fell back): what it costs."""
+    from vdsmlib.pipeline.base import known_accelerator
+
+    if params.vm.accelerator == "kvm":
+        return ""
+    known = known_accelerator(client, params)
+    if isinstance(known, str) or known[0] != "tcg":
+        return ""  # KVM, or not probed yet: the prepare stage probes it
+    factor = params.timeouts.tcg_factor
+    return (
+        f"DSM would run under TCG ({known[1]}): software emulation, about {factor:g}x slower "
+        f"than KVM (params timeouts.tcg_factor), so the build waits up to "
+        f"{params.timeouts.boot * factor / 3600:.1f} h for DSM's first boot; a machine with "
+        "KVM needs a tenth of that"
+    )
