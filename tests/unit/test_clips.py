@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,51 @@ def test_a_clips_folder_that_cannot_be_made_costs_the_clips_not_the_stage(
         assert asyncio.run(cut_clips(tmp_path / "v.webm", job)) == []
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith("no per-screen clips of v.webm: ")
+
+
+def _page_video(path: Path, blank: float, page: float) -> Path:
+    """A stage video as Chromium records one: ``blank`` seconds of a white page, then a page
+    with content (ffmpeg's test pattern), VP8 like Playwright's."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-y",
+         "-f", "lavfi", "-i", f"color=c=white:s=160x120:r=10:d={blank}",
+         "-f", "lavfi", "-i", f"testsrc=s=160x120:r=10:d={page}",
+         "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
+         "-c:v", "libvpx", "-b:v", "300k", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
+def test_the_first_painted_frame_is_read_from_the_luma_range() -> None:
+    printed = (
+        "frame:0    pts:0       pts_time:0\nlavfi.signalstats.YMIN=235\n"
+        "lavfi.signalstats.YMAX=235\nframe:1    pts:1       pts_time:0.1\n"
+        "lavfi.signalstats.YMIN=231\nlavfi.signalstats.YMAX=240\n"  # compression noise
+        "frame:2    pts:2       pts_time:0.2\nlavfi.signalstats.YMIN=36\n"
+        "lavfi.signalstats.YMAX=235\n"
+    )
+    assert clips.first_painted_in(printed) == 0.2
+    assert clips.first_painted_in(printed.rsplit("frame:2", 1)[0]) is None  # all blank
+
+
+def test_no_clip_starts_on_the_blank_page_before_the_stage_painted(tmp_path: Path) -> None:
+    """The first screen showed 0.3 s after the page painted, 1.2 s into the video: its window
+    (from 0.5 s before it) would start on white; it starts on the first painted frame."""
+    video = _page_video(tmp_path / "admin.webm", blank=1.2, page=2.8)
+    first = ScreenRecord(
+        screen="welcome", seen_at=0.0, started=101.5, ended=102.5,
+        screenshot=tmp_path / "admin-01-welcome.png",
+    )  # fmt: skip
+    second = ScreenRecord(
+        screen="admin-account", seen_at=0.0, started=102.6, ended=103.8,
+        screenshot=tmp_path / "admin-02-admin-account.png",
+    )  # fmt: skip
+    report = StageReport(stage="admin", profile="p", screens=[first, second])
+    made = asyncio.run(clips.clip_screens(report, video, video_started=100.0))
+    assert len(made) == 2
+    assert first.video_start == 1.2 and second.video_start == 2.1  # the second keeps its lead
+    for clip in made:  # every clip's first frame shows the page
+        assert asyncio.run(clips.first_painted(clip, 1.0)) == 0.0, clip
+    # without the look, the first clip's window started on the white page
+    assert screen_window(101.5, 102.5, 100.0) == ClipWindow(1.0, 3.0)

@@ -15,6 +15,12 @@ codecs, as Playwright's, cannot play H.264) and in VS Code's notebook view, whic
 VP8 but not VP9 (microsoft/vscode#156558); on the same 3 s of a post-wizard video VP9 made
 10 KB, H.264 14 KB and VP8 20 KB: all small enough to embed.
 
+A stage video starts on the blank page Chromium shows before the stage's page painted, and the
+first screen often shows within ``lead`` of that: its clip would start on white frames. So the
+frames up to the first window's end are looked at first (ffmpeg's ``signalstats``, at the clips'
+frame rate): no window starts before the first frame that is not blank (its luma spans more than
+``BLANK_SPAN``).
+
 A missing ffmpeg or a failing cut costs the clips (one warning), never the stage.
 
 Example::
@@ -42,6 +48,7 @@ __all__ = [
     "clip_screens",
     "cut_clips",
     "ffmpeg_argv",
+    "first_painted",
     "screen_window",
     "video_duration",
 ]
@@ -54,6 +61,8 @@ TAIL = 0.5
 #: a window shorter than this is not worth a clip (ffmpeg would write no frame)
 MIN_SECONDS = 0.1
 CLIPS_DIR = "clips"
+#: a frame whose luma (Y) spans at most this much shows nothing (Chromium's blank page: 235-235)
+BLANK_SPAN = 16
 
 _warned_missing: list[bool] = []
 
@@ -227,6 +236,63 @@ async def cut_clips(
     return made
 
 
+def painted_argv(ffmpeg: str, video: Path, until: float, fps: int) -> list[str]:
+    """ffmpeg printing each frame's luma range (``signalstats``) of ``video``'s first
+    ``until`` seconds, resampled to ``fps`` as the clips are."""
+    return [
+        ffmpeg, "-v", "error", "-nostdin",
+        "-t", f"{until:.3f}",
+        "-i", str(video),
+        "-vf", f"fps={fps},signalstats,metadata=print:file=-",
+        "-f", "null", "-",
+    ]  # fmt: skip
+
+
+def first_painted_in(printed: str) -> float | None:
+    """From ffmpeg's ``metadata=print`` output: the time of the first frame that is not blank
+    (luma span over :data:`BLANK_SPAN`); None if every frame is blank (or none was printed)."""
+    time_: float | None = None
+    low: float | None = None
+    for line in printed.splitlines():
+        if "pts_time:" in line:
+            time_, low = float(line.rsplit("pts_time:", 1)[1].split()[0]), None
+        elif "lavfi.signalstats.YMIN=" in line:
+            low = float(line.split("=", 1)[1])
+        elif "lavfi.signalstats.YMAX=" in line and time_ is not None and low is not None:
+            high = float(line.split("=", 1)[1])
+            if high - low > BLANK_SPAN:
+                return time_
+    return None
+
+
+async def first_painted(video: Path, until: float, *, fps: int = 10) -> float | None:
+    """Seconds into ``video`` of its first frame that is not blank, looking at the first
+    ``until`` seconds; None when unknown (no ffmpeg, an error) or all of them are blank."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None or until <= 0:
+        return None
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *painted_argv(ffmpeg, video, until, fps),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    except OSError as err:
+        log.debug("first painted frame of %s: %s", video.name, err)
+        return None
+    try:
+        printed, _ = await asyncio.wait_for(proc.communicate(), 30.0 + 2.0 * until)
+    except BaseException:  # a timeout, or cancellation: do not leave ffmpeg behind
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.debug("first painted frame of %s: ffmpeg did not finish", video.name)
+        return None
+    if proc.returncode != 0:
+        return None
+    return first_painted_in(printed.decode(errors="replace"))
+
+
 def _written(path: Path) -> bool:
     try:
         return path.stat().st_size > 0
@@ -258,8 +324,17 @@ async def clip_screens(
         window = screen_window(record.started, record.ended, video_started, duration=duration)
         if window is None:
             continue
-        record.video_start, record.video_end = window.start, window.end
         jobs.append((window, clip_path(record, report.stage, video.parent, fmt), record))
+    if jobs:  # no clip starts on the blank page before the stage's page painted
+        earliest = min((w for w, _, _ in jobs), key=lambda w: w.start)
+        painted = await first_painted(video, earliest.end, fps=fmt.fps)
+        if painted is not None:
+            jobs = [
+                (ClipWindow(painted, w.end) if w.start < painted < w.end else w, out, record)
+                for w, out, record in jobs
+            ]
+    for window, _, record in jobs:
+        record.video_start, record.video_end = window.start, window.end
     began = time.monotonic()
     made = set(await cut_clips(video, [(w, out) for w, out, _ in jobs], fmt=fmt))
     for _, out, record in jobs:
