@@ -137,6 +137,8 @@ class Timeouts(_Strict):
     restore: float = 300.0
     #: the final image's health check: how long one login to DSM may take
     health: float = 8.0
+    #: one Web API request of a stage (services, checks): some start DSM's file servers
+    request: float = 30.0
     #: how much longer everything takes under TCG (software emulation) than under KVM: every
     #: timeout above is multiplied by it for a build under TCG (:meth:`for_accelerator`). Real
     #: DSM: 10 (virtual-dsm v7.41 src/proc.sh: "about 10 times slower"); the simulator's
@@ -159,6 +161,7 @@ class Timeouts(_Strict):
             savevm=self.savevm * factor,
             restore=self.restore * factor,
             health=self.health * factor,
+            request=self.request * factor,
             tcg_factor=1.0,  # scaled once: scaling the result again changes nothing
         )
 

@@ -20,11 +20,12 @@ def test_real_dsm_waits_ten_times_as_long_under_tcg(target: str) -> None:
     timeouts = load_params(target).timeouts
     assert timeouts.tcg_factor == 10
     tcg = timeouts.for_accelerator("tcg")
-    assert (tcg.boot, tcg.savevm, tcg.restore, tcg.health) == (
+    assert (tcg.boot, tcg.savevm, tcg.restore, tcg.health, tcg.request) == (
         timeouts.boot * 10,
         timeouts.savevm * 10,
         timeouts.restore * 10,
         timeouts.health * 10,
+        timeouts.request * 10,
     )
     assert timeouts.for_accelerator("kvm") == timeouts
     # scaled once: a second scaling (a stage context of a stage context) changes nothing

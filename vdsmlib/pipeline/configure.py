@@ -114,7 +114,7 @@ async def apply_services(ctx: StageContext, vm: StageVm, outcome: StageOutcome) 
     NFS): the data plane used as a client would, before the checkpoint."""
     params = ctx.params
     with (
-        DsmClient(vm.url) as dsm,
+        DsmClient(vm.url, timeout=params.timeouts.request) as dsm,
         dsm.login(params.admin.user, params.admin.password) as session,
     ):
         report = await asyncio.to_thread(services_api.apply, session, params.services)

@@ -57,7 +57,7 @@ async def stage_smoke(ctx: StageContext) -> StageOutcome:
         )
         login_seconds = time.monotonic() - started
         with (
-            DsmClient(url) as dsm,
+            DsmClient(url, timeout=params.timeouts.request) as dsm,
             dsm.login(params.admin.user, params.admin.password) as session,
         ):
             await asyncio.to_thread(services_api.verify, session, params.services)
