@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import TEST_REPOSITORY, Builds, free_port
-from tests.integration.test_bad_input import vdsm
+from tests.integration.test_bad_input import VDSM, vdsm
 from tests.poll import poll
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import VmContainer
@@ -383,6 +383,7 @@ def _load(port: int, requests_total: int = 200, connections: int = 20) -> None:
         f"load: {requests_total} requests over {connections} connections: median "
         f"{times[len(times) // 2]:.2f} s, p99 {p99:.2f} s, max {times[-1]:.2f} s"
     )
+    assert p99 < 2.0, f"p99 {p99:.2f} s"
 
 
 def test_a_stage_notebook_reruns_on_a_finished_run_cell_by_cell(
@@ -540,6 +541,7 @@ def test_a_no_cache_rebuild_keeps_the_pinned_tag_and_clean_reclaims_what_it_supe
     first image, the rebuild gets `<pinned>-2`, the moving tag moves. The first build's
     checkpoints lose their tags; `vdsm clean` removes every untagged image of this project,
     but not one that a running container uses."""
+    from vdsmlib.docker.images import images_in_use
     from vdsmlib.pipeline.trust import smoke_passed
 
     first = first_build["result"]
@@ -575,11 +577,90 @@ def test_a_no_cache_rebuild_keeps_the_pinned_tag_and_clean_reclaims_what_it_supe
             and not L.run_alive(i.labels)
             and (i.labels.get(L.KIND) != "final" or smoke_passed(str(i.id)))
         }
-        assert left == {str(used.id)}, (left, done.stdout)
+        # (on a shared engine another user's container may hold one too)
+        in_use = images_in_use(client)
+        assert str(used.id) in left and all(i in in_use for i in left), (left, done.stdout)
+        everything = {str(x.id) for x in client.images.list(all=True)}
+        assert not [i for i in others if str(i.id) in everything], done.stdout
     finally:
         holder.remove(force=True)
         with contextlib.suppress(docker.errors.APIError):
             client.images.remove(used.id)
+
+
+def test_sigkill_during_flatten_leaves_no_image_and_a_record_naming_stage_and_signal(
+    first_build: dict, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """SIGKILL to `vdsm build`'s process group while flatten builds the image (resumed from
+    the first build's final checkpoint, in a repository of its own): once its janitor has
+    finished, no image of that run is left, and the record names the stage and the signal;
+    stages never reached say so; report.html is there, `.reserve` is not."""
+    import os
+    import signal
+
+    out = tmp_path / "out"
+    repository = f"{TEST_REPOSITORY}-killed"
+    proc = subprocess.Popen(
+        [*VDSM, "build", "sim", "--executor", "inline", "--out", str(out),
+         "-p", f"image_repository={repository}"],
+        cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if k != L.PROCESS_ENV},
+             "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a CI job's
+    )  # fmt: skip
+    run_id = ""
+    try:
+
+        def flatten_building() -> str:
+            for run in out.glob("*/result.json") if out.exists() else []:
+                flatten = next(s for s in load_record(run).stages if s.name == "flatten")
+                labels = {"label": f"{L.RUN_ID}={run.parent.name}"}
+                made = client.images.list(all=True, filters=labels)
+                if flatten.status == "running" and any(
+                    i.labels.get(L.KIND) != "checkpoint" for i in made
+                ):
+                    return run.parent.name
+            raise NotReady("flatten has made no image yet")
+
+        run_id = poll(
+            flatten_building,
+            what="flatten to build its first step",
+            retryable=(ValueError, StopIteration),
+            timeout=900,
+            interval=0.5,
+            alive=lambda: None if proc.poll() is None else f"the build exited {proc.returncode}",
+        )
+        os.killpg(proc.pid, signal.SIGKILL)
+        record_file = out / run_id / "result.json"
+
+        def janitor_done() -> None:
+            if load_record(record_file).status == "running":
+                raise NotReady("the record still says running")
+
+        # the build is not reaped until the janitor has read how it ended
+        poll(janitor_done, what="the janitor's record", timeout=180, retryable=(ValueError,))
+        leftovers = client.images.list(all=True, filters={"label": f"{L.RUN_ID}={run_id}"})
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
+    assert leftovers == [], leftovers
+    record = load_record(out / run_id / "result.json")
+    statuses = {s.name: s.status for s in record.stages}
+    assert statuses["flatten"] == "interrupted", record.stages
+    assert statuses["smoke"] == "not-reached", record.stages
+    flatten = next(s for s in record.stages if s.name == "flatten")
+    assert flatten.detail == "the build's process was killed by SIGKILL", flatten.detail
+    assert record.status == "failed"
+    assert record.error is not None and record.error.startswith("stage flatten: "), record.error
+    assert "killed by SIGKILL" in record.error
+    assert (out / run_id / "report.html").is_file()
+    assert not (out / run_id / ".reserve").exists()
 
 
 def test_post_wizard_profile_edit_resumes_from_start_ready(

@@ -122,7 +122,16 @@ def test_result_json_names_no_absolute_path_of_the_run(tmp_path: Path) -> None:
     assert data["error"].endswith("(executed notebook: notebooks/services.ipynb)")
     assert data["screenshots"] == ["evidence/services-01-nfs.png"]
     assert data["stages"][0]["evidence"] == ["evidence/admin.webm"]
-    assert {"pending", "running", "ran", "resumed", "skipped", "failed"} == set(STATUSES)
+    assert {
+        "pending",
+        "running",
+        "ran",
+        "resumed",
+        "skipped",
+        "failed",
+        "interrupted",
+        "not-reached",
+    } == set(STATUSES)
 
 
 def test_a_project_path_is_named_relative_to_the_run(tmp_path: Path) -> None:

@@ -130,17 +130,28 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 def _cmd_clean(args: argparse.Namespace) -> int:
     from vdsmlib.docker.engine import connect
     from vdsmlib.docker.images import clean
+    from vdsmlib.pipeline.janitor import project_repositories
+    from vdsmlib.pipeline.trust import smoke_passed
 
     kinds: tuple[str, ...] = ()
     if args.checkpoints:
         kinds = ("checkpoint", "base")
     if args.all:
         kinds = ("checkpoint", "base", "final", "sim")
-    report = clean(connect(), run_id=args.run_id, kinds=kinds, dry_run=args.dry_run)
+    report = clean(
+        connect(),
+        run_id=args.run_id,
+        kinds=kinds,
+        dry_run=args.dry_run,
+        repositories=project_repositories(),
+        promoted=lambda image_id: smoke_passed(image_id) is not None,
+    )
     verb = "would remove" if args.dry_run else "removed"
     for kind in ("containers", "images", "networks"):
         for item in report[kind]:
             print(f"{verb} {kind[:-1]} {item}")
+    for item in report["kept"]:
+        print(f"kept image {item}")
     print(f"{verb} {len(report['containers'])} containers, {len(report['images'])} images")
     return 0
 
@@ -249,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoints",
         action="store_true",
-        help="the checkpoint cache and build bases too (otherwise containers of dead runs only)",
+        help="the checkpoint cache and build bases too (otherwise containers of dead runs and "
+        "superseded images: untagged ones this project made)",
     )
     p.add_argument(
         "--all", action="store_true", help="checkpoints, final images and the simulator image too"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "find_images",
     "get_image",
     "image_size",
+    "images_in_use",
     "remove_image",
 ]
 
@@ -94,6 +95,17 @@ def image_size(image: Image) -> int:
     return int(image.attrs.get("Size", 0))
 
 
+def _remove_ref(client: docker.DockerClient, ref: str, report: CleanReport) -> None:
+    """Remove a tag, or an untagged image by ID; never forced (Docker keeps an image that a
+    container or a child image uses)."""
+    try:
+        client.images.remove(ref)
+    except (ImageNotFound, NotFound):
+        pass
+    except APIError as err:
+        report["kept"].append(f"{ref} ({err.explanation or err})")
+
+
 def remove_image(client: docker.DockerClient, ref: str) -> None:
     try:
         client.images.remove(ref, force=True)
@@ -104,7 +116,41 @@ def remove_image(client: docker.DockerClient, ref: str) -> None:
 
 
 class CleanReport(dict[str, Any]):
-    """What :func:`clean` removed: ``containers``, ``images`` and ``networks`` lists."""
+    """What :func:`clean` removed: ``containers``, ``images`` and ``networks`` lists; ``kept``:
+    images it would have removed but kept (used by a container or a live build)."""
+
+
+def images_in_use(client: docker.DockerClient) -> dict[str, str]:
+    """Image ID -> a container (any owner, running or not) created from it."""
+    used: dict[str, str] = {}
+    for container in client.containers.list(all=True):
+        image = str(container.attrs.get("Image", ""))
+        if image:
+            used.setdefault(image, f"{container.short_id} {container.name}")
+    return used
+
+
+def _live_runs(client: docker.DockerClient, filters: dict[str, list[str]]) -> list[str]:
+    """Run ids of this project's builds whose process still runs (their network says so)."""
+    runs = set()
+    for obj in [*client.networks.list(filters=filters), *client.containers.list(filters=filters)]:
+        labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
+        if L.run_alive(labels):
+            runs.add(labels.get(L.RUN_ID, "?"))
+    return sorted(runs)
+
+
+def _superseded(image: Image, promoted: Callable[[str], bool] | None) -> bool:
+    """An untagged image this project made: a checkpoint or build base (by its owner label), or
+    a final image a build promoted (a copy that inherited the labels is not ours)."""
+    kind = image.labels.get(L.KIND)
+    if kind in ("checkpoint", "base"):
+        return bool(image.labels.get(L.OWNER) == L.OWNER_VALUE)
+    return kind == "final" and promoted is not None and promoted(str(image.id))
+
+
+def _size(image: Image) -> str:
+    return f"{image_size(image) / 1e6:.0f} MB"
 
 
 def clean(
@@ -114,19 +160,27 @@ def clean(
     images: bool = True,
     kinds: tuple[str, ...] = (),
     dry_run: bool = False,
+    repositories: Collection[str] | None = None,
+    promoted: Callable[[str], bool] | None = None,
 ) -> CleanReport:
     """Remove containers (and images) this project created, found by label.
 
     With ``run_id``: what that run created, whether its process runs or not (a build cleans up
-    after itself). Without: only what belongs to runs that are no longer alive
-    (:func:`~vdsmlib.docker.labels.run_alive`). Images only of the ``kinds`` given (none by
-    default: checkpoints and build bases are a cache, final images are results); a final image
-    carries no run's ownership, so it is found by its kind.
+    after itself), its untagged images too (those its flatten was building when it was killed).
+    Without: only what belongs to runs that are no longer alive
+    (:func:`~vdsmlib.docker.labels.run_alive`), and (with ``images``) the *superseded* images:
+    untagged checkpoints and build bases, and untagged final images ``promoted`` says a build of
+    this project promoted (a copy that inherited the labels is not ours). Tagged images only of
+    the ``kinds`` given (none by default: checkpoints and build bases are a cache, final images
+    are results), and of those only the tags in ``repositories`` (when given); a final image
+    carries no run's ownership, so it is found by its kind. No image that a container (any
+    owner) was created from is removed, nor, while a build of this project runs, a tagged
+    checkpoint or build base (it may restore from one); those are listed in ``kept``.
     """
     label = {L.OWNER: L.OWNER_VALUE}
     if run_id:
         label[L.RUN_ID] = run_id
-    report = CleanReport(containers=[], images=[], networks=[])
+    report = CleanReport(containers=[], images=[], networks=[], kept=[])
     filters = {"label": [f"{k}={v}" for k, v in label.items()]}
     for container in client.containers.list(all=True, filters=filters):
         if not run_id and L.run_alive(container.labels):
@@ -135,22 +189,48 @@ def clean(
         if not dry_run:
             with contextlib.suppress(NotFound):
                 container.remove(force=True, v=True)
-    if images and kinds:
+    if images:
+        used = images_in_use(client)
+        if dry_run:
+            # the containers a real run would have removed are not counted as users
+            gone = {c.split(" ", 1)[0] for c in report["containers"]}
+            used = {k: v for k, v in used.items() if v.split(" ", 1)[0] not in gone}
+        live = [] if run_id else _live_runs(client, filters)
         seen: set[str] = set()
         found = list(client.images.list(filters=filters))
-        if "final" in kinds and not run_id:
+        if not run_id:
             found += client.images.list(filters={"label": [f"{L.KIND}=final"]})
         for image in found:
-            if image.id in seen or image.labels.get(L.KIND) not in kinds:
+            kind = image.labels.get(L.KIND)
+            if image.id in seen:
                 continue
             seen.add(str(image.id))
             if not run_id and L.run_alive(image.labels):
                 continue
-            refs = image.tags or [image.id]
-            report["images"].append(", ".join(refs))
+            if image.tags:
+                if kind not in kinds:
+                    continue
+                refs = [
+                    t
+                    for t in image.tags
+                    if repositories is None or t.rpartition(":")[0] in repositories
+                ]
+                if not refs:
+                    continue
+                if live and kind in ("checkpoint", "base"):
+                    report["kept"].append(f"{', '.join(refs)} (a build is running: {live[0]})")
+                    continue
+            elif _superseded(image, promoted) or (kind in kinds and run_id):
+                refs = [str(image.id)]
+            else:
+                continue
+            if image.id in used and len(refs) == len(image.tags or refs):
+                report["kept"].append(f"{', '.join(refs)} (used by container {used[image.id]})")
+                continue
+            report["images"].append(f"{', '.join(refs)} ({_size(image)})")
             if not dry_run:
                 for ref in refs:
-                    remove_image(client, ref)
+                    _remove_ref(client, ref, report)
     for network in client.networks.list(filters=filters):
         if not run_id and L.run_alive(network.attrs.get("Labels")):
             continue

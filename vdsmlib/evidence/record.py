@@ -35,9 +35,19 @@ __all__ = [
 #: the stages whose notebooks step through wizard screens (``make lab RUN=...`` opens them)
 STEPPED_STAGES = ("admin", "post-wizard", "services")
 
-#: a stage's status in ``result.json``: not reached yet (or never, in a build that stopped
-#: before it), running now, done by this build, restored from a checkpoint, not needed, failed
-STATUSES = ("pending", "running", "ran", "resumed", "skipped", "failed")
+#: a stage's status in ``result.json``: not reached yet, running now, done by this build,
+#: restored from a checkpoint, not needed, failed, stopped by a signal or a kill (its detail
+#: says which), never reached (the build stopped before it)
+STATUSES = (
+    "pending",
+    "running",
+    "ran",
+    "resumed",
+    "skipped",
+    "failed",
+    "interrupted",
+    "not-reached",
+)
 #: the record's lists of evidence files (relative in the file, absolute once loaded)
 _PATH_LISTS = ("screenshots", "videos", "traces", "notebooks")
 

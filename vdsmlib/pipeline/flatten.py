@@ -2,12 +2,15 @@
 
 Tags encode the DSM version and the variant (accelerator): ``<repository>:<version>-<variant>``
 moves with every build; ``<repository>:<version>-<build>-<variant>-<fp8>`` names one build for
-good. See README "Image tags".
+good: it never moves off an image a smoke test passed; a rebuild of the same fingerprint
+(``no_cache``) gets ``...-<fp8>-2``, ``-3`` (:func:`free_pinned_tag`). See README "Image tags".
 
 Flatten makes a *candidate*: tagged ``<pinned tag>-candidate``, without the fingerprint label.
 Only :func:`promote`, called once the smoke test passed, gives it the fingerprint label (which
-makes the next build a no-op) and the pinned and moving tags. A candidate whose smoke test
-failed is therefore never reused nor pulled by the moving tag.
+makes the next build a no-op) and the pinned and moving tags, and records the promoted image's
+ID as smoke-tested (:mod:`vdsmlib.pipeline.trust`): a no-op reuses only an image so recorded,
+never a copy that inherited the labels. A candidate whose smoke test failed is therefore never
+reused nor pulled by the moving tag.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from vdsmlib.errors import VdsmError
 from vdsmlib.params import Params
 from vdsmlib.pipeline.context import StageContext
 from vdsmlib.pipeline.stage import StageOutcome
+from vdsmlib.pipeline.trust import record_smoke_passed, smoke_passed
 from vdsmlib.project import project_file
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "final_env",
     "final_tags",
     "flatten",
+    "free_pinned_tag",
     "promote",
     "restore_contract",
     "stage_flatten",
@@ -251,7 +256,13 @@ def flatten(ctx: StageContext) -> FlattenResult:
             Path(tmp),
             dockerfile="Dockerfile",
             tag=tag,
-            buildargs={"BASE": state.base_image or "", "CHECKPOINT": checkpoint},
+            buildargs={
+                "BASE": state.base_image or "",
+                "CHECKPOINT": checkpoint,
+                # its intermediate images are the run's (the janitor of a killed run removes them)
+                "RUN_ID": state.run_id,
+                "PROCESS": L.process_label(),
+            },
             labels={**candidate_labels(params, accelerator, state.qemu_version or ""), **contract},
         )
     before = get_image(client, checkpoint)
@@ -281,6 +292,7 @@ def promote(ctx: StageContext) -> list[str]:
     accelerator = state.accelerator or "tcg"
     fp = state.fingerprints["image"]
     tags = final_tags(params, accelerator, fp)
+    tags[0] = free_pinned_tag(ctx, tags[0])
     with tempfile.TemporaryDirectory(prefix="vdsm-ci-promote-") as tmp:
         (Path(tmp) / "Dockerfile").write_text(f"FROM {state.candidate}\n")
         image = build_image(
@@ -290,6 +302,8 @@ def promote(ctx: StageContext) -> list[str]:
             tag=tags[0],
             labels={L.FINGERPRINT: fp, L.STAGE: "image", L.BUILT_BY: state.run_id},
         )
+    # by content: a copy of this image (docker commit, FROM) has another ID and no record
+    record_smoke_passed(str(image.id), state.run_id, fp, tags)
     for tag in tags[1:]:
         repo, _, name = tag.rpartition(":")
         image.tag(repo, name)
@@ -299,6 +313,19 @@ def promote(ctx: StageContext) -> list[str]:
     state.final_image_id = str(image.id)
     ctx.save()
     return tags
+
+
+def free_pinned_tag(ctx: StageContext, pinned: str) -> str:
+    """``pinned``, or ``pinned-2``, ``-3``...: the first that names no image a smoke test
+    passed. A pinned tag never moves off a promoted image: a rebuild of the same fingerprint
+    (``no_cache``) gets the next number. An image no smoke test passed (a copy given our tag)
+    does not hold a pinned tag."""
+    for number in range(1, 1000):
+        tag = pinned if number == 1 else f"{pinned}-{number}"
+        image = get_image(ctx.client, tag)
+        if image is None or smoke_passed(str(image.id)) is None:
+            return tag
+    raise VdsmError(f"{pinned}: 999 rebuilds are tagged already: remove old ones (docker rmi)")
 
 
 async def stage_flatten(ctx: StageContext) -> StageOutcome:

@@ -1,8 +1,10 @@
 """Publish a final image: push its tags to a registry repository and record the digest.
 
 The image is the one the last build of the target produced (``out/latest/result.json``), or
-the newest local final image of the target. Each of its tags is pushed under the new
-repository with the same tag name; the digest is printed and written to the run's record::
+the newest local final image of the target; either way one whose smoke test passed (by image
+ID, :mod:`vdsmlib.pipeline.trust`): a copy that carries the final image's labels is refused.
+Each of its tags is pushed under the new repository with the same tag name; the digest is
+printed and written to the run's record and to the image's smoke-test record::
 
     from vdsmlib.pipeline.publish import publish
     from vdsmlib.docker.engine import connect
@@ -27,6 +29,7 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images, get_image
 from vdsmlib.docker.registry import PushResult, push, split_reference
 from vdsmlib.errors import VdsmError
+from vdsmlib.pipeline.trust import record_digest, smoke_passed
 
 __all__ = ["PublishError", "PublishResult", "find_final_image", "publish"]
 
@@ -78,11 +81,11 @@ def find_final_image(client: docker.DockerClient, target: str, record: Path | No
                 return FinalImage(str(image.id), [str(t) for t in data["tags"]], record.resolve())
             log.info("the image of %s is gone from the engine; looking for another", record)
     images = find_images(client, {L.KIND: "final", L.TARGET: target})
-    images = [i for i in images if i.tags]
+    images = [i for i in images if i.tags and smoke_passed(str(i.id)) is not None]
     if not images:
         raise PublishError(
-            f"no final image of target {target!r} in this Docker engine: build it first "
-            f"(vdsm build {target})"
+            f"no final image of target {target!r} that a smoke test passed in this Docker "
+            f"engine: build it first (vdsm build {target})"
         )
     newest = max(images, key=lambda i: str(i.attrs.get("Created", "")))
     return FinalImage(str(newest.id), list(newest.tags), None)
@@ -98,6 +101,12 @@ def publish(
     """Push every tag of the target's final image to ``repository``; return the digest."""
     _check_repository(repository)
     final = find_final_image(client, target, record)
+    if smoke_passed(final.image_id) is None:
+        raise PublishError(
+            f"image {final.image_id[:19]} ({', '.join(final.tags)}) passed no smoke test of a "
+            f"build here (a copy carries the labels, not the record): run vdsm build {target} "
+            "and publish the image it promotes"
+        )
     image = client.images.get(final.image_id)
     pushed: list[PushResult] = []
     for tag in final.tags:
@@ -111,6 +120,7 @@ def publish(
     if len(digests) != 1:
         raise PublishError(f"the tags of one image were pushed with different digests: {digests}")
     outcome = PublishResult(final.image_id, repository, digests.pop(), pushed)
+    record_digest(final.image_id, outcome.reference)
     if final.record is not None:
         outcome.record = str(final.record)
         _record(final.record, outcome)

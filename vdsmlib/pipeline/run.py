@@ -54,6 +54,7 @@ from vdsmlib.pipeline.flatten import final_tags
 from vdsmlib.pipeline.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
 from vdsmlib.pipeline.preflight import preflight
 from vdsmlib.pipeline.stages import STAGE_FUNCTIONS, StageOutcome
+from vdsmlib.pipeline.trust import trusted_final
 from vdsmlib.project import notebooks_dir
 from vdsmlib.project import params_dir as project_params_dir
 
@@ -107,10 +108,19 @@ def cancel_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
 
 
-def _interruption() -> str:
+def _how_interrupted() -> str:
+    """What stopped the build: the signal noted, else Ctrl-C (asyncio turns SIGINT into a
+    cancellation, as a caller cancelling the task does)."""
     if _SIGNALS:
-        return f"terminated by {_SIGNALS[-1]}: the build was cancelled; its containers were removed"
-    return "interrupted (SIGINT or cancelled): the build's containers were removed"
+        return f"terminated by {_SIGNALS[-1]}"
+    return "interrupted (SIGINT: Ctrl-C, or the build's task was cancelled)"
+
+
+def _interruption(stage: str | None) -> str:
+    where = f"stage {stage}: " if stage else ""
+    if _SIGNALS:
+        return f"{where}{_how_interrupted()}: the build was cancelled; its containers were removed"
+    return f"{where}{_how_interrupted()}: the build's containers were removed"
 
 
 def is_file_error(err: BaseException) -> TypeGuard[OSError]:
@@ -322,14 +332,17 @@ class Build:
         if isinstance(found, str):
             return found
         fingerprints = compute_fingerprints(self.params, found)
-        finals = find_images(self.client, {L.KIND: "final", L.FINGERPRINT: fingerprints["image"]})
+        final = trusted_final(self.client, fingerprints["image"])
         plan = make_plan(
-            final_image_exists=bool(finals and finals[0].tags),
+            final_image_exists=final.image is not None,
             checkpoints={},
             no_cache=self.no_cache,
             from_checkpoint=self.from_checkpoint,
         )
-        return plan.reason if plan.to_run() else None
+        if not plan.to_run():
+            return None
+        note = final.note()
+        return f"{plan.reason}; {note}" if note else plan.reason
 
     async def run_if_noop(self) -> BuildRecord | None:
         """The no-op build's record when :meth:`work_to_do` finds nothing to do, else None.
@@ -405,11 +418,16 @@ class Build:
         except BaseException as err:
             self.record.status = "failed"
             if isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
-                self.record.error = _interruption()
+                stopped = [x.name for x in self.record.stages if x.status == "interrupted"]
+                self.record.error = _interruption(stopped[0] if stopped else None)
             elif is_file_error(err):
                 self.record.error = describe_os_error(err, self._folders())
             elif self.record.error is None:
                 self.record.error = f"{type(err).__name__}: {err}"
+            for entry in self.record.stages:
+                if entry.status in ("pending", "running"):
+                    entry.status = "not-reached"
+                    entry.detail = "the build stopped before this stage"
             raise
         finally:
             self.record.seconds = round(time.monotonic() - started, 2)
@@ -471,6 +489,9 @@ class Build:
                 log.error("stage %s: interrupted after %.1f s", stage, seconds)
             with contextlib.suppress(OSError):
                 self.record.fail_stage(self.run_dir, stage, err, seconds)
+            if not isinstance(err, Exception):
+                entry.status = "interrupted"
+                entry.detail = f"{_how_interrupted()} after {seconds:.1f} s"
             if is_file_error(err):
                 entry.status = "failed"
                 entry.detail = describe_os_error(err, self._folders())
@@ -506,10 +527,9 @@ class Build:
             )
             if images and images[0].tags:
                 found[name] = images[0].tags[0]
-        finals = find_images(
-            self.client, {L.KIND: "final", L.FINGERPRINT: state.fingerprints["image"]}
-        )
-        final_ok = bool(finals and finals[0].tags)
+        # the final image a smoke test passed (by ID), not any image carrying its labels
+        trusted = trusted_final(self.client, state.fingerprints["image"])
+        final_ok = trusted.image is not None
         try:
             plan = make_plan(
                 final_image_exists=final_ok,
@@ -523,21 +543,25 @@ class Build:
             ) from err
         except ValueError as err:
             raise VdsmError(f"from_checkpoint: {err}") from err
+        note = trusted.note()
+        if note:
+            plan.reason = f"{plan.reason}; {note}"
         if plan.actions["prepare"] == "skipped":
             self.record.stage("prepare").status = "skipped"
         state.checkpoints = {k: v for k, v in found.items()}
         if plan.resume_from == "start-ready":
             state.checkpoints.pop("final", None)
-        if final_ok:
-            final = finals[0]
-            state.tags = final_tags(
-                self.params, state.accelerator or "tcg", final.labels[L.FINGERPRINT]
-            )
+        if trusted.image is not None and trusted.record is not None:
+            final = trusted.image
+            moving = final_tags(self.params, state.accelerator or "tcg", trusted.record.fingerprint)
+            # the pinned tag the smoke test's promotion gave it, then the moving one
+            state.tags = [trusted.record.tags[0], *moving[1:]]
             state.final_image_id = str(final.id)
             if plan.actions["smoke"] == "skipped":
-                self.record.image_run_id = final.labels.get(L.BUILT_BY) or "unknown"
-            # every tag the record will name points at this image: the moving one follows the
-            # build even when nothing ran (a knob build has none)
+                self.record.image_run_id = trusted.record.run_id
+            # every tag the record will name points at this image (back on it, if a copy was
+            # given one): the moving one follows the build even when nothing ran (a knob build
+            # has none)
             for tag in state.tags:
                 repo, _, name = tag.rpartition(":")
                 final.tag(repo, name)
@@ -549,7 +573,7 @@ class Build:
         repository = self.params.image.cache_repository
         if not repository or self.no_cache:
             return
-        if find_images(self.client, {L.KIND: "final", L.FINGERPRINT: state.fingerprints["image"]}):
+        if trusted_final(self.client, state.fingerprints["image"]).image is not None:
             return
         for name in ("final", "start-ready"):
             fingerprint = state.fingerprints[name]
