@@ -80,7 +80,7 @@ bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simu
 # of the stage notebook the run failed in (<run>/notebooks/<stage>.step.ipynb). LAB_ARGS come
 # last and win.
 lab: venv ## JupyterLab at the repo root, no browser, 127.0.0.1 (RUN=out/<run-id>: its failed stage; LAB_ARGS)
-	$(PY) -m pip install -q -e '.[lab]'
+	@$(PY) -c 'import jupyterlab' 2>/dev/null || $(PY) -m pip install -q -e '.[lab]'
 	@open=$$($(if $(RUN),$(PY) -m vdsmlib.notebook.lab $(RUN),true)) || exit 2; \
 	set -x; $(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 \
 	  --ServerApp.root_dir=$(CURDIR) \

@@ -8,7 +8,9 @@ the module runs three builds, with as many knobs combined per build as stay hone
   ``notebooks/build.ipynb`` (the notebook takes ``sim_knobs``);
 - an unexpected dialog (``SIM_EXTRA_DIALOG``) fails the build through papermill with a
   diagnosis in the notebooks, result.json and report.html; ``explore.ipynb`` then runs on that
-  failed run, under papermill and in JupyterLab through Chromium (its widget panel clicked).
+  failed run under papermill and in JupyterLab through Chromium (its widget panel clicked);
+  then ``make lab RUN=...`` and Chromium step through the failed
+  stage's notebook: to the dialog, the suggestion inserted, the screen performed, resumed green.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,13 +189,22 @@ def _embedded_pngs(notebook: Path) -> list[str]:
     return found
 
 
+@pytest.fixture
+def lab_out(tmp_path: Path) -> Iterator[Path]:
+    """An ``out/`` folder inside the checkout (JupyterLab's file browser reaches only the
+    checkout), removed afterwards."""
+    out = ROOT / "out" / f"test-{tmp_path.name}"
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
-    builds: Builds, client: docker.DockerClient, tmp_path: Path
+    builds: Builds, client: docker.DockerClient, tmp_path: Path, lab_out: Path
 ) -> None:
     """Through papermill with one notebook per stage, as ``make build`` runs it."""
     profile = yaml.safe_load(POST_WIZARD.read_text())["timeouts"]
     knobs = {"SIM_EXTRA_DIALOG": "Storage Pool Check"}
-    out = tmp_path / "out"
+    out = lab_out
     executed = tmp_path / "build.ipynb"
     started = time.monotonic()
     try:
@@ -347,6 +359,30 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     panel = explore_in_jupyterlab(run_dir, lab_profiles, tmp_path, client)
     assert "performed storage-pool-check" in panel, panel
     assert "storage-pool-check" in (lab_profiles / "dsm-7.2.2" / "post-wizard.yaml").read_text()
+    # the must-show: `make lab RUN=...` as the Makefile starts it, Chromium through the failed
+    # run's stage notebook to a green resume; JupyterLab leaves the checkout as it found it
+    # apart from the profile entry the person inserted (the fix to commit)
+    before = _porcelain()
+    original = POST_WIZARD.read_text()
+    try:
+        resumed = step_through_in_jupyterlab(run_dir, tmp_path, builds)
+        changed = set(_porcelain()) - set(before)
+        assert changed == {" M params/profiles/dsm-7.2.2/post-wizard.yaml"}, changed
+        assert "sim-extra-dialog-fbar-ok" in POST_WIZARD.read_text()
+    finally:
+        POST_WIZARD.write_text(original)
+    assert TEST_REPOSITORY in resumed, resumed
+    new_run = (out / "latest").resolve()
+    assert new_run != run_dir
+    new_record = load_record(new_run / "result.json")
+    assert new_record.status == "ok" and str(new_record.image).startswith(TEST_REPOSITORY)
+    assert {s.name: s.status for s in new_record.stages}["post-wizard"] == "ran"
+    assert (new_run / "report.html").stat().st_size > 0
+    for stage in ("admin", "post-wizard", "services", "smoke"):
+        assert _outputs(new_run / "notebooks" / f"{stage}.ipynb"), stage
+    assert not list(run_dir.rglob(".ipynb_checkpoints")) and not list(
+        new_run.rglob(".ipynb_checkpoints")
+    )
     print(f"extra dialog: build failed after {seconds:.0f} s (post-wizard {post.seconds:.0f} s, "
           f"unknown reported {waited:.1f} s after the last known screen)")  # fmt: skip
 
@@ -426,3 +462,153 @@ def explore_in_jupyterlab(
         labels = [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.STAGE}=explore-post-wizard"]
         for container in client.containers.list(all=True, filters={"label": labels}):
             container.remove(force=True, v=True)
+
+
+def _porcelain() -> list[str]:
+    import subprocess
+
+    out = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout.splitlines()
+
+
+#: JavaScript run in JupyterLab's page: the current notebook panel
+_PANEL = "window.jupyterapp.shell.currentWidget"
+
+
+def step_through_in_jupyterlab(run_dir: Path, work: Path, builds: Builds) -> str:
+    """``make lab RUN=<run_dir>`` (a subprocess, as a person starts it), Chromium opens the
+    failed stage's step notebook from the file browser, runs its cells to the screen that
+    failed, inserts the suggestion, performs the screen and resumes; returns the resume cell's
+    text once the build ended."""
+    import os
+    import subprocess
+    import urllib.request
+
+    from playwright.sync_api import Page, sync_playwright
+
+    from tests.integration.conftest import free_port
+    from vdsmlib.wizard import CHROMIUM_ARGS
+
+    port, token = free_port(), "vdsm-ci-test"
+    rel_run = run_dir.relative_to(ROOT)
+    log = work / "make-lab.log"
+    venv = Path(sys.executable).parent.parent
+    server = subprocess.Popen(
+        ["make", "-C", str(ROOT), "lab", f"RUN={rel_run}", f"VENV={venv}",
+         f"LAB_ARGS=--port={port} --ServerApp.token={token} --LabApp.expose_app_in_browser=True"],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'simulator'}"},
+    )  # fmt: skip
+    step_copy = run_dir / "notebooks" / "post-wizard.step.ipynb"
+
+    def cell_text(page: Page, index: int) -> str:
+        return str(page.evaluate(f"i => {_PANEL}.content.widgets[i].node.innerText", index))
+
+    def run_cell(page: Page, index: int, *, expect: str, timeout: float) -> str:
+        """Run cell ``index`` (its old outputs and count cleared first) and wait until it ran
+        (a count, no ``[*]``); ``expect`` must be in its text (an error shows there too)."""
+        page.evaluate(
+            f"async i => {{ const p = {_PANEL}; const c = p.content.widgets[i];"
+            " c.model.outputs.clear(); c.model.executionCount = null;"
+            " p.content.activeCellIndex = i;"
+            " void window.jupyterapp.commands.execute('notebook:run-cell'); }",
+            index,
+        )
+
+        # Playwright's own wait (its sync API is not for other threads, as poll's checks are)
+        page.wait_for_function(
+            f"i => {{ const c = {_PANEL}.content.widgets[i];"
+            " return c.model.executionCount !== null && !(c.node.querySelector("
+            "'.jp-InputPrompt')?.innerText || '').includes('*'); }",
+            arg=index,
+            timeout=timeout * 1000,
+            polling=500,
+        )
+        page.evaluate(f"i => {_PANEL}.content.widgets[i].node.scrollIntoView(false)", index)
+        text = cell_text(page, index)
+        errors = page.evaluate(
+            f"i => {_PANEL}.content.widgets[i].model.outputs.toJSON()"
+            ".filter(o => o.output_type === 'error').length",
+            index,
+        )
+        assert not errors and expect in text, text
+        return text
+
+    def add_cell(page: Page, after: int, source: str) -> int:
+        page.evaluate(
+            f"([i, src]) => {{ const p = {_PANEL}; p.content.activeCellIndex = i;"
+            " window.jupyterapp.commands.execute('notebook:insert-cell-below');"
+            " p.content.activeCell.model.sharedModel.setSource(src); }",
+            [after, source],
+        )
+        return after + 1
+
+    try:
+        base = f"http://127.0.0.1:{port}"
+        try:
+            poll(
+                lambda: urllib.request.urlopen(
+                    f"{base}/api/status?token={token}", timeout=2
+                ).close(),
+                what="make lab",
+                timeout=120,
+                retryable=(OSError,),
+                alive=lambda: None if server.poll() is None else f"it exited {server.returncode}",
+            )
+        except ReadinessTimeout as err:
+            pytest.fail(f"make lab did not start ({err}): {log.read_text()}")
+        assert step_copy.is_file(), log.read_text()  # written by make lab RUN=...
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            try:
+                page.goto(f"{base}/lab?token={token}")
+                # from the file browser: out/.../<run-id>/notebooks/post-wizard.step.ipynb
+                for name in (*rel_run.parts, "notebooks", step_copy.name):
+                    item = page.locator(
+                        ".jp-DirListing-itemText", has_text=re.compile(f"^{re.escape(name)}$")
+                    )
+                    item.first.dblclick(timeout=60_000)
+                page.wait_for_function(
+                    f"() => {_PANEL} && {_PANEL}.context && {_PANEL}.context.path.endsWith("
+                    f"{json.dumps(step_copy.name)}) && {_PANEL}.sessionContext.session",
+                    timeout=60_000,
+                )
+                cells = page.evaluate(
+                    f"() => {_PANEL}.content.widgets.map(c =>"
+                    " [c.model.type, c.model.sharedModel.getSource().trim()])"
+                )
+                opened = next(
+                    i for i, (_, src) in enumerate(cells) if src == "await nb.open_browser()"
+                )
+                # every code cell down to the open browser (parameters, nb, the VM, the page)
+                for i, (kind, src) in enumerate(cells[: opened + 1]):
+                    if kind != "code":
+                        continue
+                    expect = {
+                        "await nb.restore_vm()": "replayed admin",
+                        "await nb.open_browser()": "the page now",
+                    }.get(src, "")
+                    run_cell(page, i, expect=expect, timeout=900)
+                # to the screen that failed: its screenshot and suggested entry
+                failed = add_cell(page, opened, "await nb.to_failure()")
+                run_cell(page, failed, expect="Suggested entry", timeout=600)
+                inserted = add_cell(page, failed, "nb.insert_suggestion()")
+                run_cell(page, inserted, expect="inserted screen", timeout=60)
+                performed = add_cell(page, inserted, "await nb.step()")
+                run_cell(page, performed, expect="(performed)", timeout=300)
+                resume = add_cell(page, performed, "await nb.resume()")
+                text = run_cell(page, resume, expect="resuming: new run folder", timeout=3600)
+                page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+                return text
+            finally:
+                page.screenshot(path=str(work / "make-lab.png"), full_page=True)
+                browser.close()
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        builds.run_ids += [p.parent.name for p in run_dir.parent.glob("*/result.json")]
