@@ -557,9 +557,9 @@ def test_a_no_cache_rebuild_keeps_the_pinned_tag_and_clean_reclaims_what_it_supe
     superseded = find_images(client, {L.KIND: "checkpoint", L.RUN_ID: first["run_id"]})
     assert superseded and not any(i.tags for i in superseded), superseded
     used, *others = superseded
-    holder = client.containers.run(
-        used.id, entrypoint=["sleep", "600"], detach=True, labels={"vdsm-ci-test": "clean"}
-    )
+    # a user's container (the image's ownership labels emptied: no build's leftover)
+    mine = {L.OWNER: "", L.RUN_ID: "", L.PROCESS: "", "vdsm-ci-test": "clean"}
+    holder = client.containers.run(used.id, entrypoint=["sleep", "600"], detach=True, labels=mine)
     try:
         dry = vdsm("clean", "--dry-run")
         assert dry.returncode == 0, dry.stderr

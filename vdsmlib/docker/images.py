@@ -141,10 +141,11 @@ def _live_runs(client: docker.DockerClient, filters: dict[str, list[str]]) -> li
 
 
 def _superseded(image: Image, promoted: Callable[[str], bool] | None) -> bool:
-    """An untagged image this project made: a checkpoint or build base (by its owner label), or
-    a final image a build promoted (a copy that inherited the labels is not ours)."""
+    """An untagged image this project made: a checkpoint, build base or simulator image (by its
+    owner label), or a final image a build promoted (a copy that inherited the labels is not
+    ours)."""
     kind = image.labels.get(L.KIND)
-    if kind in ("checkpoint", "base"):
+    if kind in ("checkpoint", "base", "sim"):
         return bool(image.labels.get(L.OWNER) == L.OWNER_VALUE)
     return kind == "final" and promoted is not None and promoted(str(image.id))
 
@@ -169,8 +170,9 @@ def clean(
     after itself), its untagged images too (those its flatten was building when it was killed).
     Without: only what belongs to runs that are no longer alive
     (:func:`~vdsmlib.docker.labels.run_alive`), and (with ``images``) the *superseded* images:
-    untagged checkpoints and build bases, and untagged final images ``promoted`` says a build of
-    this project promoted (a copy that inherited the labels is not ours). Tagged images only of
+    untagged checkpoints, build bases and simulator images, and untagged final images
+    ``promoted`` says a build of this project promoted (a copy that inherited the labels is not
+    ours). Tagged images only of
     the ``kinds`` given (none by default: checkpoints and build bases are a cache, final images
     are results), and of those only the tags in ``repositories`` (when given); a final image
     carries no run's ownership, so it is found by its kind. No image that a container (any
