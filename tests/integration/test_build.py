@@ -750,9 +750,17 @@ def test_a_snapshot_of_the_other_accelerator_is_refused(
     from vdsmlib.docker.engine import DockerError
     from vdsmlib.params import load_params
 
-    # the first build's own checkpoint (no_cache: it made one), not any on the engine
-    own = {L.KIND: "checkpoint", L.STAGE: "start-ready", L.RUN_ID: first_build["result"]["run_id"]}
-    [checkpoint] = find_images(client, own)
+    # a start-ready checkpoint of the first build's target, the newest: the first build's own,
+    # or, once a no_cache rebuild superseded it and `vdsm clean` reclaimed it (an earlier test
+    # does both), the rebuild's
+    of_target = {
+        L.KIND: "checkpoint",
+        L.STAGE: "start-ready",
+        L.TARGET: first_build["result"]["target"],
+    }
+    tagged = [image for image in find_images(client, of_target) if image.tags]
+    assert tagged, "no tagged start-ready checkpoint of the first build's target"
+    checkpoint = tagged[0]
     recorded = checkpoint.labels[L.ACCELERATOR]
     other = "kvm" if recorded == "tcg" else "tcg"
     refused = {"label": [f"{L.RUN_ID}=test-refuse"]}
