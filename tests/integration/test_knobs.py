@@ -240,7 +240,7 @@ def test_unexpected_dialog_fails_post_wizard_with_a_diagnosis(
     assert record.status == "failed" and record.error and "post-wizard" in record.error
     assert statuses["boot"] == statuses["admin"] == "ran"
     assert statuses["post-wizard"] == "failed"
-    assert statuses["services"] == statuses["flatten"] == statuses["smoke"] == "pending"
+    assert statuses["services"] == statuses["flatten"] == statuses["smoke"] == "not-reached"
     post = next(s for s in record.stages if s.name == "post-wizard")
     assert "\n" not in post.detail
     # result.json lists the failing stage's notebook and evidence, relative to the run folder
