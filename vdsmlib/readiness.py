@@ -144,11 +144,9 @@ def _can_redraw() -> bool:
     stderr (ipykernel imported alone, as by a test, is no kernel)."""
     import sys
 
-    if "IPython" in sys.modules:
-        from IPython import get_ipython
-
-        if getattr(get_ipython(), "kernel", None) is not None:
-            return True
+    ipython = sys.modules.get("IPython")  # only when something imported it: not a dependency
+    if ipython is not None and getattr(ipython.get_ipython(), "kernel", None) is not None:
+        return True
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

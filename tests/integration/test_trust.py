@@ -259,6 +259,8 @@ def small_out(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
+@pytest.mark.needs_root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root; .ci/run runs it as root")
 @pytest.mark.docker
 @pytest.mark.slow
 def test_disk_full_during_the_build_is_one_line_and_a_failed_record(
@@ -283,6 +285,8 @@ def test_disk_full_during_the_build_is_one_line_and_a_failed_record(
     assert "No space left on device" in record["error"], record["error"]
 
 
+@pytest.mark.needs_root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root; .ci/run runs it as root")
 @pytest.mark.docker
 def test_full_out_dir_is_one_line_before_any_container(
     client: docker.DockerClient, tiny_out: Path
@@ -297,6 +301,8 @@ def test_full_out_dir_is_one_line_before_any_container(
     assert created == []
 
 
+@pytest.mark.needs_root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root; .ci/run runs it as root")
 @pytest.mark.docker
 def test_read_only_out_dir_is_one_line_before_any_container(
     client: docker.DockerClient, read_only_out: Path
