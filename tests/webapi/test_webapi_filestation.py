@@ -293,6 +293,8 @@ def small_volume(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(root)], check=False)
 
 
+@pytest.mark.needs_root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs: needs root; .ci/run runs it as root")
 def test_over_https_and_a_full_volume(
     sim_factory: Callable[..., Sim], small_volume: Path, tmp_path: Path
 ) -> None:
