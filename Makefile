@@ -76,13 +76,15 @@ bench: deps venv ## benchmarks: resume vs full build, restore vs cold boot, simu
 # JupyterLab at the project root: notebooks/ and the run folders in out/ both reachable. A
 # committed notebook is saved without outputs (vdsmlib/notebook/lab.py); file checkpoints are
 # kept out of the run folders (jupyter_server puts them in $TMPDIR/jupyter_checkpoints/<path>
-# when their root, out/.lab-checkpoints, has no such folder). RUN=out/<run-id>: open the copy
+# when their root, out/.lab-checkpoints, has no such folder; TMPDIR is out/.lab-tmp, so that
+# it is this user's, not a /tmp folder another user made first). RUN=out/<run-id>: open the copy
 # of the stage notebook the run failed in (<run>/notebooks/<stage>.step.ipynb). LAB_ARGS come
 # last and win.
 lab: venv ## JupyterLab at the repo root, no browser, 127.0.0.1 (RUN=out/<run-id>: its failed stage; LAB_ARGS)
 	@$(PY) -c 'import jupyterlab' 2>/dev/null || $(PY) -m pip install -q -e '.[lab]'
 	@open=$$($(if $(RUN),$(PY) -m vdsmlib.notebook.lab $(RUN),true)) || exit 2; \
-	set -x; $(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 \
+	mkdir -p $(CURDIR)/out/.lab-tmp; \
+	set -x; TMPDIR=$(CURDIR)/out/.lab-tmp $(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 \
 	  --ServerApp.root_dir=$(CURDIR) \
 	  --FileContentsManager.pre_save_hook=vdsmlib.notebook.lab.keep_checkout_clean \
 	  --FileCheckpoints.root_dir=$(CURDIR)/out/.lab-checkpoints \
