@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -434,6 +435,9 @@ def test_a_stage_notebook_reruns_on_a_finished_run_cell_by_cell(
 def test_noop_rebuild_runs_nothing(first_build: dict, builds: Builds) -> None:
     record = builds.build(executor="inline")
     assert [s.status for s in record.stages] == ["skipped"] * 7, record.stages
+    # the build's process label is gone with it: a kernel this process starts later (a stage
+    # notebook on its own, JupyterLab) is not in a build and must not reattach to its VM
+    assert L.PROCESS_ENV not in os.environ
     assert record.image == first_build["result"]["image"]
     assert record.image_id == first_build["result"]["image_id"]
     # out/latest stays on a run that did something; the no-op names the run that made the image
@@ -594,7 +598,6 @@ def test_sigkill_during_flatten_leaves_no_image_and_a_record_naming_stage_and_si
     the first build's final checkpoint, in a repository of its own): once its janitor has
     finished, no image of that run is left, and the record names the stage and the signal;
     stages never reached say so; report.html is there, `.reserve` is not."""
-    import os
     import signal
 
     out = tmp_path / "out"

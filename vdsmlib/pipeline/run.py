@@ -84,6 +84,8 @@ def note_signal(signum: int) -> None:
 
 # The builds running in this process, so that a SIGTERM can cancel them (see cancel_on_sigterm).
 _RUNNING: set[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = set()
+#: the process label this module put in the environment for the builds running now
+_LABEL_SET_HERE: str | None = None
 
 
 def cancel_on_sigterm() -> None:
@@ -365,8 +367,12 @@ class Build:
         started = time.monotonic()
         preflight(self.params, self.client, self.run_dir.parent)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        # stage notebooks' kernels label what they create with this process: it is the build
-        os.environ.setdefault(L.PROCESS_ENV, L.process_label())
+        # stage notebooks' kernels label what they create with this process: it is the build.
+        # Only while it runs: a kernel started later by this process (a notebook run on its
+        # own, JupyterLab) is not in a build and must not reattach to this build's VM.
+        global _LABEL_SET_HERE
+        if L.PROCESS_ENV not in os.environ:
+            os.environ[L.PROCESS_ENV] = _LABEL_SET_HERE = L.process_label()
         task = asyncio.current_task()
         running = (asyncio.get_running_loop(), task) if task is not None else None
         if running:
@@ -380,6 +386,10 @@ class Build:
         finally:
             if running:
                 _RUNNING.discard(running)
+            ours = _LABEL_SET_HERE is not None and os.environ.get(L.PROCESS_ENV) == _LABEL_SET_HERE
+            if ours and not _RUNNING:
+                del os.environ[L.PROCESS_ENV]
+                _LABEL_SET_HERE = None
 
     async def _run_locked(self, started: float) -> BuildRecord:
         # room for the last result.json when the disk fills up during the build
