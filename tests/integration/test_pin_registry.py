@@ -56,7 +56,11 @@ def _release_image(
     (context / "Dockerfile").write_text("FROM scratch\nCOPY release /release\n")
     ref = f"{address}/vdsm/virtual-dsm:{release}"
     image, _ = client.images.build(
-        path=str(context), tag=ref, labels={"vdsm-ci.owner": "vdsm-ci", "vdsm-ci.kind": "test"}
+        path=str(context),
+        tag=ref,
+        labels={"vdsm-ci.owner": "vdsm-ci", "vdsm-ci.kind": "test"},
+        rm=True,  # docker-py keeps the build's intermediate containers by default
+        forcerm=True,
     )
     try:
         pushed = push(client, ref)
