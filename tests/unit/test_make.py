@@ -21,7 +21,7 @@ import pytest
 from vdsm_sim.plugin import upstream_image
 
 import vdsmlib.pipeline.parameters
-from vdsmlib.cli.make import main, notebook_defaults, papermill_parameters
+from vdsmlib.cli.make import main, notebook_defaults, papermill_parameters, split_secrets
 from vdsmlib.evidence.record import BuildRecord, StageRecord
 from vdsmlib.params import NOTEBOOK_PARAMETERS, load_params
 from vdsmlib.pipeline.base import look_up_base
@@ -247,3 +247,14 @@ def test_a_failing_notebook_ends_in_one_line_without_traceback(
     assert err.strip().splitlines() == [line], err
     for noise in ("Traceback", "without encryption", "Executing Cell", "IPython.core.display"):
         assert noise not in out + err, noise
+
+
+def test_a_password_parameter_goes_to_the_kernels_environment_not_the_notebook() -> None:
+    given = {"dsm_version": "sim", "admin_password": "Zq9-Secret", "keep": False}
+    parameters, environment = split_secrets(given)
+    assert parameters == {"dsm_version": "sim", "keep": False}
+    assert environment == {"VDSM_ADMIN_PASSWORD": "Zq9-Secret"}
+    assert given["admin_password"] == "Zq9-Secret"  # the caller's mapping is left alone
+    # empty (an unset CI secret) or not a string: a parameter, which the notebook refuses by name
+    for value in ("", None, 12345678):
+        assert split_secrets({"admin_password": value}) == ({"admin_password": value}, {})

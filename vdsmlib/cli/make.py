@@ -20,7 +20,9 @@ notebook would make, and then:
    gets what the kernel prints (papermill's ``stdout_file``/``stderr_file``): a line per stage
    as it starts and ends; the tables and evidence the notebook displays stay in OUTPUT. A
    failed build ends in the notebook's one line (the stage, the screen, the evidence) on
-   stderr, not in papermill's traceback; a successful one prints the image last.
+   stderr, not in papermill's traceback; a successful one prints the image last. A password
+   parameter (``admin_password``) is not injected: the kernel gets it as
+   ``VDSM_ADMIN_PASSWORD`` (:func:`split_secrets`), so OUTPUT never holds it.
 
 The check can only shorten a build: whatever it cannot settle (work to do, an ``explore`` run,
 any error) goes to the notebook, which decides, reports and records as always.
@@ -36,6 +38,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,7 +48,13 @@ import yaml
 
 from vdsmlib.evidence.record import BuildRecord, first_line
 
-__all__ = ["main", "notebook_defaults", "papermill_parameters"]
+__all__ = [
+    "SECRET_PARAMETERS",
+    "main",
+    "notebook_defaults",
+    "papermill_parameters",
+    "split_secrets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,27 @@ def papermill_parameters(args: argparse.Namespace) -> dict[str, Any]:
     for name, value in args.parameters_raw:
         values[name] = value
     return values
+
+
+#: parameters that must not be written into the executed notebook, and the environment
+#: variable the kernel reads each one from instead (:func:`vdsmlib.params.load_params`)
+SECRET_PARAMETERS = {"admin_password": "VDSM_ADMIN_PASSWORD"}
+
+
+def split_secrets(given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``given`` without its secret parameters, and the environment that carries them.
+
+    papermill writes every parameter into the executed notebook (mode 0644 under the usual
+    umask); a password moved to the kernel's environment never reaches it. An empty or
+    non-string password stays a parameter: the notebook refuses it in one line naming it.
+    """
+    parameters = dict(given)
+    environment: dict[str, str] = {}
+    for name, variable in SECRET_PARAMETERS.items():
+        value = parameters.get(name)
+        if isinstance(value, str) and value:
+            environment[variable] = parameters.pop(name)
+    return parameters, environment
 
 
 def notebook_defaults(notebook: Path) -> dict[str, Any]:
@@ -155,11 +185,15 @@ def _execute(notebook: Path, output: Path, given: Mapping[str, Any]) -> int:
 
     from vdsmlib.pipeline.run import kernel_config
 
+    # the kernel (and the stage kernels it starts) inherit this process's environment
+    parameters, environment = split_secrets(given)
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
     try:
         papermill.execute_notebook(
             str(notebook),
             str(output),
-            parameters=dict(given),
+            parameters=parameters,
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
@@ -175,6 +209,12 @@ def _execute(notebook: Path, output: Path, given: Mapping[str, Any]) -> int:
     except nbclient.exceptions.DeadKernelError as err:
         print(f"build failed: the notebook's kernel died: {first_line(str(err))}", file=sys.stderr)
         return 1
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return 0
 
 

@@ -398,7 +398,9 @@ class Build:
         RunState(
             run_id=self.run_id,
             dsm_version=self.params.dsm_version,
-            overrides=self.overrides,
+            # the password itself, also one given as VDSM_ADMIN_PASSWORD: stage kernels, a
+            # stage's step notebook and a resume read it from this 0600 file, never a notebook
+            overrides={**self.overrides, "admin_password": self.params.admin.password},
             params_dir=str(self.params_dir),
             keep=self.keep,
         ).save(self.run_dir)
