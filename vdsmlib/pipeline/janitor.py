@@ -9,10 +9,10 @@ So every build (except one with ``keep``, whose VMs are meant to outlive it) sta
 a small process in a session of its own that waits for the build's process to end. If the
 build ends normally it stops the janitor first; otherwise the janitor removes the run's
 containers, its network, the stage VMs' QMP folders, the images its flatten was building and a
-candidate no smoke test promoted, records the stage that stopped (``interrupted``, with the
-signal when the process's exit status can still be read: ``/proc/<pid>/stat`` of a zombie), the
-stages never reached (``not-reached``) and the run as failed, and writes ``report.html``. Its
-log is ``<run>/janitor.log``.
+candidate no smoke test promoted, drops the cookies of the browser's saved session, records
+the stage that stopped (``interrupted``, with the signal when the process's exit status can
+still be read: ``/proc/<pid>/stat`` of a zombie), the stages never reached (``not-reached``)
+and the run as failed, and writes ``report.html``. Its log is ``<run>/janitor.log``.
 """
 
 from __future__ import annotations
@@ -126,8 +126,11 @@ def clean_up(run_dir: Path, run_id: str, how: str | None = None) -> list[str]:
     from vdsmlib.evidence.report import write_report
     from vdsmlib.pipeline.context import RunState
     from vdsmlib.pipeline.trust import smoke_passed
+    from vdsmlib.wizard.secrets import forget_run_cookies
 
     how = how or how_it_ended(None)
+    # the browser's saved session first: a killed stage never dropped its cookie
+    forget_run_cookies(run_dir)
     client = connect()
     filters = {"label": [f"{L.OWNER}={L.OWNER_VALUE}", f"{L.RUN_ID}={run_id}"]}
     qmp_dirs = [
@@ -185,6 +188,8 @@ def clean_up(run_dir: Path, run_id: str, how: str | None = None) -> list[str]:
             write_report(run_dir, record)
     with contextlib.suppress(OSError):
         (run_dir / ".reserve").unlink()
+    # again: a stage kernel that outlived the build's process may have saved one since
+    forget_run_cookies(run_dir)
     return removed
 
 

@@ -57,6 +57,7 @@ from vdsmlib.pipeline.stages import STAGE_FUNCTIONS, StageOutcome
 from vdsmlib.pipeline.trust import trusted_final
 from vdsmlib.project import notebooks_dir
 from vdsmlib.project import params_dir as project_params_dir
+from vdsmlib.wizard.secrets import forget_run_cookies
 
 __all__ = [
     "EXECUTORS",
@@ -457,6 +458,8 @@ class Build:
         self._write_record(latest=not noop_kept)
         with contextlib.suppress(OSError):
             reserve.unlink()
+        with contextlib.suppress(OSError):
+            forget_run_cookies(self.run_dir)  # the browser's saved session, also of a failed run
         try:
             write_report(self.run_dir, self.record)
         except OSError as err:

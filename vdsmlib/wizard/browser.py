@@ -48,7 +48,7 @@ from vdsmlib.wizard.engine import Wizard
 from vdsmlib.wizard.errors import BrowserError, WizardError
 from vdsmlib.wizard.profile import StageProfile
 from vdsmlib.wizard.report import StageReport
-from vdsmlib.wizard.secrets import MASK, private, scrub_zip, secret_values
+from vdsmlib.wizard.secrets import MASK, scrub_zip, secret_values, write_private
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -457,9 +457,11 @@ class BrowserSession:
         video: Path | None = None
         try:
             self.storage_state.parent.mkdir(parents=True, exist_ok=True)
-            await context.storage_state(path=str(self.storage_state))
-            state = private(self.storage_state)  # holds the session cookie
-        except PlaywrightError as err:
+            # it holds the session cookie: 0600 from the first byte (Playwright's own write
+            # would make it as the umask says); the run's end drops the cookies
+            saved = await context.storage_state()
+            state = write_private(self.storage_state, json.dumps(saved, indent=2))
+        except (PlaywrightError, OSError) as err:
             log.warning("stage %s: storage state not saved: %s", name, err)
         if self.trace:
             try:

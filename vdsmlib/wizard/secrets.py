@@ -12,13 +12,16 @@ from pathlib import Path
 
 __all__ = [
     "MASK",
+    "STORAGE_STATE_NAMES",
     "forget_cookies",
+    "forget_run_cookies",
     "is_secret_name",
     "mask_text",
     "private",
     "scrub_zip",
     "secret_values",
     "session_ids",
+    "write_private",
 ]
 
 MASK = "***"
@@ -130,17 +133,67 @@ def session_ids(folder: Path) -> set[str]:
     return found
 
 
-def forget_cookies(storage_state: Path) -> None:
-    """Drop the cookies from a Playwright storage state file (kept, mode 0600)."""
+def forget_cookies(storage_state: Path) -> bool:
+    """Drop the cookies from a Playwright storage state file (kept, mode 0600).
+
+    A file that is not a storage state's JSON (cut short) is removed: it may hold part of a
+    cookie. Returns True when the file held cookies (or was removed).
+    """
     if not storage_state.is_file():
-        return
-    data = json.loads(storage_state.read_text())
+        return False
+    private(storage_state)
+    try:
+        data = json.loads(storage_state.read_text())
+        cookies = data.get("cookies") if isinstance(data, dict) else None
+    except (ValueError, UnicodeDecodeError):
+        data = cookies = None
+    if not isinstance(data, dict):
+        storage_state.unlink()
+        return True
+    if not cookies:
+        return False
     data["cookies"] = []
-    private(storage_state).write_text(json.dumps(data, indent=2))
+    write_private(storage_state, json.dumps(data, indent=2))
+    return True
+
+
+#: the names browser storage states get in a run folder: the build's (``browser-state.json``,
+#: carried across stages) and a browser session's default (``<evidence>/storage-state.json``)
+STORAGE_STATE_NAMES = ("browser-state.json", "storage-state.json")
+
+
+def forget_run_cookies(folder: Path) -> list[Path]:
+    """Drop the cookies of every browser storage state under ``folder`` (a run folder), and
+    remove what :func:`write_private` left half-written; what a run does when it ends, and
+    the janitor when a run was killed. Returns the files changed or removed."""
+    changed: list[Path] = []
+    if not folder.is_dir():
+        return changed
+    for name in STORAGE_STATE_NAMES:
+        for path in sorted(folder.rglob(name)):
+            if forget_cookies(path):
+                changed.append(path)
+        for leftover in sorted(folder.rglob(f".{name}.*.tmp")):
+            leftover.unlink(missing_ok=True)
+            changed.append(leftover)
+    return changed
 
 
 def private(path: Path) -> Path:
     """Make ``path`` (if it exists) readable by its owner only; returns it."""
     if path.exists():
         os.chmod(path, 0o600)
+    return path
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path``, readable by its owner only from its first byte (a file
+    written first and made private after is readable by others in between), replacing the
+    file in one step; returns ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)  # a leftover of the same name keeps its own mode
+        f.write(text)
+    os.replace(tmp, path)
     return path
