@@ -17,6 +17,7 @@ import yaml
 
 from vdsmlib.dsm import screens
 from vdsmlib.errors import VdsmError
+from vdsmlib.evidence.record import first_line
 from vdsmlib.wizard import (
     STAGES,
     BrowserError,
@@ -222,7 +223,7 @@ def test_inherits_from_a_later_search_dir(tmp_path: Path) -> None:
         (
             "stage: admin\norder: sequence\nscreens:\n  - {id: x, identify: a, "
             "actions: [{fill: '#a'}]}",
-            ["screens[0] (id=x).actions[0].fill.value", "Field required"],
+            ["screens[0] (id=x).actions[0].value: Field required"],
         ),
         ("stage: boot\norder: sequence\ndone: {visible: a}", ["stage is 'boot'", "'admin'"]),
         ("- just a list", ["top level must be a mapping"]),
@@ -365,3 +366,27 @@ def test_missing_ffmpeg_and_chromium_say_what_to_install(
     with pytest.raises(BrowserError, match=r"Chromium not found at .*: apt-get install chromium"):
         asyncio.run(session.start())
     asyncio.run(session.close())  # nothing started: still fine
+
+
+def test_a_profile_error_is_one_line_with_every_field_and_its_reason(tmp_path: Path) -> None:
+    """Errors are shown by their first line (the record, ``make build``): nothing may follow."""
+    data = yaml.safe_load((default_profiles_dir() / "dsm-7.2.2" / "post-wizard.yaml").read_text())
+    screen = data["screens"][3]
+    screen["actions"] = [{"click": None}, {"fill": "#a"}]
+    path = write(tmp_path, "bad", "post-wizard", yaml.safe_dump(data))
+    with pytest.raises(ProfileError) as info:
+        load_stage_profile("bad", "post-wizard", search=[tmp_path])
+    message = str(info.value)
+    assert message == first_line(message, 2000), message
+    where = f"screens[3] (id={screen['id']}).actions"
+    assert message == (
+        f"profile {path}: {where}[0].click: Input should be a valid string; "
+        f"{where}[1].value: Field required (fix the file and run again)"
+    )
+    path.write_text("stage: post-wizard\n  bad: [indent\n")
+    with pytest.raises(ProfileError) as info:
+        load_stage_profile("bad", "post-wizard", search=[tmp_path])
+    message = str(info.value)
+    assert message == first_line(message, 2000), message
+    assert message.startswith(f"cannot read profile {path}: mapping values are not allowed")
+    assert message.endswith("(line 2, column 6)")

@@ -330,8 +330,14 @@ def _find(profile: str, stage: str, search: Sequence[Path]) -> Path:
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+    except OSError as err:
         raise ProfileError(f"cannot read profile {path}: {err}") from err
+    except yaml.YAMLError as err:
+        # one line: PyYAML's text spreads the problem and its place over several
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise ProfileError(f"cannot read profile {path}: {problem}{where}") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -410,7 +416,9 @@ def _resolve(
 def _field_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
     parts: list[str] = []
     node: Any = data
-    for item in loc:
+    for i, item in enumerate(loc):
+        if item in _VERBS and 0 < i < len(loc) - 1 and isinstance(loc[i - 1], int):
+            continue  # the action's union tag (its verb), not a field: "actions[0].click"
         if isinstance(item, int):
             label = f"[{item}]"
             if isinstance(node, list) and item < len(node):
@@ -447,12 +455,13 @@ def load_stage_profile(
             {**data, "stage": stage, "profile": profile, "files": tuple(files)}
         )
     except ValidationError as err:
-        lines = [
-            f"  {_field_path(tuple(e['loc']), data)}: {e['msg']}"
+        # one line, every field and its reason: errors are shown by their first line
+        problems = [
+            f"{_field_path(tuple(e['loc']), data)}: {e['msg']}"
             for e in err.errors(include_url=False)
         ]
         raise ProfileError(
-            f"profile {origin} is invalid:\n" + "\n".join(lines) + "\nFix the file and reload."
+            f"profile {origin}: {'; '.join(problems)} (fix the file and run again)"
         ) from err
 
 
