@@ -17,6 +17,7 @@
      |    +-- SnapshotError         (vdsmlib.qemu.errors: a snapshot failed or did not read back)
      +-- QemuToolError              (vdsmlib.qemu.errors: qemu-img / qemu-system missing or failing)
      +-- AcceleratorProbeError      (vdsmlib.qemu.accel: the KVM probe container could not run)
+     +-- CheckpointRestoreError     (vdsmlib.checkpoints.check: a checked checkpoint did not load)
      +-- NotReady                   (vdsmlib.readiness: a probe's "not yet"; always retried)
      |    +-- _LoginNotYet          (vdsmlib.webapi.readiness: a login failure that may go away)
      +-- ReadinessTimeout           (vdsmlib.readiness: a wait ran out of time)

@@ -16,6 +16,7 @@ from vdsmlib.pipeline.stage import (
     StageOutcome,
     checkpoint_labels,
     checkpoint_tag,
+    record_checkpoint,
     run_wizard,
     start_vm,
 )
@@ -53,6 +54,7 @@ async def stage_boot(ctx: StageContext) -> StageOutcome:
             tag=checkpoint_tag(ctx, "start-ready"),
             timeout=ctx.params.timeouts.savevm,
         )
+    record_checkpoint(ctx, cp)
     ctx.state.checkpoints["start-ready"] = cp.image
     ctx.save()
     outcome.facts["start_ready_vm_state_bytes"] = cp.vm_state_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from vdsmlib.checkpoints.check import FORMAT, CheckpointRestoreError, note_restore_failed
 from vdsmlib.checkpoints.vm import StageVm
 from vdsmlib.errors import VdsmError
 from vdsmlib.pipeline.context import StageContext
@@ -17,9 +18,11 @@ from vdsmlib.pipeline.stage import (
     WizardSteps,
     checkpoint_labels,
     checkpoint_tag,
+    record_checkpoint,
     run_wizard,
     start_vm,
 )
+from vdsmlib.readiness import ReadinessTimeout
 from vdsmlib.services import api as services_api
 from vdsmlib.services import dataplane
 from vdsmlib.webapi.client import DsmClient
@@ -73,7 +76,21 @@ async def restore_vm(ctx: StageContext, stage: str, outcome: StageOutcome) -> St
     ``evidence/replay-<stage>/``), so it starts where it starts in a build.
     """
     vm, restored = _configure_vm(ctx, stage)
-    seconds = await vm.wait_api(ctx.params.timeouts.restore)
+    try:
+        seconds = await vm.wait_api(ctx.params.timeouts.restore)
+    except ReadinessTimeout as err:
+        why = FORMAT.restore_failure(vm.container.logs_tail(30)) if restored else None
+        if why is None:
+            raise
+        # QEMU could not load the snapshot: the orchestrator marks the checkpoint bad and
+        # falls back (through the run folder: the stage may run in another process)
+        vm.container.keep = False
+        vm.close()
+        ctx.state.container_id = None
+        ctx.save()
+        note_restore_failed(ctx.run_dir, "start-ready", why)
+        image = ctx.state.checkpoints.get("start-ready", "?")
+        raise CheckpointRestoreError("start-ready", image, why) from err
     outcome.facts["api_ready_seconds"] = round(seconds, 2)
     if restored and stage != WIZARD_ORDER[0]:
         earlier = (
@@ -146,6 +163,7 @@ async def checkpoint_final(ctx: StageContext, vm: StageVm, outcome: StageOutcome
         vm.close()
         ctx.state.container_id = None
         ctx.save()
+    record_checkpoint(ctx, cp)
     ctx.state.checkpoints["final"] = cp.image
     ctx.save()
     outcome.facts["final_vm_state_bytes"] = cp.vm_state_size

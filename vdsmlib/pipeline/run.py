@@ -37,11 +37,19 @@ from typing import Any, Protocol, TypeGuard
 import docker
 
 from vdsmlib.checkpoints.cache import checkpoint_tag, pull_checkpoint, push_checkpoint
+from vdsmlib.checkpoints.check import (
+    CheckpointCheck,
+    CommittedCheckpoint,
+    check_checkpoint,
+    mark_bad,
+    record_committed,
+    restore_failures,
+)
 from vdsmlib.checkpoints.fingerprints import compute as compute_fingerprints
 from vdsmlib.checkpoints.vm import QMP_DIR_IN_CONTAINER
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.engine import connect
-from vdsmlib.docker.images import clean, find_images
+from vdsmlib.docker.images import clean, find_images, get_image
 from vdsmlib.docker.network import build_network, network_name, remove_network
 from vdsmlib.errors import VdsmError
 from vdsmlib.evidence.record import BuildRecord, first_line
@@ -51,8 +59,9 @@ from vdsmlib.pipeline import janitor
 from vdsmlib.pipeline.base import cache_dir, look_up_base
 from vdsmlib.pipeline.context import RunState, StageContext, new_run_id
 from vdsmlib.pipeline.flatten import final_tags
-from vdsmlib.pipeline.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan
+from vdsmlib.pipeline.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan, plan_with_checks
 from vdsmlib.pipeline.preflight import preflight
+from vdsmlib.pipeline.stage import checkpoint_records
 from vdsmlib.pipeline.stages import STAGE_FUNCTIONS, StageOutcome
 from vdsmlib.pipeline.trust import trusted_final
 from vdsmlib.project import notebooks_dir
@@ -266,6 +275,8 @@ class Build:
         self._janitor: subprocess.Popen[bytes] | None = None
         #: after run_if_noop() found work: what (the plan's reason, or what prepare would make)
         self.work: str | None = None
+        #: stage -> why it runs although the first plan resumed it (its checkpoint was refused)
+        self._fell_back: dict[str, str] = {}
         self.record = BuildRecord(
             run_id=self.run_id,
             target=self.params.target,
@@ -423,9 +434,7 @@ class Build:
                 state = self._state()
                 state.network = build_network(self.client, self.run_id)
                 state.save(self.run_dir)
-            for stage in STAGES[1:]:
-                if plan.actions[stage] == "pending":
-                    await self._run_stage(stage)
+            await self._run_plan(plan)
             self._finish_record()
             self.record.status = "ok"
         except BaseException as err:
@@ -518,6 +527,8 @@ class Build:
         entry.seconds = round(time.monotonic() - started, 2)
         entry.status = outcome.status if forced else "ran"
         entry.detail = outcome.detail
+        if stage in self._fell_back:
+            entry.detail = f"{self._fell_back[stage]}; {outcome.detail}".rstrip("; ")
         self._collect_evidence(stage, outcome)
         self._push_checkpoint(stage)
         # prepare runs in every build, a no-op too: only a later stage moves out/latest
@@ -527,28 +538,33 @@ class Build:
     def _state(self) -> RunState:
         return RunState.load(self.run_dir)
 
-    def _plan(self) -> Plan:
+    def _plan(self, *, pull: bool = True) -> Plan:
         state = self._state()
         self.record.accelerator = state.accelerator
         self.record.accelerator_reason = state.accelerator_reason
         self.record.qemu_version = state.qemu_version
         self.record.fingerprint = state.fingerprints.get("image")
-        self._pull_cached_checkpoints(state)
+        if pull:
+            self._pull_cached_checkpoints(state)
         found: dict[str, str] = {}
         for name in CHECKPOINT_AFTER.values():
             images = find_images(
                 self.client,
                 {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: state.fingerprints[name]},
             )
-            if images and images[0].tags:
-                found[name] = images[0].tags[0]
+            tagged = [image for image in images if image.tags]
+            if tagged:
+                found[name] = tagged[0].tags[0]
         # the final image a smoke test passed (by ID), not any image carrying its labels
         trusted = trusted_final(self.client, state.fingerprints["image"])
         final_ok = trusted.image is not None
         try:
-            plan = make_plan(
+            # the checkpoint to resume from is checked first (the image its build committed,
+            # sound disks); a refused one is untagged and the plan falls back
+            plan = plan_with_checks(
                 final_image_exists=final_ok,
-                checkpoints={k: True for k in found},
+                checkpoints=list(found),
+                check=lambda name: self._check_checkpoint(name, found[name]),
                 no_cache=self.no_cache,
                 from_checkpoint=self.from_checkpoint,
             )
@@ -563,7 +579,8 @@ class Build:
             plan.reason = f"{plan.reason}; {note}"
         if plan.actions["prepare"] == "skipped":
             self.record.stage("prepare").status = "skipped"
-        state.checkpoints = {k: v for k, v in found.items()}
+        state.checkpoints = {k: v for k, v in found.items() if k not in plan.refused}
+        self._fell_back.update(plan.fell_back)
         if plan.resume_from == "start-ready":
             state.checkpoints.pop("final", None)
         if trusted.image is not None and trusted.record is not None:
@@ -583,6 +600,62 @@ class Build:
         state.save(self.run_dir)
         return plan
 
+    async def _run_plan(self, plan: Plan) -> None:
+        """Run the plan's pending stages. When the checkpoint the build resumed from does not
+        restore (QEMU's loadvm fails), it is marked bad and the build falls back to the
+        checkpoint before it, or a cold boot, in the same run (once per checkpoint)."""
+        while True:
+            try:
+                for stage in STAGES[1:]:
+                    if plan.actions[stage] == "pending":
+                        await self._run_stage(stage)
+                return
+            except StageError as err:
+                name = plan.resume_from
+                failed = restore_failures(self.run_dir)
+                if name is None or name not in failed:
+                    raise
+                plan = self._fall_back_after_restore(plan, name, failed[name], err.stage)
+
+    def _fall_back_after_restore(self, plan: Plan, name: str, why: str, stage: str) -> Plan:
+        state = self._state()
+        image = state.checkpoints.get(name, "")
+        found = get_image(self.client, image) if image else None
+        bad = CheckpointCheck(
+            name, image, str(found.id) if found else "", [why], "", 0.0, restore_failed=True
+        )
+        mark_bad(self.client, bad)
+        state.checkpoints.pop(name, None)
+        state.save(self.run_dir)
+        self.record.error = None
+        self.record.failure = None
+        new = self._plan(pull=False)
+        to = f"checkpoint {new.resume_from}" if new.resume_from else "a cold boot"
+        note = f"would have resumed from checkpoint {name}; fell back to {to}: {bad.line()}"
+        for entry in self.record.stages:
+            if new.actions.get(entry.name) != "pending" or entry.name == "prepare":
+                continue
+            entry.status, entry.detail = "pending", ""
+            if entry.name == stage or plan.actions.get(entry.name) == "resumed":
+                self._fell_back[entry.name] = entry.detail = note
+        self._apply_plan(new)
+        new.reason = f"{new.reason}; fell back to {to}: {bad.line()}"
+        self.record.plan = new.reason
+        log.info("plan: %s", new.reason)
+        return new
+
+    def _check_checkpoint(self, name: str, image: str) -> tuple[bool, str]:
+        """Check the checkpoint ``name`` (``image``) before it is restored; a refused one is
+        marked bad (untagged, one log line)."""
+        result = check_checkpoint(
+            self.client, image, name, records=checkpoint_records(), run_id=self.run_id
+        )
+        if result.ok:
+            log.info("%s", result.line())
+        else:
+            mark_bad(self.client, result)
+        return result.ok, result.line()
+
     def _pull_cached_checkpoints(self, state: RunState) -> None:
         """Pull the newest checkpoint with the current fingerprint that this engine lacks."""
         repository = self.params.image.cache_repository
@@ -601,6 +674,20 @@ class Build:
             transfer = pull_checkpoint(self.client, repository, tag, fingerprint)
             self.record.cache.append(transfer.as_dict())
             if not transfer.error:
+                # the image the pushing build committed (a pull keeps the image ID); its disks
+                # are still checked before it is restored
+                pulled = self.client.images.get(transfer.reference)
+                record_committed(
+                    checkpoint_records(),
+                    CommittedCheckpoint(
+                        image_id=str(pulled.id),
+                        name=name,
+                        fingerprint=fingerprint,
+                        run_id=pulled.labels.get(L.RUN_ID, ""),
+                        tag=transfer.reference,
+                        source=f"pulled {transfer.reference}",
+                    ),
+                )
                 return
 
     def _push_checkpoint(self, stage: str) -> None:
@@ -616,6 +703,8 @@ class Build:
         for stage, action in plan.actions.items():
             if stage == "prepare":
                 continue
+            if stage in plan.fell_back:
+                self.record.stage(stage).detail = plan.fell_back[stage]
             if action in ("resumed", "skipped"):
                 entry = self.record.stage(stage)
                 entry.status = action

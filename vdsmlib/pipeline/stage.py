@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vdsmlib.checkpoints.vm import StageVm
+from vdsmlib.checkpoints.check import CommittedCheckpoint, record_committed
+from vdsmlib.checkpoints.vm import Checkpoint, StageVm
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import ContainerExited
 from vdsmlib.errors import VdsmError
+from vdsmlib.pipeline.base import cache_dir
 from vdsmlib.pipeline.context import StageContext
 from vdsmlib.wizard import (
     BrowserSession,
@@ -39,7 +41,9 @@ __all__ = [
     "StageOutcome",
     "WizardSteps",
     "checkpoint_labels",
+    "checkpoint_records",
     "checkpoint_tag",
+    "record_checkpoint",
     "run_wizard",
     "screen_entries",
     "start_vm",
@@ -313,6 +317,26 @@ def checkpoint_labels(ctx: StageContext, name: str) -> dict[str, str]:
 def checkpoint_tag(ctx: StageContext, name: str) -> str:
     fp = ctx.state.fingerprints[name]
     return f"{ctx.params.dsm_version}-{ctx.state.accelerator}-{name}-{fp[:12]}"
+
+
+def checkpoint_records() -> Path:
+    """Where builds record the checkpoints they commit, by image ID
+    (:mod:`vdsmlib.checkpoints.check`): ``<cache>/checkpoints``."""
+    return cache_dir() / "checkpoints"
+
+
+def record_checkpoint(ctx: StageContext, cp: Checkpoint) -> None:
+    """This build committed ``cp``: recorded by its image ID, which a copy cannot inherit."""
+    record_committed(
+        checkpoint_records(),
+        CommittedCheckpoint(
+            image_id=cp.image_id,
+            name=cp.name,
+            fingerprint=ctx.state.fingerprints[cp.name],
+            run_id=ctx.state.run_id,
+            tag=cp.image,
+        ),
+    )
 
 
 def start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> StageVm:

@@ -1,0 +1,280 @@
+"""The checks a checkpoint passes before it is restored (no Docker): the records of committed
+checkpoints by image ID, the judgement of the savevm-in-qcow2 disk check, and the plan's
+fallback when a checkpoint is refused.
+
+The disk-check output is written here in the shape the check's script prints (``@@`` markers
+around ``qemu-img info --output=json`` and ``qemu-img check --output=json`` of QEMU 10.0.13, as
+recorded from a final checkpoint of the simulator and from a copy whose boot disk was truncated
+to half its size).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vdsmlib.checkpoints.check import (
+    FORMAT,
+    CommittedCheckpoint,
+    SavevmInQcow2,
+    committed,
+    note_restore_failed,
+    record_committed,
+    restore_failures,
+)
+from vdsmlib.pipeline.plan import STAGES, plan_with_checks
+
+BOOT = "DSM_VirtualDSM_72806.boot.img"
+SYSTEM = "DSM_VirtualDSM_72806.system.img"
+DATA = "data.qcow2"
+#: what qemu-img check prints on a qcow2 file cut in half (recorded)
+TRUNCATED_ERRORS = [
+    "ERROR snapshot table entry 0 is incomplete",
+    "ERROR: counting reference for region exceeding the end of the file by one cluster or "
+    "more: offset 0x94d0000 size 0x10000",
+]
+
+
+def snapshot(name: str, vm_state: int) -> dict[str, Any]:
+    return {"name": name, "id": "1" if name else "", "vm-state-size": vm_state, "date-sec": 1}
+
+
+def disk(
+    name: str,
+    *,
+    fmt: str = "qcow2",
+    snapshots: list[dict[str, Any]] | None = None,
+    check_rc: int = 0,
+    check: dict[str, Any] | None = None,
+    errors: list[str] | None = None,
+    info_rc: int = 0,
+) -> str:
+    info = {"filename": name, "format": fmt, "virtual-size": 67108864}
+    if snapshots is not None:
+        info["snapshots"] = snapshots
+    lines = [f"@@disk {name}", "@@info"]
+    lines += json.dumps(info, indent=4).splitlines() if info_rc == 0 else []
+    lines += [f"@@rc {info_rc}"]
+    lines += [f"@@err {e}" for e in (["qemu-img: Could not open it"] if info_rc else [])]
+    lines += ["@@check"]
+    result = check if check is not None else {"check-errors": 0, "format": fmt}
+    lines += [*json.dumps(result, indent=4).splitlines(), f"@@rc {check_rc}"]
+    lines += [f"@@err {e}" for e in errors or []]
+    return "\n".join(lines)
+
+
+def sound_checkpoint(snapshot_name: str = "final") -> list[str]:
+    return [
+        disk(BOOT, snapshots=[snapshot(snapshot_name, 154887887)]),
+        disk(SYSTEM, snapshots=[snapshot(snapshot_name, 0)]),
+        disk(DATA, snapshots=[snapshot(snapshot_name, 0)]),
+    ]
+
+
+def output(*disks: str, ended: bool = True) -> str:
+    return "\n".join([*disks, *(["@@end"] if ended else [])]) + "\n"
+
+
+def test_the_format_in_use_is_savevm_in_qcow2_checked_in_the_image() -> None:
+    assert isinstance(FORMAT, SavevmInQcow2)
+    command = FORMAT.command("final")
+    assert command[:2] == ["sh", "-c"] and command[-1] == "final"
+    assert "qemu-img check --output=json" in command[2]
+    assert "qemu-img info --output=json" in command[2]
+
+
+def test_a_sound_checkpoint_passes_and_says_where_its_vm_state_is() -> None:
+    verdict = FORMAT.judge(output(*sound_checkpoint()), "final")
+    assert verdict.problems == []
+    assert verdict.summary == (
+        f"3 disks pass qemu-img check and list final (VM state 155 MB on {BOOT})"
+    )
+
+
+def test_a_truncated_boot_disk_fails_naming_the_disk_and_the_check() -> None:
+    truncated = disk(
+        BOOT,
+        snapshots=[snapshot("", 0)],
+        check_rc=2,
+        check={"corruptions": 3, "leaks": 1187, "check-errors": 0, "format": "qcow2"},
+        errors=TRUNCATED_ERRORS,
+    )
+    disks = [truncated, *sound_checkpoint()[1:]]
+    verdict = FORMAT.judge(output(*disks), "final")
+    assert verdict.problems == [
+        f"disk {BOOT}: qemu-img check found 3 corruption(s) ({TRUNCATED_ERRORS[0]})",
+        f"disk {BOOT}: no snapshot 'final' (qemu-img lists '')",
+        "no disk holds the VM state of snapshot 'final' (VM SIZE 0)",
+    ]
+    assert verdict.summary == ""
+
+
+def test_leaked_clusters_alone_do_not_fail_the_check() -> None:
+    leaky = disk(BOOT, snapshots=[snapshot("final", 1)], check_rc=3, check={"leaks": 4})
+    verdict = FORMAT.judge(output(leaky), "final")
+    assert verdict.problems == []
+
+
+def test_a_check_that_cannot_complete_fails() -> None:
+    stuck = disk(BOOT, snapshots=[snapshot("final", 1)], check_rc=1, errors=["qemu-img: EIO"])
+    assert FORMAT.judge(output(stuck), "final").problems == [
+        f"disk {BOOT}: qemu-img check could not complete (qemu-img: EIO)"
+    ]
+
+
+def test_a_disk_that_is_not_qcow2_fails() -> None:
+    emptied = disk(SYSTEM, fmt="raw", check_rc=63, errors=["This image format does not support"])
+    verdict = FORMAT.judge(output(sound_checkpoint()[0], emptied), "final")
+    assert verdict.problems == [f"disk {SYSTEM}: raw, not qcow2 (a savevm snapshot needs qcow2)"]
+
+
+def test_a_disk_that_qemu_img_cannot_open_fails() -> None:
+    gone = disk(DATA, info_rc=1)
+    verdict = FORMAT.judge(output(sound_checkpoint()[0], gone), "final")
+    assert verdict.problems == [f"disk {DATA}: qemu-img info failed: qemu-img: Could not open it"]
+
+
+def test_the_wrong_snapshot_or_no_vm_state_fails() -> None:
+    verdict = FORMAT.judge(output(*sound_checkpoint("start-ready")), "final")
+    assert f"disk {BOOT}: no snapshot 'final' (qemu-img lists 'start-ready')" in verdict.problems
+    no_state = [disk(BOOT, snapshots=[snapshot("final", 0)])]
+    assert FORMAT.judge(output(*no_state), "final").problems == [
+        "no disk holds the VM state of snapshot 'final' (VM SIZE 0)"
+    ]
+
+
+def test_an_image_without_qemu_img_or_disks_or_an_unfinished_check_fails() -> None:
+    missing = "@@disk x.img\n@@info\n@@rc 127\n@@err sh: 1: qemu-img: not found\n@@check\n@@rc 127"
+    assert FORMAT.judge(output(missing), "final").problems == [
+        "qemu-img is not in the image (sh: 1: qemu-img: not found)"
+    ]
+    assert FORMAT.judge(output(), "final").problems == [
+        "no disk (*.img, *.qcow2) in the storage folder"
+    ]
+    cut = output(*sound_checkpoint(), ended=False)
+    assert FORMAT.judge(cut, "final").problems[0].startswith("the disk check did not finish")
+
+
+def record(image_id: str = "sha256:" + "ab" * 32, name: str = "final") -> CommittedCheckpoint:
+    return CommittedCheckpoint(image_id, name, "f" * 64, "20261203-120000-abcd", "vdsm-ci/x:y")
+
+
+def test_a_committed_checkpoint_is_found_by_its_image_id_and_a_copy_is_not(
+    tmp_path: Path,
+) -> None:
+    made = record()
+    record_committed(tmp_path, made)
+    assert committed(tmp_path, made.image_id) == made
+    assert committed(tmp_path, "sha256:" + "cd" * 32) is None  # a copy: another ID
+    assert committed(tmp_path, "not-an-id") is None
+    # a record file renamed onto another ID does not vouch for it
+    other = "sha256:" + "ef" * 32
+    (tmp_path / f"sha256-{'ab' * 32}.json").rename(tmp_path / f"sha256-{'ef' * 32}.json")
+    assert committed(tmp_path, other) is None
+
+
+class Checks:
+    """An honest double of the build's check: refuses the names given, remembers the calls."""
+
+    def __init__(self, refuse: dict[str, str]):
+        self.refuse = refuse
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> tuple[bool, str]:
+        self.calls.append(name)
+        if name in self.refuse:
+            return False, f"checkpoint {name} refused: {self.refuse[name]}"
+        return True, f"checkpoint {name} checked in 1.0 s"
+
+
+def test_a_refused_final_checkpoint_falls_back_to_start_ready() -> None:
+    checks = Checks({"final": "disk boot.img: corrupt"})
+    plan = plan_with_checks(
+        final_image_exists=False, checkpoints=["start-ready", "final"], check=checks
+    )
+    assert checks.calls == ["final", "start-ready"]
+    assert plan.resume_from == "start-ready"
+    assert plan.refused == {"final": "checkpoint final refused: disk boot.img: corrupt"}
+    assert plan.to_run() == ["admin", "post-wizard", "services", "flatten", "smoke"]
+    assert sorted(plan.fell_back) == ["admin", "post-wizard", "services"]
+    assert plan.fell_back["services"] == (
+        "would have resumed from checkpoint final; fell back to checkpoint start-ready: "
+        "checkpoint final refused: disk boot.img: corrupt"
+    )
+    assert "fell back to checkpoint start-ready" in plan.reason
+    assert plan.reason.endswith("checkpoint start-ready checked in 1.0 s")
+
+
+def test_both_checkpoints_refused_is_a_cold_boot() -> None:
+    checks = Checks({"final": "a copy", "start-ready": "a copy"})
+    plan = plan_with_checks(
+        final_image_exists=False, checkpoints=["start-ready", "final"], check=checks
+    )
+    assert plan.resume_from is None and plan.to_run() == list(STAGES[1:])
+    assert sorted(plan.refused) == ["final", "start-ready"]
+    assert plan.fell_back["boot"].startswith(
+        "would have resumed from checkpoint final; fell back to a cold boot: "
+    )
+
+
+def test_a_checkpoint_that_passes_is_checked_once_and_resumed() -> None:
+    checks = Checks({})
+    plan = plan_with_checks(
+        final_image_exists=False, checkpoints=["start-ready", "final"], check=checks
+    )
+    assert checks.calls == ["final"] and plan.resume_from == "final"
+    assert plan.refused == {} and plan.fell_back == {}
+    assert plan.checks == {"final": "checkpoint final checked in 1.0 s"}
+
+
+@pytest.mark.parametrize("case", ["no_cache", "final_image", "no_checkpoint"])
+def test_no_check_runs_when_nothing_is_restored(case: str) -> None:
+    checks = Checks({})
+    plan = plan_with_checks(
+        final_image_exists=case == "final_image",
+        checkpoints=[] if case == "no_checkpoint" else ["final"],
+        check=checks,
+        no_cache=case == "no_cache",
+    )
+    assert checks.calls == [] and plan.refused == {}
+
+
+def test_a_refused_from_checkpoint_is_an_error_not_a_fallback() -> None:
+    checks = Checks({"start-ready": "a copy"})
+    with pytest.raises(LookupError, match="'start-ready' that passes its checks"):
+        plan_with_checks(
+            final_image_exists=False,
+            checkpoints=["start-ready"],
+            check=checks,
+            from_checkpoint="start-ready",
+        )
+
+
+#: a start-ready checkpoint's container started with another RAM_SIZE (recorded, QEMU 10.0.13)
+LOADVM_FAILED = """\u276f Booting Virtual DSM (simulator of virtual-dsm 7.41) using QEMU v10.0.13
+\u276f ERROR: qemu-system-x86_64: Size mismatch: pc.ram: 0x20000000 != 0x30000000: Invalid argument
+qemu-system-x86_64: error while loading state for instance 0x0 of device 'ram'
+qemu-system-x86_64: Error -22 while loading VM state
+\u276f ERROR: QEMU failed to start (exit code 1)
+"""
+
+
+def test_a_failed_loadvm_is_told_from_the_log_with_its_cause() -> None:
+    assert FORMAT.restore_failure(LOADVM_FAILED) == (
+        "qemu-system-x86_64: Size mismatch: pc.ram: 0x20000000 != 0x30000000: Invalid argument; "
+        "qemu-system-x86_64: Error -22 while loading VM state"
+    )
+    missing = "qemu-system-x86_64: Snapshot 'final' does not exist in one or more devices\n"
+    assert FORMAT.restore_failure(missing) == missing.strip()
+    # a VM that died for another reason is not the checkpoint's fault
+    no_tun = "\u276f ERROR: TUN device missing: add --device /dev/net/tun\n"
+    assert FORMAT.restore_failure(no_tun) is None
+
+
+def test_a_failed_restore_is_noted_in_the_run_folder_for_the_orchestrator(tmp_path: Path) -> None:
+    assert restore_failures(tmp_path) == {}
+    note_restore_failed(tmp_path, "start-ready", "Error -22 while loading VM state")
+    assert restore_failures(tmp_path) == {"start-ready": "Error -22 while loading VM state"}

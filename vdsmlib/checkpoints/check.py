@@ -1,0 +1,440 @@
+"""What a checkpoint must pass before it is restored: the image a build committed, sound disks.
+
+Labels are no proof: ``docker commit`` and ``FROM`` copy them into every derived image, so a
+copy of a checkpoint (a truncated disk, an extra file) carries its kind, stage and fingerprint.
+Before a build restores a checkpoint, :func:`check_checkpoint` asks two things:
+
+1. **Is it the image a build committed?** The build that commits a checkpoint records it by
+   image ID (:func:`record_committed`, ``<records>/<algorithm>-<hex>.json``: stage, fingerprint,
+   run, tag). A copy has another ID and no record. A checkpoint pulled from the registry cache
+   is recorded when the pull is accepted (its image ID is the pushing build's: the ID is the
+   digest of the image's configuration, which a push and a pull keep).
+2. **Are its disks sound in the checkpoint format?** :data:`FORMAT` says how: today a savevm
+   snapshot inside the qcow2 disks (:class:`SavevmInQcow2`: every disk passes ``qemu-img
+   check`` and lists the snapshot, one of them with its VM state). The image's own
+   ``qemu-img`` runs in a short-lived container of the image (no network, removed at once), so
+   no tool or root is needed on the host: an ordinary user in the ``docker`` group can run it.
+   A format change swaps :data:`FORMAT` and nothing else here.
+
+A checkpoint that fails either is marked bad (:func:`mark_bad`: its checkpoint tags removed,
+one log line saying which check failed and on which disk); the build falls back to the
+checkpoint before it, or a cold boot. Example::
+
+    result = check_checkpoint(client, "vdsm-ci/checkpoint:sim-tcg-final-1a2b", "final",
+                              records=Path("~/.cache/vdsm-ci/checkpoints").expanduser())
+    if not result.ok:
+        mark_bad(client, result)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+from docker.errors import DockerException
+
+from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
+from vdsmlib.docker import labels as L
+from vdsmlib.errors import VdsmError
+
+__all__ = [
+    "FORMAT",
+    "CheckpointCheck",
+    "CheckpointFormat",
+    "CheckpointRestoreError",
+    "CommittedCheckpoint",
+    "DiskVerdict",
+    "SavevmInQcow2",
+    "check_checkpoint",
+    "committed",
+    "mark_bad",
+    "note_restore_failed",
+    "record_committed",
+    "restore_failures",
+]
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointRestoreError(VdsmError):
+    """A checkpoint that passed its checks did not restore (QEMU's ``loadvm`` failed)."""
+
+    def __init__(self, checkpoint: str, image: str, reason: str):
+        super().__init__(f"checkpoint {checkpoint} ({image}) did not restore: {reason}")
+        self.checkpoint = checkpoint
+        self.image = image
+        self.reason = reason
+
+
+#: in a run folder: checkpoint name -> why its restore failed (written by the stage that
+#: restored it, perhaps in another process; read by the orchestrator, which falls back)
+RESTORE_FAILED_FILE = "restore-failed.json"
+
+
+def note_restore_failed(run_dir: Path, name: str, why: str) -> None:
+    """The checkpoint ``name`` did not restore in this run (QEMU's loadvm failed)."""
+    failures = {**restore_failures(run_dir), name: why}
+    (run_dir / RESTORE_FAILED_FILE).write_text(json.dumps(failures, indent=2) + "\n")
+
+
+def restore_failures(run_dir: Path) -> dict[str, str]:
+    """The checkpoints that did not restore in this run, and why."""
+    try:
+        data = json.loads((run_dir / RESTORE_FAILED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+# -- records of committed checkpoints ---------------------------------------------------------
+
+
+@dataclass
+class CommittedCheckpoint:
+    """What the build that committed (or pulled) a checkpoint image recorded about it."""
+
+    image_id: str
+    name: str
+    fingerprint: str
+    run_id: str
+    tag: str
+    #: ``committed``, or ``pulled <reference>`` for a checkpoint taken from the registry cache
+    source: str = "committed"
+    at: float = field(default_factory=time.time)
+
+
+def _record_path(records: Path, image_id: str) -> Path:
+    algorithm, _, digest = image_id.partition(":")
+    if not digest or not digest.isalnum() or not algorithm.isalnum():
+        raise ValueError(f"not an image ID: {image_id!r}")
+    return records / f"{algorithm}-{digest}.json"
+
+
+def record_committed(records: Path, record: CommittedCheckpoint) -> None:
+    """Record that a build committed (or accepted the pull of) ``record.image_id``."""
+    path = _record_path(records, record.image_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def committed(records: Path, image_id: str) -> CommittedCheckpoint | None:
+    """The record of the build that committed ``image_id``, or None (a copy, or unknown)."""
+    try:
+        data: dict[str, Any] = json.loads(_record_path(records, image_id).read_text())
+        record = CommittedCheckpoint(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return record if record.image_id == image_id else None
+
+
+# -- the checkpoint format ----------------------------------------------------------------------
+
+
+@dataclass
+class DiskVerdict:
+    """What the format's check found: the problems (none: sound) and, when sound, a summary."""
+
+    problems: list[str]
+    summary: str = ""
+
+
+class CheckpointFormat(Protocol):
+    """How a checkpoint of one format is checked: a command run in a container of the image,
+    and the judgement of its output (pure: a unit test gives it recorded output); and how a
+    failed restore shows in the VM container's log."""
+
+    name: str
+
+    def command(self, snapshot: str) -> list[str]: ...
+
+    def judge(self, output: str, snapshot: str) -> DiskVerdict: ...
+
+    def restore_failure(self, log: str) -> str | None: ...
+
+
+#: every disk in the storage folder (virtual-dsm v7.41 src/disk.sh: ``<name>.boot.img``,
+#: ``.system.img``, ``data.<fmt>``), each's ``qemu-img info`` and ``qemu-img check``, JSON on
+#: stdout, the first lines of stderr (without qemu-img's one line per leaked cluster)
+_SAVEVM_SCRIPT = r"""
+dir="${STORAGE:-/storage}"
+for f in "$dir"/*.img "$dir"/*.qcow2; do
+  [ -f "$f" ] || continue
+  echo "@@disk ${f##*/}"
+  echo "@@info"
+  qemu-img info --output=json "$f" 2>/tmp/.check-err
+  echo "@@rc $?"
+  grep -v '^Leaked cluster' /tmp/.check-err | head -n 5 | sed 's/^/@@err /'
+  echo "@@check"
+  qemu-img check --output=json "$f" 2>/tmp/.check-err
+  echo "@@rc $?"
+  grep -v '^Leaked cluster' /tmp/.check-err | head -n 5 | sed 's/^/@@err /'
+done
+echo "@@end"
+"""
+
+
+@dataclass
+class _Run:
+    rc: int = -1
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+    def json(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads("\n".join(self.stdout))
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def why(self) -> str:
+        """The first line of stderr that says something (``ERROR ...`` first)."""
+        errors = [line for line in self.stderr if line.startswith("ERROR")]
+        lines = errors or [line for line in self.stderr if line.strip()] or self.stdout[:1]
+        return lines[0].strip() if lines else f"exit status {self.rc}"
+
+
+def _parse(output: str) -> tuple[dict[str, dict[str, _Run]], bool]:
+    """Per disk, its ``info`` and ``check`` runs; and whether the script got to its end."""
+    disks: dict[str, dict[str, _Run]] = {}
+    current: _Run | None = None
+    ended = False
+    for line in output.splitlines():
+        if line.startswith("@@disk "):
+            disk = disks.setdefault(line[len("@@disk ") :], {})
+            current = None
+        elif line in ("@@info", "@@check") and disks:
+            current = disk[line[2:]] = _Run()
+        elif line.startswith("@@rc ") and current is not None:
+            value = line[len("@@rc ") :]
+            current.rc = int(value) if value.lstrip("-").isdigit() else -1
+        elif line.startswith("@@err ") and current is not None:
+            current.stderr.append(line[len("@@err ") :])
+        elif line == "@@end":
+            ended = True
+        elif current is not None and current.rc == -1:
+            current.stdout.append(line)
+    return disks, ended
+
+
+class SavevmInQcow2:
+    """Today's format: a savevm snapshot inside every qcow2 disk of the checkpoint image.
+
+    Sound when every disk is qcow2, passes ``qemu-img check`` (leaked clusters waste space and
+    do no harm; corruptions, or a check that cannot complete, fail) and lists the snapshot, and
+    one disk holds the snapshot's VM state (``vm-state-size``, qemu-img's ``VM SIZE``, above 0).
+    """
+
+    name = "savevm in qcow2"
+
+    def command(self, snapshot: str) -> list[str]:
+        return ["sh", "-c", _SAVEVM_SCRIPT, "check", snapshot]
+
+    def judge(self, output: str, snapshot: str) -> DiskVerdict:
+        disks, ended = _parse(output)
+        if not ended:
+            tail = output.strip().splitlines()[-1:] or ["no output"]
+            return DiskVerdict([f"the disk check did not finish: {tail[0]}"])
+        if not disks:
+            return DiskVerdict(["no disk (*.img, *.qcow2) in the storage folder"])
+        problems: list[str] = []
+        state: list[tuple[str, int]] = []
+        for disk, runs in disks.items():
+            info_run, check_run = runs.get("info", _Run()), runs.get("check", _Run())
+            if info_run.rc == 127 or check_run.rc == 127:
+                problems.append(f"qemu-img is not in the image ({info_run.why()})")
+                break
+            info = info_run.json()
+            if info_run.rc != 0 or info is None:
+                problems.append(f"disk {disk}: qemu-img info failed: {info_run.why()}")
+                continue
+            if info.get("format") != "qcow2":
+                problems.append(
+                    f"disk {disk}: {info.get('format')}, not qcow2 (a savevm snapshot needs qcow2)"
+                )
+                continue
+            problem = _check_problem(disk, check_run)
+            if problem:
+                problems.append(problem)
+            names = [str(s.get("name", "")) for s in info.get("snapshots") or []]
+            sizes = [
+                int(s.get("vm-state-size") or 0)
+                for s in info.get("snapshots") or []
+                if s.get("name") == snapshot
+            ]
+            if not sizes:
+                listed = ", ".join(repr(n) for n in names) or "none"
+                problems.append(f"disk {disk}: no snapshot {snapshot!r} (qemu-img lists {listed})")
+            elif max(sizes) > 0:
+                state.append((disk, max(sizes)))
+        if not state and not any("qemu-img is not" in p for p in problems):
+            problems.append(f"no disk holds the VM state of snapshot {snapshot!r} (VM SIZE 0)")
+        if problems:
+            return DiskVerdict(problems)
+        where = ", ".join(f"{size / 1e6:.0f} MB on {disk}" for disk, size in state)
+        return DiskVerdict(
+            [],
+            f"{len(disks)} disks pass qemu-img check and list {snapshot} (VM state {where})",
+        )
+
+    def restore_failure(self, log: str) -> str | None:
+        """The line of a VM container's ``log`` saying that ``-loadvm`` failed, or None.
+
+        QEMU 10.0 ends a failed load with ``Error -22 while loading VM state`` after the line
+        saying why (``Size mismatch: pc.ram: ...``), and a missing snapshot with ``Snapshot
+        'x' does not exist in one or more devices``; virtual-dsm prefixes ``ERROR: ``.
+        """
+        # virtual-dsm's log lines start with a marker (U+276F) and a space
+        lines = [
+            line.strip().removeprefix("\u276f ").removeprefix("ERROR: ")
+            for line in log.splitlines()
+        ]
+        for index, line in enumerate(lines):
+            if "while loading VM state" in line or "does not exist in one or more devices" in line:
+                cause = [x for x in lines[:index] if x.startswith("qemu-system")][:1]
+                return "; ".join([*cause, line]) if cause and cause[0] != line else line
+        return None
+
+
+def _check_problem(disk: str, run: _Run) -> str:
+    """What ``qemu-img check``'s exit status says (qemu-img(1): 0 sound, 1 not completed,
+    2 corrupted, 3 leaked clusters only, 63 format without checks), or ""."""
+    if run.rc in (0, 3):
+        return ""
+    result = run.json() or {}
+    if run.rc == 2:
+        count = result.get("corruptions", "?")
+        return f"disk {disk}: qemu-img check found {count} corruption(s) ({run.why()})"
+    if run.rc == 1:
+        return f"disk {disk}: qemu-img check could not complete ({run.why()})"
+    return f"disk {disk}: qemu-img check failed with status {run.rc} ({run.why()})"
+
+
+#: the checkpoint format the build makes and checks; another format (chosen by the format
+#: benchmark) replaces this object: its command and its judgement
+FORMAT: CheckpointFormat = SavevmInQcow2()
+
+
+# -- the check --------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckpointCheck:
+    """The result of :func:`check_checkpoint`."""
+
+    name: str
+    image: str
+    image_id: str
+    problems: list[str]
+    summary: str
+    seconds: float
+    record: CommittedCheckpoint | None = None
+    #: the checkpoint passed its checks, then did not restore (``problems`` says why)
+    restore_failed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        """One line: what was checked and what it found."""
+        short = self.image_id.split(":")[-1][:12]
+        if self.ok:
+            return (
+                f"checkpoint {self.name} {self.image} ({short}) checked in {self.seconds:.1f} s: "
+                f"the image its build {self.record.run_id if self.record else '?'} committed; "
+                f"{self.summary}"
+            )
+        verdict = (
+            "did not restore" if self.restore_failed else f"refused after {self.seconds:.1f} s"
+        )
+        return f"checkpoint {self.name} {self.image} ({short}) {verdict}: " + "; ".join(
+            self.problems
+        )
+
+
+def check_checkpoint(
+    client: docker.DockerClient,
+    image: str,
+    name: str,
+    *,
+    records: Path,
+    run_id: str | None = None,
+    fmt: CheckpointFormat = FORMAT,
+) -> CheckpointCheck:
+    """Check the checkpoint ``name`` in ``image`` (a tag) before it is restored.
+
+    Both checks always run, so a refusal names everything found. ``run_id`` labels the
+    short-lived container (a killed build's cleanup finds it).
+    """
+    started = time.monotonic()
+    try:
+        found = client.images.get(image)
+    except DockerException as err:
+        return CheckpointCheck(name, image, "", [f"cannot inspect it: {err}"], "", 0.0)
+    image_id = str(found.id)
+    problems: list[str] = []
+    record = committed(records, image_id)
+    fingerprint = (found.labels or {}).get(L.FINGERPRINT, "")
+    if record is None:
+        problems.append(
+            f"image {image_id.split(':')[-1][:12]} is not one a build committed (no record by "
+            f"its image ID in {records}): a copy (docker commit, FROM), or older than the records"
+        )
+    elif record.name != name or record.fingerprint != fingerprint:
+        problems.append(
+            f"its image was committed as checkpoint {record.name} with fingerprint "
+            f"{record.fingerprint[:12]}, not {name} with {fingerprint[:12]}"
+        )
+    try:
+        output = _run_in_image(client, image_id, fmt.command(name), run_id)
+        verdict = fmt.judge(output, name)
+    except DockerException as err:
+        verdict = DiskVerdict([f"the disk check could not run in a container of it: {err}"])
+    problems += verdict.problems
+    seconds = time.monotonic() - started
+    return CheckpointCheck(name, image, image_id, problems, verdict.summary, seconds, record)
+
+
+def _run_in_image(
+    client: docker.DockerClient, image_id: str, command: list[str], run_id: str | None
+) -> str:
+    """``command`` in a container of the image, no network, removed at once; its stdout."""
+    labels = L.owner_labels("checkpoint-check", run_id, **{L.FINGERPRINT: "", L.STAGE: ""})
+    output = client.containers.run(
+        image_id,
+        entrypoint=command,
+        network_mode="none",
+        labels=labels,
+        remove=True,
+        stdout=True,
+        stderr=False,
+    )
+    return output.decode(errors="replace") if isinstance(output, bytes) else str(output)
+
+
+def mark_bad(client: docker.DockerClient, check: CheckpointCheck) -> list[str]:
+    """Remove the checkpoint tags of a refused checkpoint (an image no tag names is never
+    resumed), logging one line with why. Returns the tags removed."""
+    removed: list[str] = []
+    try:
+        tags = list(client.images.get(check.image_id or check.image).tags)
+    except DockerException:
+        tags = [check.image]
+    for tag in tags:
+        if not tag.startswith(CHECKPOINT_REPOSITORY + ":"):
+            continue
+        try:
+            client.images.remove(tag)
+            removed.append(tag)
+        except DockerException as err:
+            log.warning("checkpoint %s: could not untag %s: %s", check.name, tag, err)
+    log.warning("%s; marked bad: untagged %s", check.line(), ", ".join(removed) or "nothing")
+    return removed
