@@ -31,10 +31,11 @@ class FakeImage:
     created: str
     tags: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=lambda: {L.KIND: "final", L.FINGERPRINT: FP})
+    layers: list[str] = field(default_factory=list)
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return {"Created": self.created}
+        return {"Created": self.created, "RootFS": {"Type": "layers", "Layers": self.layers}}
 
 
 class FakeImages:
@@ -93,8 +94,9 @@ def test_the_newer_copy_is_ignored_and_named() -> None:
     assert found.image is original and found.record is not None
     assert found.untrusted == [copy]
     assert found.note() == (
-        "ignored 1 image(s) labelled as this final image that no smoke test passed "
-        f"(copies: docker commit or FROM): {'b' * 12} (user/copy:latest)"
+        "ignored 1 image(s) labelled as this final image that no smoke test recorded here "
+        f"passed: {'b' * 12} (user/copy:latest): a copy: this user's smoke record for this "
+        f"fingerprint is of image {'a' * 12}"
     )
 
 
@@ -112,3 +114,66 @@ def test_the_most_recently_promoted_of_two_is_reused(monkeypatch: pytest.MonkeyP
     trust.record_smoke_passed(ORIGINAL, "run-1", FP, ["repo:pinned"])
     found = trust.trusted_final(FakeClient([second, first]), FP)  # type: ignore[arg-type]
     assert found.image is first and found.untrusted == []
+
+
+LAYERS = [f"sha256:{n}" + "0" * 63 for n in "123"]
+
+
+def test_a_copy_is_named_by_what_shows_it(cache: Path) -> None:
+    """Its layers extend the smoke-tested image's (docker commit, FROM); or this user's record
+    names another image for its tag."""
+    original = FakeImage(ORIGINAL, "2026-01-01T00:00:00Z", ["repo:pinned"], layers=LAYERS[:2])
+    derived = FakeImage(COPY, "2026-01-02T00:00:00Z", ["user/copy:from"], layers=LAYERS)
+    retagged = FakeImage("sha256:" + "c" * 64, "2026-01-03T00:00:00Z", ["repo:pinned"])
+    trust.record_smoke_passed("sha256:" + "e" * 64, "run-0", FP, ["repo:old"])  # image gone
+    trust.record_smoke_passed(ORIGINAL, "run-1", FP, ["repo:pinned", "repo:moving"])
+    client = FakeClient([original, derived, retagged])
+    found = trust.trusted_final(client, FP)  # type: ignore[arg-type]
+    assert found.image is original and found.untrusted == [retagged, derived]  # newest first
+    assert found.note() == (
+        "ignored 2 image(s) labelled as this final image that no smoke test recorded here "
+        f"passed: {'c' * 12} (repo:pinned): a copy: this user's smoke record for repo:pinned "
+        f"is of image {'a' * 12}; {'b' * 12} (user/copy:from): a copy of {'a' * 12} (its "
+        "layers and more: docker commit or FROM)"
+    )
+    # a commit that changed nothing: the smoke-tested layers under another configuration
+    unchanged = FakeImage("sha256:" + "f" * 64, "2026-01-04T00:00:00Z", layers=LAYERS[:2])
+    assert trust.why_untrusted(unchanged, [original, unchanged], found.records) == (
+        f"a copy of {'a' * 12} (the same layers: docker commit)"
+    )
+
+
+def test_an_image_another_users_build_smoke_tested_is_not_called_a_copy(cache: Path) -> None:
+    """Records are per user: root's build meets the image a docker-group user's build promoted
+    (and a copy made from it). Nothing here recorded either: the one is said to have no record
+    in this user's cache, the one built on it is still a copy of it."""
+    theirs = FakeImage(ORIGINAL, "2026-01-01T00:00:00Z", ["repo:pinned"], layers=LAYERS[:2])
+    derived = FakeImage(COPY, "2026-01-02T00:00:00Z", ["user/copy:commit"], layers=LAYERS)
+    # the same layers, another build's configuration: neither is known to be the copy
+    twin = FakeImage("sha256:" + "c" * 64, "2026-01-03T00:00:00Z", layers=LAYERS[:2])
+    # a record of another fingerprint does not speak for this one
+    trust.record_smoke_passed("sha256:" + "d" * 64, "run-0", "e0" * 32, ["repo:older"])
+    client = FakeClient([theirs, derived, twin])
+    found = trust.trusted_final(client, FP)  # type: ignore[arg-type]
+    assert found.image is None and found.records == []
+    for image in (theirs, twin):
+        assert trust.why_untrusted(image, found.untrusted, found.records) == (
+            f"no smoke record in this user's cache ({cache / 'trust'}): smoke-tested by "
+            "another user's build here, or a copy"
+        )
+    # built on either (their layers are the same)
+    assert trust.why_untrusted(derived, found.untrusted, found.records) in {
+        f"a copy of {x * 12} (its layers and more: docker commit or FROM)" for x in "ac"
+    }
+    assert "copy: this user's smoke record" not in found.note()
+
+
+def test_records_of_a_fingerprint_skip_malformed_and_misnamed_files(cache: Path) -> None:
+    trust.record_smoke_passed(ORIGINAL, "run-1", FP, ["repo:pinned"])
+    folder = cache / "trust"
+    (folder / "junk.json").write_text("{not json")
+    (folder / f"sha256-{'b' * 64}.json").write_text(
+        (folder / f"sha256-{'a' * 64}.json").read_text()  # a record under another image's name
+    )
+    assert [r.image_id for r in trust.fingerprint_records(FP)] == [ORIGINAL]
+    assert trust.fingerprint_records("e0" * 32) == []

@@ -29,7 +29,7 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images, get_image
 from vdsmlib.docker.registry import PushResult, push, split_reference
 from vdsmlib.errors import VdsmError
-from vdsmlib.pipeline.trust import record_digest, smoke_passed
+from vdsmlib.pipeline.trust import record_digest, smoke_passed, trust_folder
 
 __all__ = ["PublishError", "PublishResult", "find_final_image", "publish"]
 
@@ -103,9 +103,10 @@ def publish(
     final = find_final_image(client, target, record)
     if smoke_passed(final.image_id) is None:
         raise PublishError(
-            f"image {final.image_id[:19]} ({', '.join(final.tags)}) passed no smoke test of a "
-            f"build here (a copy carries the labels, not the record): run vdsm build {target} "
-            "and publish the image it promotes"
+            f"image {final.image_id[:19]} ({', '.join(final.tags)}) passed no smoke test "
+            f"recorded in this user's cache ({trust_folder()}; a copy carries the labels, not "
+            "the record, and another user's build records in its own): run vdsm build "
+            f"{target} and publish the image it promotes"
         )
     image = client.images.get(final.image_id)
     pushed: list[PushResult] = []

@@ -35,10 +35,13 @@ __all__ = [
     "SmokePassed",
     "TrustedFinal",
     "describe_untrusted",
+    "fingerprint_records",
     "record_digest",
     "record_smoke_passed",
     "smoke_passed",
+    "trust_folder",
     "trusted_final",
+    "why_untrusted",
 ]
 
 
@@ -55,7 +58,9 @@ class SmokePassed:
     published: list[str] = field(default_factory=list)
 
 
-def _folder() -> Path:
+def trust_folder() -> Path:
+    """Where this user's smoke records are (``<cache>/trust``): each user's builds keep their
+    own, so an image another user's build smoke-tested on the same engine has none here."""
     return cache_dir() / "trust"
 
 
@@ -63,7 +68,7 @@ def _path(image_id: str) -> Path:
     algorithm, _, digest = image_id.partition(":")
     if not digest or not digest.isalnum() or not algorithm.isalnum():
         raise ValueError(f"not an image ID: {image_id!r}")
-    return _folder() / f"{algorithm}-{digest}.json"
+    return trust_folder() / f"{algorithm}-{digest}.json"
 
 
 def _write(record: SmokePassed) -> None:
@@ -89,6 +94,22 @@ def smoke_passed(image_id: str) -> SmokePassed | None:
     return record if record.image_id == image_id else None
 
 
+def fingerprint_records(fingerprint: str) -> list[SmokePassed]:
+    """This user's smoke records of final images with ``fingerprint`` (their images may be
+    gone from the engine)."""
+    records: list[SmokePassed] = []
+    folder = trust_folder()
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = SmokePassed(**json.loads(path.read_text()))
+            named_for_its_image = path == _path(record.image_id)
+        except (OSError, ValueError, TypeError):
+            continue
+        if record.fingerprint == fingerprint and named_for_its_image:
+            records.append(record)
+    return records
+
+
 def record_digest(image_id: str, reference: str) -> None:
     """``vdsm publish`` pushed the trusted ``image_id`` as ``reference`` (``repo@digest``)."""
     record = smoke_passed(image_id)
@@ -104,10 +125,15 @@ class TrustedFinal:
     image: Image | None
     record: SmokePassed | None
     untrusted: list[Image]
+    #: the images a smoke test passed, and this user's records of the fingerprint
+    trusted: list[Image] = field(default_factory=list)
+    records: list[SmokePassed] = field(default_factory=list)
 
     def note(self) -> str:
-        """What was ignored, for the plan's reason ("" when nothing was)."""
-        return describe_untrusted(self.untrusted)
+        """What was ignored and why, for the plan's reason ("" when nothing was)."""
+        return describe_untrusted(
+            self.untrusted, others=[*self.trusted, *self.untrusted], records=self.records
+        )
 
 
 def trusted_final(client: docker.DockerClient, fingerprint: str) -> TrustedFinal:
@@ -122,21 +148,76 @@ def trusted_final(client: docker.DockerClient, fingerprint: str) -> TrustedFinal
             untrusted.append(image)
         else:
             trusted.append((image, record))
+    records = fingerprint_records(fingerprint) if untrusted else []
+    passed = [image for image, _ in trusted]
     if not trusted:
-        return TrustedFinal(None, None, untrusted)
+        return TrustedFinal(None, None, untrusted, passed, records)
     image, record = max(trusted, key=lambda pair: pair[1].at)
-    return TrustedFinal(image, record, untrusted)
+    return TrustedFinal(image, record, untrusted, passed, records)
 
 
-def describe_untrusted(images: Sequence[Image]) -> str:
-    """One clause naming images that carry the final labels but passed no smoke test."""
+def _short(image_id: str) -> str:
+    return image_id.split(":")[-1][:12]
+
+
+def _layers(image: Image) -> list[str]:
+    layers = (image.attrs.get("RootFS") or {}).get("Layers") or []
+    return [str(layer) for layer in layers]
+
+
+def why_untrusted(
+    image: Image, others: Sequence[Image] = (), records: Sequence[SmokePassed] = ()
+) -> str:
+    """Why ``image`` (final labels, no smoke record here) is not trusted, from what is known:
+
+    - its layers are another labelled image's and more, or exactly those of the image the
+      smoke test passed: a copy of it (``docker commit`` or ``FROM``);
+    - this user's records name another image ID for one of its tags or its fingerprint: a
+      copy, not the image the smoke test passed;
+    - else nothing here says it was smoke-tested: no record in this user's cache (another
+      user's build on the same engine keeps its records in its own cache).
+    """
+    layers = _layers(image)
+    recorded = {record.image_id for record in records}
+    for other in others:
+        base = _layers(other)
+        if other.id == image.id or not base or layers[: len(base)] != base:
+            continue
+        if len(base) < len(layers):
+            return f"a copy of {_short(str(other.id))} (its layers and more: docker commit or FROM)"
+        if other.id in recorded:
+            # the smoke-tested content under another configuration: a commit without changes
+            return f"a copy of {_short(str(other.id))} (the same layers: docker commit)"
+    tags = set(image.tags)
+    other_images = [record for record in records if record.image_id != image.id]
+    for record in sorted(other_images, key=lambda record: not tags & set(record.tags)):
+        named = sorted(tags & set(record.tags))
+        what = f"for {', '.join(named)}" if named else "for this fingerprint"
+        return f"a copy: this user's smoke record {what} is of image {_short(record.image_id)}"
+    return (
+        f"no smoke record in this user's cache ({trust_folder()}): smoke-tested by another "
+        "user's build here, or a copy"
+    )
+
+
+def describe_untrusted(
+    images: Sequence[Image],
+    *,
+    others: Sequence[Image] = (),
+    records: Sequence[SmokePassed] = (),
+) -> str:
+    """One clause naming images that carry the final labels but passed no smoke test recorded
+    here, each with :func:`why_untrusted` (``others``: the images with the same labels;
+    ``records``: this user's records of the fingerprint)."""
     if not images:
         return ""
-    names = ", ".join(
-        f"{str(i.id).split(':')[-1][:12]}" + (f" ({', '.join(i.tags)})" if i.tags else "")
+    names = "; ".join(
+        _short(str(i.id))
+        + (f" ({', '.join(i.tags)})" if i.tags else "")
+        + f": {why_untrusted(i, others, records)}"
         for i in images
     )
     return (
-        f"ignored {len(images)} image(s) labelled as this final image that no smoke test passed "
-        f"(copies: docker commit or FROM): {names}"
+        f"ignored {len(images)} image(s) labelled as this final image that no smoke test "
+        f"recorded here passed: {names}"
     )
