@@ -84,7 +84,7 @@ lab: venv ## JupyterLab at the repo root, no browser, 127.0.0.1 (RUN=out/<run-id
 	@$(PY) -c 'import jupyterlab' 2>/dev/null || $(PY) -m pip install -q -e '.[lab]'
 	@open=$$($(if $(RUN),$(PY) -m vdsmlib.notebook.lab $(RUN),true)) || exit 2; \
 	mkdir -p $(CURDIR)/out/.lab-tmp; \
-	set -x; TMPDIR=$(CURDIR)/out/.lab-tmp VDSM_CI_PROCESS= $(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 \
+	set -x; env -u VDSM_CI_PROCESS TMPDIR=$(CURDIR)/out/.lab-tmp $(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 \
 	  --ServerApp.root_dir=$(CURDIR) \
 	  --FileContentsManager.pre_save_hook=vdsmlib.notebook.lab.keep_checkout_clean \
 	  --FileCheckpoints.root_dir=$(CURDIR)/out/.lab-checkpoints \

@@ -383,7 +383,7 @@ class Build:
         # Only while it runs: a kernel started later by this process (a notebook run on its
         # own, JupyterLab) is not in a build and must not reattach to this build's VM.
         global _LABEL_SET_HERE
-        if L.PROCESS_ENV not in os.environ:
+        if not os.environ.get(L.PROCESS_ENV):  # unset, or set empty
             os.environ[L.PROCESS_ENV] = _LABEL_SET_HERE = L.process_label()
         task = asyncio.current_task()
         running = (asyncio.get_running_loop(), task) if task is not None else None
