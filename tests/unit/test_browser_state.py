@@ -112,3 +112,19 @@ def test_the_janitor_of_a_killed_run_drops_the_cookie(tmp_path: Path, umask_022:
     assert json.loads(state.read_text())["cookies"] == [], state.read_text()
     assert _mode(state) == 0o600
     assert "cleaning up" in (run / "janitor.log").read_text()
+
+
+def test_every_run_drops_the_cookie_when_it_ends(tmp_path: Path, umask_022: None) -> None:
+    """What a build does last, whatever its outcome (here: a run failed after its admin stage
+    saved the browser's session), without Docker."""
+    from vdsmlib.pipeline.run import Build
+
+    build = Build("sim", out_dir=tmp_path / "out")
+    build.run_dir.mkdir(parents=True)
+    state = build.run_dir / "browser-state.json"
+    write_private(state, _state(SID))
+    build.record.status, build.record.error = "failed", "stage post-wizard: a test's failure"
+    build._finish_run_folder(build.run_dir / ".reserve")
+    assert json.loads(state.read_text())["cookies"] == []
+    assert session_ids(build.run_dir) == set()
+    assert (build.run_dir / "report.html").is_file()  # the run's end, not something else
