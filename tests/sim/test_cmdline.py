@@ -3,7 +3,11 @@
 The 7.41 command line is written out below option by option, each with the upstream file and
 line at tag v7.41 (github.com/vdsm/virtual-dsm) that produces it. The twin's command line is read
 from the running QEMU process (``/proc/<pid>/cmdline``) of a simulator container started with
-those variables. They differ only where ``DIFFERENCES`` names the reason.
+those variables. They differ only where ``TWIN_ONLY`` names the reason.
+
+For the newest release's twin (7.65) the options 7.65 builds otherwise than 7.41 for the same
+variables are written out with file and line at v7.65 (and qemus/qemu v7.48, its base); the
+refusals with upstream's sizes run against both twins.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-from vdsm_sim.image.build import SimImage, ensure_sim_image
+from vdsm_sim.image.build import UPSTREAMS, SimImage, ensure_sim_image
 
 from tests.poll import poll
 from vdsmlib.readiness import NotReady
@@ -224,29 +228,119 @@ def test_twin_command_line_is_741s_for_the_same_variables(twin: Any) -> None:
     assert "not-honoured" not in flat and "type=pc" not in flat
 
 
+NEWEST = UPSTREAMS[-1]
+QMP_VARIABLE = "unix:/run/shm/qmp-variable.sock,server=on,wait=off"
+MONITOR_VARIABLE = "unix:/run/shm/monitor-variable.sock,server=on,wait=off"
+# VARIABLES with MACHINE, QMP and MONITOR set to what 7.65 honours: a versioned q35 (the twin's
+# devices are on pcie.0, as 7.65 puts them on q35) and two unix sockets.
+VARIABLES_765 = {
+    **VARIABLES,
+    "MACHINE": "pc-q35-10.0",
+    "QMP": QMP_VARIABLE,
+    "MONITOR": MONITOR_VARIABLE,
+}
+
+
+def upstream_765() -> list[tuple[str, str, str]]:
+    """(option, value, where) of the options 7.65 builds otherwise than 7.41 for VARIABLES_765:
+    v7.65 files, or qemus/qemu v7.48 where 7.65 takes the script from it."""
+    return [
+        (
+            "-cpu",
+            "qemu64,l3-cache=on,+hypervisor",
+            "qemus/qemu v7.48 src/proc.sh:212-233 (TCG emulates no SSE flags); src/config.sh:21",
+        ),
+        (
+            "-machine",
+            "type=pc-q35-10.0,smm=off,usb=off,vmport=off,dump-guest-core=off,hpet=off",
+            "src/config.sh:50-56 (MACHINE; q35 by default: qemus/qemu v7.48 src/init.sh:16)",
+        ),
+        ("-accel", "tcg,thread=multi", "qemus/qemu v7.48 src/proc.sh:220; src/config.sh:56"),
+        (
+            "-name",
+            "Virtual-DSM,process=virtual-dsm,debug-threads=on",
+            "src/config.sh:41-42; PROCESS: qemus/qemu v7.48 src/init.sh:245-246",
+        ),
+        ("-pidfile", "/run/shm/qemu.pid", "src/config.sh:43; qemus/qemu v7.48 src/init.sh:146"),
+        ("-qmp", QMP_VARIABLE, "src/config.sh:5,13,37 (QMP)"),
+        ("-monitor", MONITOR_VARIABLE, "src/config.sh:7,15,38 (MONITOR)"),
+        ("-serial", "mon:stdio", "src/serial.sh:143-155 (not interactive)"),
+    ]
+
+
+# 7.41's options that 7.65 does not build, and why.
+GONE_IN_765 = {
+    "-daemonize": "QEMU runs in the foreground, the entry script waits for it: src/entry.sh:50-60",
+    "-D": "no QEMU log file: QEMU's stderr is the container's (src/entry.sh:51)",
+}
+
+
+@pytest.fixture
+def newest_twin(client: docker.DockerClient) -> Iterator[Any]:
+    container = client.containers.run(
+        ensure_sim_image(client, upstream=NEWEST).ref,
+        detach=True,
+        environment=VARIABLES_765,
+        labels=LABELS,
+        devices=["/dev/net/tun:/dev/net/tun:rwm"],
+        cap_add=["NET_ADMIN"],
+    )
+    try:
+        yield container
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+
+
+def test_newest_twin_builds_765s_options_where_765_differs_from_741(newest_twin: Any) -> None:
+    """The options 7.65 builds otherwise than 7.41 for the same variables, each as 7.65 builds
+    it (``upstream_765``), and 7.41's that 7.65 drops (``GONE_IN_765``). Not compared here:
+    the order of the options (v7.65 src/config.sh:95 puts -machine first and -boot after the
+    disks; the twin keeps 7.41's) and the options 7.65 builds like 7.41 or that the 7.65 twin
+    does not follow (the vchannel on a unix socket, v7.65 src/serial.sh:159-162; the disks of
+    qemus/qemu v7.48 src/disk.sh)."""
+    argv = poll(lambda: _qemu_argv(newest_twin), what="QEMU running in the 7.65 twin", timeout=90)
+    actual = _pairs(argv[1:])
+    for option, value, where in upstream_765():
+        got = [v for o, v in actual if o == option]
+        assert value in got, f"7.65 has {option} {value} ({where}); the twin has {got}"
+    options = [o for o, _ in actual]
+    for option, why in GONE_IN_765.items():
+        assert option not in options, f"the twin has {option}; 7.65 does not: {why}"
+    # one -cpu, one -machine, one -serial; one monitor, MONITOR's (7.41's telnet one is gone)
+    for option in ("-cpu", "-machine", "-serial", "-monitor"):
+        assert options.count(option) == 1, (option, argv)
+    # QMP's socket, then ARGUMENTS' last (src/config.sh:95)
+    assert [v for o, v in actual if o == "-qmp"] == [QMP_VARIABLE, QMP_ARGUMENTS.split()[1]]
+    assert actual[-1] == ("-qmp", QMP_ARGUMENTS.split()[1]), actual
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
 @pytest.mark.parametrize(
     ("variables", "code", "message"),
     [
-        # src/disk.sh:446-448 v7.41 refuses a data disk under a fixed 6 GB (exit 73). The twin
-        # must differ: its build machines run 2 GB data disks (params/sim.yaml vm.disk_size), so
-        # the minimum is DISK_MINIMUM (1G by default), the name later releases give it; set to
-        # 7.41's 6G it refuses as 7.41 does.
+        # v7.41 src/disk.sh:446-448 refuses a data disk under a fixed 6 GB (exit 73); 7.65 under
+        # DISK_MINIMUM, 6G by default (v7.65 src/entry.sh:16; qemus/qemu v7.48
+        # src/disk.sh:196-214, exit 73). The twin must differ: its build machines run 2 GB data
+        # disks (params/sim.yaml vm.disk_size), so DISK_MINIMUM is 1G by default; set to 6G it
+        # refuses as both releases do.
         ({"DISK_SIZE": "2G", "DISK_MINIMUM": "6G"}, 73, "at least 6G"),
-        # src/install.sh:119-122 v7.41: less than MIN_SPACE (14 GB there) free in STORAGE
-        # exits 94 before anything is installed. The twin's MIN_SPACE is a variable with a
-        # small default; asked for more than any disk has, it refuses the same way.
+        # Less than 14 GB free in STORAGE exits 94 before anything is installed (v7.41
+        # src/install.sh:119-122; v7.65 src/install.sh:35-55, checkDsmSpace). The twin's
+        # MIN_SPACE is a variable with a small default; asked for more than any disk has, it
+        # refuses the same way.
         ({"MIN_SPACE": str(2**60)}, 94, "not enough free space for installation"),
     ],
 )
-def test_twin_refuses_like_741_when_sized_as_741(
+def test_twin_refuses_like_upstream_when_sized_as_upstream(
     client: docker.DockerClient,
-    sim_image: SimImage,
+    upstream: str,
     variables: dict[str, str],
     code: int,
     message: str,
 ) -> None:
     container = client.containers.run(
-        sim_image.ref,
+        ensure_sim_image(client, upstream=upstream).ref,
         detach=True,
         environment={"KVM": "N", "NETWORK": "N", **variables},
         labels=LABELS,

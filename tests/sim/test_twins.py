@@ -170,7 +170,7 @@ def test_newest_twin_derives_the_guest_address_and_exits_with_qemus_code(
     """7.65's twin: without VM_NET_IP the guest is 172.30.<third octet of the container's
     address>.2 (qemus/qemu v7.48 src/network.sh:368-400); the boot and system disks are in
     /run/prepare.sh (v7.65 src/prepare.sh:15-16) and disk.sh has no such lines; QMP is honoured
-    (qemus/qemu v7.48 src/config.sh:70); QEMU in the foreground, so a failed -loadvm ends the
+    (v7.65 src/config.sh:5,37); QEMU in the foreground, so a failed -loadvm ends the
     container with QEMU's code, 1, not 7.41's 15 (v7.65 src/entry.sh:50-63)."""
     image = ensure_sim_image(client, upstream=UPSTREAMS[-1]).ref
     disk = client.containers.run(

@@ -39,10 +39,13 @@ QEMU_ARGS=(
     -nodefaults -boot strict=on -no-user-config
     -kernel /sim/vmlinuz -initrd /sim/initrd.img -append "$KERNEL_APPEND"
 )
+# from 7.63 the last memory check comes before -m is set (v7.65 src/config.sh:104-106)
+atLeast 7.63 && checkMemory
 RAM_OPTS=$(echo "-m ${RAM_SIZE^^}" | sed 's/MB/M/g;s/GB/G/g;s/TB/T/g')
 CPU_OPTS="-cpu $CPU_FLAGS -smp $CPU_CORES,sockets=1,dies=1,cores=$CPU_CORES,threads=1"
 MAC_OPTS="-machine type=q35,smm=off,usb=off,vmport=off,dump-guest-core=off,hpet=off$KVM_OPTS"
-# from 7.63 MACHINE names the machine type (qemus/qemu v7.48 src/config.sh:87)
+# from 7.63 MACHINE names the machine type (v7.65 src/config.sh:55; q35 by default, qemus/qemu
+# v7.48 src/init.sh:16)
 atLeast 7.63 && MAC_OPTS="${MAC_OPTS/type=q35/type=$MACHINE}"
 DEV_OPTS="-device virtio-balloon-pci,id=balloon0,bus=pcie.0,addr=0x4"
 DEV_OPTS+=" -object rng-random,id=objrng0,filename=/dev/urandom"
@@ -53,7 +56,7 @@ QEMU_ARGS+=($CPU_OPTS $RAM_OPTS $MAC_OPTS $DISPLAY_OPTS $MON_OPTS $SERIAL_OPTS $
 set +f
 
 # The memory check again, as the very last step (RAM may have gone while installing).
-checkMemory
+atLeast 7.63 || checkMemory
 if [[ "$DEBUG" == [Yy1]* ]]; then
     printf "Arguments:\n\n%s\n\n" "${QEMU_ARGS[*]}"
 fi

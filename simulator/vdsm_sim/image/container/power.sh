@@ -80,10 +80,11 @@ _graceful_shutdown() {
 
 MON_OPTS="-pidfile $QEMU_PID -name $PROCESS,process=$PROCESS,debug-threads=on"
 if atLeast 7.63; then
-    # QEMU in the foreground; a monitor and QMP only where MONITOR / QMP ask for them
-    # (qemus/qemu v7.48 src/config.sh:69-70)
-    [ -n "$MONITOR" ] && MON_OPTS+=" -monitor $MONITOR"
+    # QEMU in the foreground; QMP and a monitor only where QMP / MONITOR ask for them (v7.65
+    # src/config.sh:5-7,37-38, which replaces qemus/qemu's); the name is APP's with dashes (:41-42)
+    MON_OPTS="-pidfile $QEMU_PID -name ${APP// /-},process=$PROCESS,debug-threads=on"
     [ -n "$QMP" ] && MON_OPTS+=" -qmp $QMP"
+    [ -n "$MONITOR" ] && MON_OPTS+=" -monitor $MONITOR"
 else
     MON_OPTS+=" -monitor telnet:localhost:$QEMU_PORT,server,nowait,nodelay -daemonize -D $QEMU_LOG"
 fi

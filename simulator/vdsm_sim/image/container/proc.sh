@@ -59,7 +59,9 @@ else
         CPU_MODEL="max"
         CPU_FEATURES+=",migratable=no"
     fi
-    CPU_FEATURES+=",+ssse3,+sse4.1,+sse4.2"
+    # from 7.63 TCG emulates no SSE flags: "$CPU_MODEL,l3-cache=on,+hypervisor" (qemus/qemu v7.48
+    # src/proc.sh:182-233; the KVM flags above stay 7.41's in both twins)
+    atLeast 7.63 || CPU_FEATURES+=",+ssse3,+sse4.1,+sse4.2"
 fi
 
 if [[ "$ARGUMENTS" == *"-cpu host,"* ]]; then

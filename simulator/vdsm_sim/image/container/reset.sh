@@ -86,11 +86,26 @@ if ! RAM_WANTED=$(numfmt --from=iec "$RAM_SIZE" 2>/dev/null); then
     error "invalid RAM_SIZE: $RAM_SIZE (use a size like 512M or 2G)"
     exit 16
 fi
+# From 7.63 (qemus/qemu v7.45 and v7.48 src/memory.sh:68-83,128-156) a RAM_SIZE that does not
+# fit is not refused: it becomes "max", the available memory less 1.5 GB (less 500 MB when that
+# leaves under 3 GB; half of it below 1 GB), with a warning.
 checkMemory() {
-    local avail
+    local avail wanted
     [[ "$RAM_CHECK" == [Nn]* ]] && return 0
     avail=$(awk '/^MemAvailable:/ { print $2 * 1024 }' /proc/meminfo)
     if (( RAM_WANTED + RAM_SPARE > avail )); then
+        if atLeast 7.63; then
+            if (( avail < RAM_SPARE * 2 )); then
+                wanted=$((avail / 2))
+            else
+                wanted=$((avail - RAM_SPARE * 3))
+                (( wanted < RAM_SPARE * 6 )) && wanted=$((avail - RAM_SPARE))
+            fi
+            warn "Your configured RAM_SIZE of $RAM_SIZE is too high for the $((avail / 1048576)) MB of free memory available, it will automatically be adjusted to a lower amount."
+            RAM_SIZE="$((wanted / 1048577))M"
+            RAM_WANTED=$(numfmt --from=iec "$RAM_SIZE")
+            return 0
+        fi
         error "RAM_SIZE=$RAM_SIZE is too high for the $((avail / 1048576)) MB of memory available: set a lower RAM_SIZE"
         exit 17
     fi
