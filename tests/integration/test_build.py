@@ -31,7 +31,7 @@ from tests.integration.test_bad_input import VDSM, vdsm
 from tests.poll import poll
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import VmContainer
-from vdsmlib.docker.images import find_images
+from vdsmlib.docker.images import find_images, get_image
 from vdsmlib.docker.route import container_address, guest_route
 from vdsmlib.evidence.report import SIZE_CAP
 from vdsmlib.params import load_params
@@ -683,6 +683,81 @@ def test_post_wizard_profile_edit_resumes_from_start_ready(
     assert statuses["flatten"] == statuses["smoke"] == "ran"
     assert record.image != first_build["result"]["image"]
     assert record.restore_to_ready_seconds is not None
+
+
+def test_a_checkpoint_copy_with_a_truncated_disk_is_refused_and_the_build_falls_back(
+    first_build: dict, builds: Builds, client: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy of the final checkpoint carrying its labels, its boot disk truncated (`docker
+    commit`), tagged over the checkpoint's tag: the next build (a repository of its own, so it
+    would resume from final) refuses it before restoring anything, says why in one line (which
+    check, which disk), untags it, falls back to start-ready in the same run and passes. The
+    checkpoint's own tag is put back afterwards."""
+    from vdsmlib.checkpoints.fingerprints import compute
+    from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
+    from vdsmlib.pipeline.base import look_up_base
+
+    repository = f"{TEST_REPOSITORY}-truncated"
+    params = load_params("sim", {"image_repository": repository})
+    base = look_up_base(client, params)
+    assert not isinstance(base, str), base
+    fingerprint = compute(params, base)["final"]
+    labels = {L.KIND: "checkpoint", L.STAGE: "final", L.FINGERPRINT: fingerprint}
+    tagged = [image for image in find_images(client, labels) if image.tags]
+    assert tagged, "no tagged final checkpoint with the current fingerprint"
+    original = tagged[0]
+    tag = next(t for t in original.tags if t.startswith(CHECKPOINT_REPOSITORY + ":"))
+    truncate = (
+        'f=$(ls "${STORAGE:-/storage}"/*.boot.img); truncate -s $(($(stat -c %s "$f") / 2)) "$f"'
+    )
+    container = client.containers.create(original.id, entrypoint=["sh", "-c", truncate])
+    try:
+        container.start()
+        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs()
+        config = original.attrs["Config"]
+        copy = container.commit(
+            repository=CHECKPOINT_REPOSITORY,
+            tag=tag.rpartition(":")[2],
+            conf={"Entrypoint": config["Entrypoint"], "Cmd": config["Cmd"]},
+        )
+    finally:
+        container.remove(force=True)
+    assert copy.id != original.id and client.images.get(tag).id == copy.id
+    assert {k: copy.labels[k] for k in labels} == labels
+    # the first build's checkpoint, untagged now, held by a tag of its own meanwhile (a `vdsm
+    # clean` of a session beside this one reclaims untagged checkpoints)
+    held = f"{TEST_REPOSITORY}-held:final-checkpoint"
+    original.tag(*held.rsplit(":", 1))
+    caplog.set_level("INFO", logger="vdsmlib.checkpoints.check")
+    try:
+        record = builds.build(overrides={"image_repository": repository}, executor="inline")
+        assert record.status == "ok", record.error
+        bad = [r.getMessage() for r in caplog.records if "marked bad" in r.getMessage()]
+        assert len(bad) == 1 and "\n" not in bad[0], bad
+        line = bad[0]
+        assert f"checkpoint final {tag} " in line and "not one a build committed" in line, line
+        assert re.search(r"disk \S+\.boot\.img: qemu-img check found \d+ corruption", line), line
+        assert f"untagged {tag}" in line, line
+        seconds = float(re.search(r"refused after ([\d.]+) s", line).group(1))  # type: ignore[union-attr]
+        print(f"truncated copy refused in {seconds:.1f} s: {line}")
+        assert client.images.get(tag).id != copy.id  # the build's new final checkpoint
+        assert get_image(client, copy.id) is None  # the copy is gone with its tag
+        statuses = {s.name: s.status for s in record.stages}
+        assert statuses["boot"] == "resumed", record.stages
+        assert statuses["admin"] == statuses["services"] == statuses["smoke"] == "ran"
+        services = next(s for s in record.stages if s.name == "services")
+        assert services.detail.startswith(
+            "would have resumed from checkpoint final; fell back to checkpoint start-ready: "
+        ), services.detail
+        assert "fell back to checkpoint start-ready" in record.plan, record.plan
+        assert re.search(r"checkpoint start-ready \S+ \(\w+\) checked in", record.plan), record.plan
+    finally:
+        original.tag(*tag.rsplit(":", 1))  # the checkpoint's tag back on the first build's
+        client.images.remove(held)
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(copy.id)
+        for image in client.images.list(name=repository):
+            client.images.remove(image.id, force=True)
 
 
 def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(

@@ -432,7 +432,9 @@ def mark_bad(client: docker.DockerClient, check: CheckpointCheck) -> list[str]:
         if not tag.startswith(CHECKPOINT_REPOSITORY + ":"):
             continue
         try:
-            client.images.remove(tag)
+            # noprune: a copy's parent (the checkpoint it was made from, untagged when the copy
+            # took its tag) is not the copy's to delete
+            client.images.remove(tag, noprune=True)
             removed.append(tag)
         except DockerException as err:
             log.warning("checkpoint %s: could not untag %s: %s", check.name, tag, err)
