@@ -701,9 +701,12 @@ async def test_qmp_savevm_commit_and_loadvm_restore_guest_state(
     assert "final" in names and int(names["final"]["vm-state-size"]) > 0, (state_disk, names)
     second.stop(timeout=20)
     second.reload()
-    # A graceful stop exits 128 + SIGTERM: v7.41 src/power.sh:102-104 exits with the status of the
-    # `wait` the signal interrupted (src/entry.sh:34); v7.65 src/power.sh:151-200 exits with
-    # signalCode SIGTERM (qemus/qemu v7.48 src/utils.sh:47).
+    # A graceful stop: the guest confirms the shutdown request (v7.41 src/power.sh:138; v7.65
+    # src/power.sh:68-70), and the container exits 128 + SIGTERM: v7.41 src/power.sh:102-104
+    # exits with the status of the `wait` the signal interrupted (src/entry.sh:34); v7.65
+    # src/power.sh:151-200 with signalCode SIGTERM (qemus/qemu v7.48 src/utils.sh:47).
+    stopped = second.logs().decode(errors="replace")
+    assert "Virtual DSM is now ready to shutdown" in stopped, stopped[-2000:]
     assert second.attrs["State"]["ExitCode"] == 143
 
     committed = second.commit(repository=SIM_REPOSITORY, tag=f"test-commit-{port}")
