@@ -52,6 +52,7 @@ __all__ = [
     "DiskVerdict",
     "SavevmInQcow2",
     "check_checkpoint",
+    "clear_restore_failures",
     "committed",
     "mark_bad",
     "note_restore_failed",
@@ -81,6 +82,11 @@ def note_restore_failed(run_dir: Path, name: str, why: str) -> None:
     """The checkpoint ``name`` did not restore in this run (QEMU's loadvm failed)."""
     failures = {**restore_failures(run_dir), name: why}
     (run_dir / RESTORE_FAILED_FILE).write_text(json.dumps(failures, indent=2) + "\n")
+
+
+def clear_restore_failures(run_dir: Path) -> None:
+    """The failures noted are handled (the build fell back): a later stage failure is not one."""
+    (run_dir / RESTORE_FAILED_FILE).unlink(missing_ok=True)
 
 
 def restore_failures(run_dir: Path) -> dict[str, str]:

@@ -41,6 +41,7 @@ from vdsmlib.checkpoints.check import (
     CheckpointCheck,
     CommittedCheckpoint,
     check_checkpoint,
+    clear_restore_failures,
     mark_bad,
     record_committed,
     restore_failures,
@@ -625,12 +626,14 @@ class Build:
             name, image, str(found.id) if found else "", [why], "", 0.0, restore_failed=True
         )
         mark_bad(self.client, bad)
+        clear_restore_failures(self.run_dir)
         state.checkpoints.pop(name, None)
         state.save(self.run_dir)
         self.record.error = None
         self.record.failure = None
         new = self._plan(pull=False)
-        to = f"checkpoint {new.resume_from}" if new.resume_from else "a cold boot"
+        resumed = self._state().checkpoints.get(new.resume_from or "", "")
+        to = f"checkpoint {new.resume_from} {resumed}" if new.resume_from else "a cold boot"
         note = f"would have resumed from checkpoint {name}; fell back to {to}: {bad.line()}"
         for entry in self.record.stages:
             if new.actions.get(entry.name) != "pending" or entry.name == "prepare":
