@@ -691,73 +691,125 @@ def test_a_checkpoint_copy_with_a_truncated_disk_is_refused_and_the_build_falls_
     """A copy of the final checkpoint carrying its labels, its boot disk truncated (`docker
     commit`), tagged over the checkpoint's tag: the next build (a repository of its own, so it
     would resume from final) refuses it before restoring anything, says why in one line (which
-    check, which disk), untags it, falls back to start-ready in the same run and passes. The
-    checkpoint's own tag is put back afterwards."""
+    check, which disk), untags it, falls back to start-ready in the same run and passes.
+
+    start-ready is a copy too, recorded as committed (a build's own checkpoint, rotted after
+    its commit: 4 MB of its VM state zeroed, its qcow2 metadata sound), so it passes the checks
+    and QEMU's loadvm fails: marked bad with one line, the build falls back again, to the first
+    build's start-ready (held by a tag of its own), and passes. The tags are put back."""
+    from vdsmlib.checkpoints.check import CommittedCheckpoint, record_committed
     from vdsmlib.checkpoints.fingerprints import compute
     from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
     from vdsmlib.pipeline.base import look_up_base
+    from vdsmlib.pipeline.stage import checkpoint_records
 
     repository = f"{TEST_REPOSITORY}-truncated"
     params = load_params("sim", {"image_repository": repository})
     base = look_up_base(client, params)
     assert not isinstance(base, str), base
-    fingerprint = compute(params, base)["final"]
-    labels = {L.KIND: "checkpoint", L.STAGE: "final", L.FINGERPRINT: fingerprint}
-    tagged = [image for image in find_images(client, labels) if image.tags]
-    assert tagged, "no tagged final checkpoint with the current fingerprint"
-    original = tagged[0]
-    tag = next(t for t in original.tags if t.startswith(CHECKPOINT_REPOSITORY + ":"))
-    truncate = (
-        'f=$(ls "${STORAGE:-/storage}"/*.boot.img); truncate -s $(($(stat -c %s "$f") / 2)) "$f"'
+    fingerprints = compute(params, base)
+    originals, tags = {}, {}
+    for name in ("final", "start-ready"):
+        labels = {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: fingerprints[name]}
+        tagged = [image for image in find_images(client, labels) if image.tags]
+        assert tagged, f"no tagged {name} checkpoint with the current fingerprint"
+        originals[name] = tagged[0]
+        tags[name] = next(t for t in tagged[0].tags if t.startswith(CHECKPOINT_REPOSITORY + ":"))
+    storage = '"${STORAGE:-/storage}"'
+    truncate = f'f=$(ls {storage}/*.boot.img); truncate -s $(($(stat -c %s "$f") / 2)) "$f"'
+    # the VM state is the bulk of the disk that holds it: 4 MB at 40% of every big disk
+    rot = (
+        f'for f in {storage}/*.img {storage}/*.qcow2; do s=$(stat -c %s "$f"); '
+        '[ "$s" -gt 67108864 ] && dd if=/dev/zero of="$f" bs=1M count=4 conv=notrunc '
+        "seek=$((s * 2 / 5 / 1048576)); done; true"
     )
-    container = client.containers.create(original.id, entrypoint=["sh", "-c", truncate])
+    # the first build's final checkpoint, untagged by its copy, held by a container meanwhile
+    # (a `vdsm clean` beside this session reclaims untagged checkpoints, but none in use); its
+    # start-ready by a tag of its own: the checkpoint the second fallback finds
+    hold = client.containers.create(originals["final"].id, entrypoint=["true"])
+    held = f"{TEST_REPOSITORY}-held:start-ready-checkpoint"
+    originals["start-ready"].tag(*held.rsplit(":", 1))
+    copies = {}
     try:
-        container.start()
-        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs()
-        config = original.attrs["Config"]
-        copy = container.commit(
-            repository=CHECKPOINT_REPOSITORY,
-            tag=tag.rpartition(":")[2],
-            conf={"Entrypoint": config["Entrypoint"], "Cmd": config["Cmd"]},
+        copies["final"] = _checkpoint_copy(client, originals["final"], tags["final"], truncate)
+        copies["start-ready"] = _checkpoint_copy(
+            client, originals["start-ready"], tags["start-ready"], rot
         )
-    finally:
-        container.remove(force=True)
-    assert copy.id != original.id and client.images.get(tag).id == copy.id
-    assert {k: copy.labels[k] for k in labels} == labels
-    # the first build's checkpoint, untagged now, held by a tag of its own meanwhile (a `vdsm
-    # clean` of a session beside this one reclaims untagged checkpoints)
-    held = f"{TEST_REPOSITORY}-held:final-checkpoint"
-    original.tag(*held.rsplit(":", 1))
-    caplog.set_level("INFO", logger="vdsmlib.checkpoints.check")
-    try:
+        record_committed(
+            checkpoint_records(),
+            CommittedCheckpoint(
+                str(copies["start-ready"].id),
+                "start-ready",
+                fingerprints["start-ready"],
+                "test-rotted-after-commit",
+                tags["start-ready"],
+            ),
+        )
+        caplog.set_level("INFO", logger="vdsmlib.checkpoints.check")
         record = builds.build(overrides={"image_repository": repository}, executor="inline")
         assert record.status == "ok", record.error
         bad = [r.getMessage() for r in caplog.records if "marked bad" in r.getMessage()]
-        assert len(bad) == 1 and "\n" not in bad[0], bad
+        assert len(bad) == 2 and not any("\n" in line for line in bad), bad
         line = bad[0]
+        tag = tags["final"]
         assert f"checkpoint final {tag} " in line and "not one a build committed" in line, line
         assert re.search(r"disk \S+\.boot\.img: qemu-img check found \d+ corruption", line), line
         assert f"untagged {tag}" in line, line
         seconds = float(re.search(r"refused after ([\d.]+) s", line).group(1))  # type: ignore[union-attr]
         print(f"truncated copy refused in {seconds:.1f} s: {line}")
-        assert client.images.get(tag).id != copy.id  # the build's new final checkpoint
-        assert get_image(client, copy.id) is None  # the copy is gone with its tag
+        rotted = bad[1]
+        assert f"checkpoint start-ready {tags['start-ready']} " in rotted, rotted
+        assert "did not restore: " in rotted and "while loading VM state" in rotted, rotted
+        print(f"rotted copy: {rotted}")
+        for copy in copies.values():
+            assert get_image(client, copy.id) is None  # gone with its tag
         statuses = {s.name: s.status for s in record.stages}
         assert statuses["boot"] == "resumed", record.stages
         assert statuses["admin"] == statuses["services"] == statuses["smoke"] == "ran"
-        services = next(s for s in record.stages if s.name == "services")
-        assert services.detail.startswith(
+        details = {s.name: s.detail for s in record.stages}
+        assert details["services"].startswith(
             "would have resumed from checkpoint final; fell back to checkpoint start-ready: "
-        ), services.detail
+        ), details["services"]
+        assert details["admin"].startswith(
+            f"would have resumed from checkpoint start-ready; fell back to checkpoint start-ready "
+            f"{held}: "
+        ), details["admin"]
         assert "fell back to checkpoint start-ready" in record.plan, record.plan
-        assert re.search(r"checkpoint start-ready \S+ \(\w+\) checked in", record.plan), record.plan
+        assert f"checkpoint start-ready {held} " in record.plan, record.plan
     finally:
-        original.tag(*tag.rsplit(":", 1))  # the checkpoint's tag back on the first build's
+        for name, original in originals.items():  # the checkpoints' tags back on the first's
+            original.tag(*tags[name].rsplit(":", 1))
         client.images.remove(held)
-        with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(copy.id)
+        hold.remove(force=True)
+        for copy in copies.values():
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(copy.id)
         for image in client.images.list(name=repository):
             client.images.remove(image.id, force=True)
+
+
+def _checkpoint_copy(
+    client: docker.DockerClient, checkpoint: docker.models.images.Image, tag: str, script: str
+) -> docker.models.images.Image:
+    """`script` run in a container of ``checkpoint``, committed (its labels, entry point and
+    command kept) as ``tag``."""
+    container = client.containers.create(checkpoint.id, entrypoint=["sh", "-c", script])
+    try:
+        container.start()
+        assert container.wait(timeout=60)["StatusCode"] == 0, container.logs()
+        config = checkpoint.attrs["Config"]
+        repository, _, name = tag.rpartition(":")
+        copy = container.commit(
+            repository=repository,
+            tag=name,
+            conf={"Entrypoint": config["Entrypoint"], "Cmd": config["Cmd"]},
+        )
+    finally:
+        container.remove(force=True)
+    assert copy.id != checkpoint.id and client.images.get(tag).id == copy.id
+    for label in (L.KIND, L.STAGE, L.FINGERPRINT):
+        assert copy.labels[label] == checkpoint.labels[label]
+    return copy
 
 
 def test_qemu_killed_mid_stage_fails_cleanly_and_next_build_resumes(
