@@ -643,7 +643,8 @@ class Build:
                 self._fell_back[entry.name] = entry.detail = note
         self._apply_plan(new)
         new.reason = f"{new.reason}; fell back to {to}: {bad.line()}"
-        self.record.plan = new.reason
+        # the first plan's reason stays (a checkpoint refused by its check before this one)
+        self.record.plan = f"{self.record.plan}; then: {new.reason}"
         log.info("plan: %s", new.reason)
         return new
 
