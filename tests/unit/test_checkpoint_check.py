@@ -20,8 +20,10 @@ from vdsmlib.checkpoints.check import (
     FORMAT,
     CommittedCheckpoint,
     SavevmInQcow2,
+    check_checkpoint,
     clear_restore_failures,
     committed,
+    copy_of,
     note_restore_failed,
     record_committed,
     restore_failures,
@@ -175,6 +177,70 @@ def test_a_committed_checkpoint_is_found_by_its_image_id_and_a_copy_is_not(
     other = "sha256:" + "ef" * 32
     (tmp_path / f"sha256-{'ab' * 32}.json").rename(tmp_path / f"sha256-{'ef' * 32}.json")
     assert committed(tmp_path, other) is None
+
+
+class FakeImage:
+    """An image as docker-py describes it: ID, labels, layers."""
+
+    def __init__(self, image_id: str, stage: str, layers: list[str]):
+        self.id = image_id
+        self.labels = {"vdsm-ci.kind": "checkpoint", "vdsm-ci.stage": stage}
+        self.attrs = {"RootFS": {"Layers": layers}}
+
+
+class FakeEngine:
+    """An honest double of the engine's images (listed by label) and of the check's container
+    (it answers the disks' qemu-img output)."""
+
+    def __init__(self, *images: FakeImage, disks: str = output(*sound_checkpoint())):
+        self.by_id = {i.id: i for i in images}
+        self.disks = disks
+        self.images = self
+        self.containers = self
+
+    def get(self, ref: str) -> FakeImage:
+        return self.by_id[ref]
+
+    def list(self, filters: dict[str, list[str]]) -> list[FakeImage]:
+        wanted = dict(f.split("=", 1) for f in filters["label"])
+        return [i for i in self.by_id.values() if wanted.items() <= i.labels.items()]
+
+    def run(self, image_id: str, **kwargs: Any) -> bytes:
+        return self.disks.encode()
+
+
+BASE = ["sha256:base1", "sha256:base2"]
+START_READY = FakeImage("sha256:" + "11" * 32, "start-ready", [*BASE, "sha256:sr"])
+FINAL = FakeImage("sha256:" + "22" * 32, "final", [*START_READY.attrs["RootFS"]["Layers"], "f"])
+
+
+def test_a_copy_is_told_by_the_layers_of_a_checkpoint_of_its_stage() -> None:
+    commit = FakeImage("sha256:" + "33" * 32, "final", [*FINAL.attrs["RootFS"]["Layers"], "c"])
+    engine = FakeEngine(START_READY, FINAL, commit)
+    assert copy_of(engine, commit) == FINAL.id  # type: ignore[arg-type]
+    # final has start-ready's layers by design (committed from a VM restored from it)
+    assert copy_of(engine, FINAL) is None  # type: ignore[arg-type]
+    assert copy_of(engine, START_READY) is None  # type: ignore[arg-type]
+
+
+def test_an_unrecorded_checkpoint_that_is_no_copy_is_judged_by_its_disks(tmp_path: Path) -> None:
+    """Records are per user: another user's checkpoint on the engine has none here. It is not
+    refused (and so not untagged) when its disks are sound; a copy is, and unsound disks are."""
+    engine = FakeEngine(START_READY, FINAL)
+    other_users = check_checkpoint(engine, FINAL.id, "final", records=tmp_path)  # type: ignore[arg-type]
+    assert other_users.ok, other_users.problems
+    assert f"not recorded in {tmp_path}" in other_users.line()
+    assert "committed" not in other_users.line()
+    commit = FakeImage("sha256:" + "33" * 32, "final", [*FINAL.attrs["RootFS"]["Layers"], "c"])
+    engine = FakeEngine(START_READY, FINAL, commit)
+    copied = check_checkpoint(engine, commit.id, "final", records=tmp_path)  # type: ignore[arg-type]
+    assert not copied.ok and f"a copy of checkpoint {'22' * 6}" in copied.line()
+    broken = FakeEngine(START_READY, FINAL, disks=output(disk(BOOT, check_rc=2)))
+    unsound = check_checkpoint(broken, FINAL.id, "final", records=tmp_path)  # type: ignore[arg-type]
+    assert not unsound.ok and "qemu-img check found" in unsound.line()
+    record_committed(tmp_path, CommittedCheckpoint(FINAL.id, "final", "", "run-1", "x:y"))
+    mine = check_checkpoint(engine, FINAL.id, "final", records=tmp_path)  # type: ignore[arg-type]
+    assert mine.ok and "the image its build run-1 committed" in mine.line()
 
 
 class Checks:

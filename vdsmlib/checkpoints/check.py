@@ -6,9 +6,12 @@ Before a build restores a checkpoint, :func:`check_checkpoint` asks two things:
 
 1. **Is it the image a build committed?** The build that commits a checkpoint records it by
    image ID (:func:`record_committed`, ``<records>/<algorithm>-<hex>.json``: stage, fingerprint,
-   run, tag). A copy has another ID and no record. A checkpoint pulled from the registry cache
-   is recorded when the pull is accepted (its image ID is the pushing build's: the ID is the
-   digest of the image's configuration, which a push and a pull keep).
+   run, tag). A copy has another ID and no record, and the layers of the checkpoint it copies
+   (:func:`copy_of`). Records are per user: a checkpoint another user's build made on the same
+   engine (or one older than the records) has no record here and is no copy, so its disks
+   decide; one user's build never untags another's checkpoints. A checkpoint pulled from the
+   registry cache is recorded when the pull is accepted (its image ID is the pushing build's:
+   the ID is the digest of the image's configuration, which a push and a pull keep).
 2. **Are its disks sound in the checkpoint format?** :data:`FORMAT` says how: today a savevm
    snapshot inside the qcow2 disks (:class:`SavevmInQcow2`: every disk passes ``qemu-img
    check`` and lists the snapshot, one of them with its VM state). The image's own
@@ -353,10 +356,12 @@ class CheckpointCheck:
         """One line: what was checked and what it found."""
         short = self.image_id.split(":")[-1][:12]
         if self.ok:
+            committer = (
+                f"the image its build {self.record.run_id} committed; " if self.record else ""
+            )
             return (
                 f"checkpoint {self.name} {self.image} ({short}) checked in {self.seconds:.1f} s: "
-                f"the image its build {self.record.run_id if self.record else '?'} committed; "
-                f"{self.summary}"
+                f"{committer}{self.summary}"
             )
         verdict = (
             "did not restore" if self.restore_failed else f"refused after {self.seconds:.1f} s"
@@ -389,11 +394,20 @@ def check_checkpoint(
     problems: list[str] = []
     record = committed(records, image_id)
     fingerprint = (found.labels or {}).get(L.FINGERPRINT, "")
+    unrecorded = ""
     if record is None:
-        problems.append(
-            f"image {image_id.split(':')[-1][:12]} is not one a build committed (no record by "
-            f"its image ID in {records}): a copy (docker commit, FROM), or older than the records"
-        )
+        original = copy_of(client, found)
+        if original:
+            problems.append(
+                f"image {_short(image_id)} is not one a build committed (no record by its image "
+                f"ID in {records}): a copy of checkpoint {_short(original)} (its layers and "
+                "more: docker commit or FROM)"
+            )
+        else:
+            # records are per user: another user's build on this engine, or a checkpoint
+            # made before the records, is no copy; its disks decide (it is not refused, so
+            # one user's build never untags another's checkpoints)
+            unrecorded = f"not recorded in {records} (another user's build, or older)"
     elif record.name != name or record.fingerprint != fingerprint:
         problems.append(
             f"its image was committed as checkpoint {record.name} with fingerprint "
@@ -406,7 +420,40 @@ def check_checkpoint(
         verdict = DiskVerdict([f"the disk check could not run in a container of it: {err}"])
     problems += verdict.problems
     seconds = time.monotonic() - started
-    return CheckpointCheck(name, image, image_id, problems, verdict.summary, seconds, record)
+    summary = f"{unrecorded}; {verdict.summary}" if unrecorded else verdict.summary
+    return CheckpointCheck(name, image, image_id, problems, summary, seconds, record)
+
+
+def _short(image_id: str) -> str:
+    return image_id.split(":")[-1][:12]
+
+
+def _layers(image: Any) -> list[str]:
+    return [str(layer) for layer in (image.attrs.get("RootFS") or {}).get("Layers") or []]
+
+
+def copy_of(client: docker.DockerClient, image: Any) -> str | None:
+    """The ID of another checkpoint of the same stage whose layers ``image`` has, all of them
+    and first (``docker commit`` of its container, or ``FROM`` it), or None.
+
+    Only the same stage: a build's ``final`` is committed from a VM restored from its
+    ``start-ready``, so it has start-ready's layers by design.
+    """
+    labels = image.labels or {}
+    stage = labels.get(L.STAGE)
+    if not stage:
+        return None
+    layers = _layers(image)
+    filters = {"label": [f"{L.KIND}=checkpoint", f"{L.STAGE}={stage}"]}
+    try:
+        others = client.images.list(filters=filters)
+    except DockerException:
+        return None
+    for other in others:
+        base = _layers(other)
+        if other.id != image.id and base and layers[: len(base)] == base:
+            return str(other.id)
+    return None
 
 
 def _run_in_image(
