@@ -675,6 +675,9 @@ def test_post_wizard_profile_edit_resumes_from_start_ready(
     profile.write_text(
         profile.read_text() + "\n# edited: the next build resumes from start-ready\n"
     )
+    # what `make build` prints before it starts a kernel: the plan the build then makes
+    ahead = builds.start(params_dir=params).work_to_do()
+    assert ahead and ahead.startswith("checkpoint start-ready matches the current"), ahead
     record = builds.build(executor="inline", params_dir=params)
     statuses = {s.name: s.status for s in record.stages}
     boot = next(s for s in record.stages if s.name == "boot")

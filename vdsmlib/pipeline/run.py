@@ -348,9 +348,10 @@ class Build:
             return found
         fingerprints = compute_fingerprints(self.params, found)
         final = trusted_final(self.client, fingerprints["image"])
+        # the plan the build would make (its checks of the checkpoint run in the build)
         plan = make_plan(
             final_image_exists=final.image is not None,
-            checkpoints={},
+            checkpoints={name: True for name in self._tagged_checkpoints(fingerprints)},
             no_cache=self.no_cache,
             from_checkpoint=self.from_checkpoint,
         )
@@ -536,6 +537,19 @@ class Build:
         self.record.write(self.run_dir, latest=stage != "prepare")
         log.info("stage %s: %s in %.1f s: %s", stage, entry.status, entry.seconds, entry.detail)
 
+    def _tagged_checkpoints(self, fingerprints: dict[str, str]) -> dict[str, str]:
+        """Checkpoint name -> the tag of the newest tagged checkpoint with its fingerprint."""
+        found: dict[str, str] = {}
+        for name in CHECKPOINT_AFTER.values():
+            images = find_images(
+                self.client,
+                {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: fingerprints[name]},
+            )
+            tagged = [image for image in images if image.tags]
+            if tagged:
+                found[name] = tagged[0].tags[0]
+        return found
+
     def _state(self) -> RunState:
         return RunState.load(self.run_dir)
 
@@ -547,15 +561,7 @@ class Build:
         self.record.fingerprint = state.fingerprints.get("image")
         if pull:
             self._pull_cached_checkpoints(state)
-        found: dict[str, str] = {}
-        for name in CHECKPOINT_AFTER.values():
-            images = find_images(
-                self.client,
-                {L.KIND: "checkpoint", L.STAGE: name, L.FINGERPRINT: state.fingerprints[name]},
-            )
-            tagged = [image for image in images if image.tags]
-            if tagged:
-                found[name] = tagged[0].tags[0]
+        found = self._tagged_checkpoints(state.fingerprints)
         # the final image a smoke test passed (by ID), not any image carrying its labels
         trusted = trusted_final(self.client, state.fingerprints["image"])
         final_ok = trusted.image is not None
