@@ -178,12 +178,13 @@ def sim_image(client: docker.DockerClient) -> SimImage:
     return ensure_sim_image(client)
 
 
-@pytest.fixture
-def twin(client: docker.DockerClient, sim_image: SimImage) -> Iterator[Any]:
+@contextlib.contextmanager
+def _running(client: docker.DockerClient, image: str, variables: dict[str, str]) -> Iterator[Any]:
+    """A twin container started with ``variables`` (NAT: tun and NET_ADMIN), removed after."""
     container = client.containers.run(
-        sim_image.ref,
+        image,
         detach=True,
-        environment=VARIABLES,
+        environment=variables,
         labels=LABELS,
         devices=["/dev/net/tun:/dev/net/tun:rwm"],
         cap_add=["NET_ADMIN"],
@@ -193,6 +194,12 @@ def twin(client: docker.DockerClient, sim_image: SimImage) -> Iterator[Any]:
     finally:
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True, v=True)
+
+
+@pytest.fixture
+def twin(client: docker.DockerClient, sim_image: SimImage) -> Iterator[Any]:
+    with _running(client, sim_image.ref, VARIABLES) as container:
+        yield container
 
 
 def _qemu_argv(container: Any) -> list[str]:
@@ -277,19 +284,8 @@ GONE_IN_765 = {
 
 @pytest.fixture
 def newest_twin(client: docker.DockerClient) -> Iterator[Any]:
-    container = client.containers.run(
-        ensure_sim_image(client, upstream=NEWEST).ref,
-        detach=True,
-        environment=VARIABLES_765,
-        labels=LABELS,
-        devices=["/dev/net/tun:/dev/net/tun:rwm"],
-        cap_add=["NET_ADMIN"],
-    )
-    try:
-        yield container
-    finally:
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True, v=True)
+    with _running(client, ensure_sim_image(client, upstream=NEWEST).ref, VARIABLES_765) as c:
+        yield c
 
 
 def test_newest_twin_builds_765s_options_where_765_differs_from_741(newest_twin: Any) -> None:
