@@ -684,8 +684,8 @@ class Build:
             transfer = pull_checkpoint(self.client, repository, tag, fingerprint)
             self.record.cache.append(transfer.as_dict())
             if not transfer.error:
-                # the image the pushing build committed (a pull keeps the image ID); its disks
-                # are still checked before it is restored
+                # the image the pushing build committed (accepted: its image ID and digest are
+                # the ones recorded beside it in the registry); its disks are still checked
                 pulled = self.client.images.get(transfer.reference)
                 record_committed(
                     checkpoint_records(),
