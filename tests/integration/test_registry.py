@@ -10,6 +10,7 @@ fingerprints (and checkpoints) are theirs alone.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -23,6 +24,8 @@ import requests
 
 from tests.integration.conftest import Builds, free_port
 from tests.poll import poll
+from vdsmlib.checkpoints.cache import RECORD_LABEL, pull_checkpoint, record_tag
+from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.docker.registry import RegistryError, pull, push
@@ -187,6 +190,81 @@ def test_next_build_pulls_the_checkpoint_instead_of_booting(
     assert len(pulls) == 1 and "-final-" in pulls[0]["reference"]
     assert pulls[0]["size_bytes"] > 0 and pulls[0]["seconds"] > 0
     assert again.status == "ok"
+
+
+def test_a_pulled_checkpoint_is_trusted_by_the_record_beside_it(
+    cached_build: dict, registry: str, client: docker.DockerClient
+) -> None:
+    """The push left a record beside the `final` checkpoint; a pull is accepted only when the
+    image under the tag is the one recorded: an image with the same labels pushed over the tag,
+    or the checkpoint under a tag with no record, is refused in one line and removed."""
+    cache = cached_build["cache"]
+    run = cached_build["record"]
+    final = next(t for t in run.cache if t["direction"] == "push" and "-final-" in t["reference"])
+    tag = final["reference"].rpartition(":")[2]
+    record_ref = f"{cache}:{record_tag(tag)}"
+    assert final["record"].startswith(f"{cache}@sha256:"), final
+
+    genuine_id = pull(client, final["reference"])
+    fingerprint = client.images.get(genuine_id).labels[L.FINGERPRINT]
+    record_image = client.images.get(pull(client, record_ref))
+    recorded = json.loads(record_image.labels[RECORD_LABEL])
+    _remove_local(client, [record_ref])
+    assert recorded == {
+        "reference": final["reference"],
+        "digest": final["digest"],
+        "image_id": genuine_id,
+        "stage": "final",
+        "fingerprint": fingerprint,
+        "run_id": run.run_id,
+    }
+
+    accepted = pull_checkpoint(client, cache, tag, fingerprint)
+    assert accepted.error == "" and accepted.digest == final["digest"], accepted
+
+    # the same labels, another image: pushed over the checkpoint's tag
+    impostor_ref = "vdsm-ci-test/registry-impostor:latest"
+    dockerfile = f"FROM {final['reference']}\nLABEL vdsm-ci-test.impostor=yes\n".encode()
+    manifest_url = f"http://{registry}/v2/vdsm-ci-test/checkpoints/manifests"
+    schema2 = "application/vnd.docker.distribution.manifest.v2+json"
+    genuine_manifest = requests.get(
+        f"{manifest_url}/{final['digest']}", headers={"Accept": schema2}, timeout=30
+    )
+    assert genuine_manifest.status_code == 200, genuine_manifest.text
+    other_tag = f"{tag}-copy"
+    try:
+        impostor, _ = client.images.build(fileobj=io.BytesIO(dockerfile), tag=impostor_ref, rm=True)
+        assert impostor.labels[L.FINGERPRINT] == fingerprint and impostor.id != genuine_id
+        impostor.tag(cache, tag)
+        push(client, f"{cache}:{tag}")
+        refused = pull_checkpoint(client, cache, tag, fingerprint)
+        assert refused.error.startswith(f"{cache}:{tag} refused: its digest"), refused
+        assert "the tag was overwritten" in refused.error and "\n" not in refused.error
+        # what it pulled is gone; the local checkpoint is still the genuine one
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(f"{cache}:{tag}")
+        assert client.images.get(f"{CHECKPOINT_REPOSITORY}:{tag}").id == genuine_id
+
+        # the genuine checkpoint under a tag no build recorded
+        client.images.get(genuine_id).tag(cache, other_tag)
+        push(client, f"{cache}:{other_tag}")
+        unrecorded = pull_checkpoint(client, cache, other_tag, fingerprint)
+        assert unrecorded.error.startswith(f"{cache}:{other_tag} refused: no record"), unrecorded
+        assert "something else" in unrecorded.error and "\n" not in unrecorded.error
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(f"{CHECKPOINT_REPOSITORY}:{other_tag}")
+    finally:
+        # put the genuine manifest back under the tag
+        put = requests.put(
+            f"{manifest_url}/{tag}",
+            data=genuine_manifest.content,
+            headers={"Content-Type": schema2},
+            timeout=30,
+        )
+        _remove_local(client, [impostor_ref, f"{cache}:{tag}", f"{cache}:{other_tag}"])
+    assert put.status_code == 201, put.text
+    again = pull_checkpoint(client, cache, tag, fingerprint)
+    assert again.error == "" and again.digest == final["digest"], again
 
 
 def test_push_to_a_closed_port_says_unreachable(
