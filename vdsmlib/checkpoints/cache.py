@@ -117,7 +117,7 @@ def pull_checkpoint(
     image = client.images.get(image_id)
     labels = image.labels or {}
     if labels.get(L.FINGERPRINT) != fingerprint or labels.get(L.KIND) != "checkpoint":
-        client.images.remove(ref)
+        _remove_quietly(client, ref)
         message = f"{ref} is not the checkpoint wanted (fingerprint {labels.get(L.FINGERPRINT)})"
         log.warning("checkpoint cache: %s", message)
         return CacheTransfer("pull", ref, time.monotonic() - started, error=message)
