@@ -201,7 +201,9 @@ class FakeEngine:
     def get(self, ref: str) -> FakeImage:
         return self.by_id[ref]
 
-    def list(self, filters: dict[str, list[str]]) -> list[FakeImage]:
+    def list(self, filters: dict[str, list[str]], all: bool = False) -> list[FakeImage]:
+        # like the engine: an untagged parent of another image is listed only with all=True
+        assert all, "the parent a copy was committed from is listed only with all=True"
         wanted = dict(f.split("=", 1) for f in filters["label"])
         return [i for i in self.by_id.values() if wanted.items() <= i.labels.items()]
 

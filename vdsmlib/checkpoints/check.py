@@ -446,7 +446,9 @@ def copy_of(client: docker.DockerClient, image: Any) -> str | None:
     layers = _layers(image)
     filters = {"label": [f"{L.KIND}=checkpoint", f"{L.STAGE}={stage}"]}
     try:
-        others = client.images.list(filters=filters)
+        # all: the original a copy was committed from is its parent, which a plain listing
+        # leaves out once its tag has moved to the copy
+        others = client.images.list(all=True, filters=filters)
     except DockerException:
         return None
     for other in others:
