@@ -8,6 +8,7 @@ follows the container's otherwise, from 7.62 on); pinning 7.41 keeps /run/disk.s
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -117,3 +118,40 @@ def test_pin_the_newest_release_and_7_41_from_a_registry(
     assert data["base"]["image"] == f"{old}@{old_digest}"
     assert data["base"]["patch_file"] == "/run/disk.sh"
     assert "VM_NET_IP" not in (data.get("env") or {})
+
+
+def test_clean_removes_a_superseded_image_that_was_pushed(
+    client: docker.DockerClient,
+    registry: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """An untagged simulator image that was pushed (here to two repositories) is still named by
+    its ``repo@digest`` references: Docker refuses to remove it by ID ("referenced in multiple
+    repositories"). `vdsm clean` removes those names, then the image."""
+    from vdsmlib.docker.images import clean
+
+    run_id = f"test-clean-pushed-{tmp_path.name}"
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "f").write_text(run_id)
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
+    labels = {"vdsm-ci.owner": "vdsm-ci", "vdsm-ci.kind": "sim", "vdsm-ci.run-id": run_id}
+    image, _ = client.images.build(path=str(context), labels=labels, rm=True, forcerm=True)
+    refs = [f"{registry}/vdsm-ci/sim-a:x", f"{registry}/vdsm-ci/sim-b:x"]
+    (context / "f").write_text(run_id + " rebuilt")
+    newer, _ = client.images.build(path=str(context), labels=labels, rm=True, forcerm=True)
+    try:
+        for ref in refs:
+            image.tag(ref)
+            push(client, ref)
+            newer.tag(ref)  # the tag moves, as a rebuild moves it: the old image keeps its digest
+        assert len(client.images.get(image.id).attrs["RepoDigests"]) == 2
+        report = clean(client, run_id=run_id)
+        assert any(str(image.id) in line for line in report["images"]), report
+        assert not report["kept"], report
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(image.id)
+    finally:
+        for ref in [*refs, image.id, newer.id]:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(ref, force=True)

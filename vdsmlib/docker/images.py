@@ -97,8 +97,17 @@ def image_size(image: Image) -> int:
 
 def _remove_ref(client: docker.DockerClient, ref: str, report: CleanReport) -> None:
     """Remove a tag, or an untagged image by ID; never forced (Docker keeps an image that a
-    container or a child image uses)."""
+    container or a child image uses).
+
+    An untagged image pushed to registries is still referenced by its ``repo@digest`` names,
+    and Docker refuses to remove it by ID ("referenced in multiple repositories"): those names
+    go first, then the image.
+    """
     try:
+        if ref.startswith("sha256:"):
+            with contextlib.suppress(ImageNotFound, NotFound):
+                for digest in client.images.get(ref).attrs.get("RepoDigests") or []:
+                    client.images.remove(digest)
         client.images.remove(ref)
     except (ImageNotFound, NotFound):
         pass
