@@ -223,6 +223,12 @@ def test_a_copy_is_told_by_the_layers_of_a_checkpoint_of_its_stage() -> None:
     # final has start-ready's layers by design (committed from a VM restored from it)
     assert copy_of(engine, FINAL) is None  # type: ignore[arg-type]
     assert copy_of(engine, START_READY) is None  # type: ignore[arg-type]
+    # an image of the same stage with the same layers (a commit without changes, or a build's
+    # label-only step) holds the same content: neither is the other's copy
+    twin = FakeImage("sha256:" + "44" * 32, "final", FINAL.attrs["RootFS"]["Layers"])
+    engine = FakeEngine(START_READY, FINAL, commit, twin)
+    assert copy_of(engine, FINAL) is None  # type: ignore[arg-type]
+    assert copy_of(engine, commit) in (FINAL.id, twin.id)  # type: ignore[arg-type]
 
 
 def test_an_unrecorded_checkpoint_that_is_no_copy_is_judged_by_its_disks(tmp_path: Path) -> None:

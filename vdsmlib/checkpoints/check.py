@@ -44,6 +44,7 @@ from docker.errors import DockerException
 
 from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
 from vdsmlib.docker import labels as L
+from vdsmlib.docker.images import builds_on, image_layers
 from vdsmlib.errors import VdsmError
 
 __all__ = [
@@ -428,22 +429,20 @@ def _short(image_id: str) -> str:
     return image_id.split(":")[-1][:12]
 
 
-def _layers(image: Any) -> list[str]:
-    return [str(layer) for layer in (image.attrs.get("RootFS") or {}).get("Layers") or []]
-
-
 def copy_of(client: docker.DockerClient, image: Any) -> str | None:
-    """The ID of another checkpoint of the same stage whose layers ``image`` has, all of them
-    and first (``docker commit`` of its container, or ``FROM`` it), or None.
+    """The ID of the nearest other checkpoint of the same stage whose layers ``image`` has,
+    all of them first and more after (``docker commit`` of its container, or ``FROM`` it), or
+    None.
 
     Only the same stage: a build's ``final`` is committed from a VM restored from its
-    ``start-ready``, so it has start-ready's layers by design.
+    ``start-ready``, so it has start-ready's layers by design. Only more layers: an image with
+    the same layers holds the same content (a commit without changes), and either of the two
+    would otherwise be the other's copy.
     """
     labels = image.labels or {}
     stage = labels.get(L.STAGE)
     if not stage:
         return None
-    layers = _layers(image)
     filters = {"label": [f"{L.KIND}=checkpoint", f"{L.STAGE}={stage}"]}
     try:
         # all: the original a copy was committed from is its parent, which a plain listing
@@ -451,11 +450,11 @@ def copy_of(client: docker.DockerClient, image: Any) -> str | None:
         others = client.images.list(all=True, filters=filters)
     except DockerException:
         return None
-    for other in others:
-        base = _layers(other)
-        if other.id != image.id and base and layers[: len(base)] == base:
-            return str(other.id)
-    return None
+    size = len(image_layers(image))
+    bases = [o for o in others if builds_on(image, o) and len(image_layers(o)) < size]
+    if not bases:
+        return None
+    return str(max(bases, key=lambda o: len(image_layers(o))).id)
 
 
 def _run_in_image(

@@ -19,9 +19,11 @@ from vdsmlib.docker.engine import DockerError
 __all__ = [
     "CleanReport",
     "build_image",
+    "builds_on",
     "clean",
     "find_images",
     "get_image",
+    "image_layers",
     "image_size",
     "images_in_use",
     "remove_image",
@@ -157,6 +159,19 @@ def _superseded(image: Image, promoted: Callable[[str], bool] | None) -> bool:
     if kind in ("checkpoint", "base", "sim"):
         return bool(image.labels.get(L.OWNER) == L.OWNER_VALUE)
     return kind == "final" and promoted is not None and promoted(str(image.id))
+
+
+def image_layers(image: Image) -> list[str]:
+    """The image's layer digests (``RootFS.Layers``), base first."""
+    return [str(layer) for layer in (image.attrs.get("RootFS") or {}).get("Layers") or []]
+
+
+def builds_on(image: Image, other: Image) -> bool:
+    """True if ``image`` is another image than ``other`` with all of ``other``'s layers first:
+    ``docker commit`` of a container of it, or ``FROM`` it (a commit without changes adds no
+    layer: then the layers are the same)."""
+    base = image_layers(other)
+    return other.id != image.id and bool(base) and image_layers(image)[: len(base)] == base
 
 
 def _size(image: Image) -> str:

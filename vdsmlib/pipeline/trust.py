@@ -28,7 +28,7 @@ import docker
 from docker.models.images import Image
 
 from vdsmlib.docker import labels as L
-from vdsmlib.docker.images import find_images
+from vdsmlib.docker.images import builds_on, find_images, image_layers
 from vdsmlib.pipeline.base import cache_dir
 
 __all__ = [
@@ -160,11 +160,6 @@ def _short(image_id: str) -> str:
     return image_id.split(":")[-1][:12]
 
 
-def _layers(image: Image) -> list[str]:
-    layers = (image.attrs.get("RootFS") or {}).get("Layers") or []
-    return [str(layer) for layer in layers]
-
-
 def why_untrusted(
     image: Image, others: Sequence[Image] = (), records: Sequence[SmokePassed] = ()
 ) -> str:
@@ -177,13 +172,11 @@ def why_untrusted(
     - else nothing here says it was smoke-tested: no record in this user's cache (another
       user's build on the same engine keeps its records in its own cache).
     """
-    layers = _layers(image)
     recorded = {record.image_id for record in records}
     for other in others:
-        base = _layers(other)
-        if other.id == image.id or not base or layers[: len(base)] != base:
+        if not builds_on(image, other):
             continue
-        if len(base) < len(layers):
+        if len(image_layers(other)) < len(image_layers(image)):
             return f"a copy of {_short(str(other.id))} (its layers and more: docker commit or FROM)"
         if other.id in recorded:
             # the smoke-tested content under another configuration: a commit without changes
