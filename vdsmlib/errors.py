@@ -15,6 +15,7 @@
      |    +-- RegistryError         (vdsmlib.docker.registry: a push or a pull failed)
      +-- QmpError                   (vdsmlib.qemu.errors: QMP connection and command failures)
      |    +-- SnapshotError         (vdsmlib.qemu.errors: a snapshot failed or did not read back)
+     |    +-- MigrationError        (vdsmlib.qemu.errors: saving or loading a state file failed)
      +-- QemuToolError              (vdsmlib.qemu.errors: qemu-img / qemu-system missing or failing)
      +-- AcceleratorProbeError      (vdsmlib.qemu.accel: the KVM probe container could not run)
      +-- CheckpointRestoreError     (vdsmlib.checkpoints.check: a checked checkpoint did not load)

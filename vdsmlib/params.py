@@ -131,7 +131,7 @@ class Timeouts(_Strict):
 
     #: cold boot (DSM installs) until the Web API answers
     boot: float = 1200.0
-    #: ``savevm`` of a checkpoint
+    #: saving a checkpoint (the migration into its state file; the key keeps its older name)
     savevm: float = 600.0
     #: a restored checkpoint (or the final image) until the Web API answers
     restore: float = 300.0

@@ -1,11 +1,12 @@
 """The checks a checkpoint passes before it is restored (no Docker): the records of committed
-checkpoints by image ID, the judgement of the savevm-in-qcow2 disk check, and the plan's
-fallback when a checkpoint is refused.
+checkpoints by image ID, the judgement of the check of the format (a migration stream in a
+file beside disks without internal snapshots), and the plan's fallback when a checkpoint is
+refused.
 
 The disk-check output is written here in the shape the check's script prints (``@@`` markers
 around ``qemu-img info --output=json`` and ``qemu-img check --output=json`` of QEMU 10.0.13, as
 recorded from a final checkpoint of the simulator and from a copy whose boot disk was truncated
-to half its size).
+to half its size; then the state file's size and first 8 bytes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from vdsmlib.checkpoints.check import (
     FORMAT,
     CommittedCheckpoint,
-    SavevmInQcow2,
+    MigrationFile,
     check_checkpoint,
     clear_restore_failures,
     committed,
@@ -69,22 +70,22 @@ def disk(
     return "\n".join(lines)
 
 
-def sound_checkpoint(snapshot_name: str = "final") -> list[str]:
-    return [
-        disk(BOOT, snapshots=[snapshot(snapshot_name, 154887887)]),
-        disk(SYSTEM, snapshots=[snapshot(snapshot_name, 0)]),
-        disk(DATA, snapshots=[snapshot(snapshot_name, 0)]),
-    ]
+#: the state file's line: its size and first bytes ("QEVM", stream version 3)
+STATE = "@@state 161482305 5145564d00000003"
+
+
+def sound_checkpoint() -> list[str]:
+    return [disk(BOOT), disk(SYSTEM), disk(DATA), STATE]
 
 
 def output(*disks: str, ended: bool = True) -> str:
     return "\n".join([*disks, *(["@@end"] if ended else [])]) + "\n"
 
 
-def test_the_format_in_use_is_savevm_in_qcow2_checked_in_the_image() -> None:
-    assert isinstance(FORMAT, SavevmInQcow2)
+def test_the_format_in_use_is_a_migration_file_checked_in_the_image() -> None:
+    assert isinstance(FORMAT, MigrationFile)
     command = FORMAT.command("final")
-    assert command[:2] == ["sh", "-c"] and command[-1] == "final"
+    assert command[:2] == ["sh", "-c"] and command[-1] == "final.state"
     assert "qemu-img check --output=json" in command[2]
     assert "qemu-img info --output=json" in command[2]
 
@@ -92,15 +93,12 @@ def test_the_format_in_use_is_savevm_in_qcow2_checked_in_the_image() -> None:
 def test_a_sound_checkpoint_passes_and_says_where_its_vm_state_is() -> None:
     verdict = FORMAT.judge(output(*sound_checkpoint()), "final")
     assert verdict.problems == []
-    assert verdict.summary == (
-        f"3 disks pass qemu-img check and list final (VM state 155 MB on {BOOT})"
-    )
+    assert verdict.summary == "3 disks pass qemu-img check; VM state 161 MB in final.state"
 
 
 def test_a_truncated_boot_disk_fails_naming_the_disk_and_the_check() -> None:
     truncated = disk(
         BOOT,
-        snapshots=[snapshot("", 0)],
         check_rc=2,
         check={"corruptions": 3, "leaks": 1187, "check-errors": 0, "format": "qcow2"},
         errors=TRUNCATED_ERRORS,
@@ -109,49 +107,65 @@ def test_a_truncated_boot_disk_fails_naming_the_disk_and_the_check() -> None:
     verdict = FORMAT.judge(output(*disks), "final")
     assert verdict.problems == [
         f"disk {BOOT}: qemu-img check found 3 corruption(s) ({TRUNCATED_ERRORS[0]})",
-        f"disk {BOOT}: no snapshot 'final' (qemu-img lists '')",
-        "no disk holds the VM state of snapshot 'final' (VM SIZE 0)",
     ]
     assert verdict.summary == ""
 
 
 def test_leaked_clusters_alone_do_not_fail_the_check() -> None:
-    leaky = disk(BOOT, snapshots=[snapshot("final", 1)], check_rc=3, check={"leaks": 4})
-    verdict = FORMAT.judge(output(leaky), "final")
+    leaky = disk(BOOT, check_rc=3, check={"leaks": 4})
+    verdict = FORMAT.judge(output(leaky, STATE), "final")
     assert verdict.problems == []
 
 
 def test_a_check_that_cannot_complete_fails() -> None:
-    stuck = disk(BOOT, snapshots=[snapshot("final", 1)], check_rc=1, errors=["qemu-img: EIO"])
-    assert FORMAT.judge(output(stuck), "final").problems == [
+    stuck = disk(BOOT, check_rc=1, errors=["qemu-img: EIO"])
+    assert FORMAT.judge(output(stuck, STATE), "final").problems == [
         f"disk {BOOT}: qemu-img check could not complete (qemu-img: EIO)"
     ]
 
 
 def test_a_disk_that_is_not_qcow2_fails() -> None:
     emptied = disk(SYSTEM, fmt="raw", check_rc=63, errors=["This image format does not support"])
-    verdict = FORMAT.judge(output(sound_checkpoint()[0], emptied), "final")
-    assert verdict.problems == [f"disk {SYSTEM}: raw, not qcow2 (a savevm snapshot needs qcow2)"]
+    verdict = FORMAT.judge(output(disk(BOOT), emptied, STATE), "final")
+    assert verdict.problems == [f"disk {SYSTEM}: raw, not qcow2 (the build attaches qcow2)"]
 
 
 def test_a_disk_that_qemu_img_cannot_open_fails() -> None:
     gone = disk(DATA, info_rc=1)
-    verdict = FORMAT.judge(output(sound_checkpoint()[0], gone), "final")
+    verdict = FORMAT.judge(output(disk(BOOT), gone, STATE), "final")
     assert verdict.problems == [f"disk {DATA}: qemu-img info failed: qemu-img: Could not open it"]
 
 
-def test_the_wrong_snapshot_or_no_vm_state_fails() -> None:
-    verdict = FORMAT.judge(output(*sound_checkpoint("start-ready")), "final")
-    assert f"disk {BOOT}: no snapshot 'final' (qemu-img lists 'start-ready')" in verdict.problems
-    no_state = [disk(BOOT, snapshots=[snapshot("final", 0)])]
-    assert FORMAT.judge(output(*no_state), "final").problems == [
-        "no disk holds the VM state of snapshot 'final' (VM SIZE 0)"
+def test_a_disk_with_an_internal_snapshot_fails() -> None:
+    """A savevm checkpoint (the format before) or a disk snapshotted since: not this format."""
+    old = disk(BOOT, snapshots=[snapshot("final", 154887887)])
+    verdict = FORMAT.judge(output(old, disk(SYSTEM), STATE), "final")
+    assert verdict.problems == [
+        f"disk {BOOT}: lists internal snapshots ('final'): not a disk of this format"
+    ]
+
+
+def test_a_missing_empty_or_foreign_state_file_fails() -> None:
+    disks = [disk(BOOT), disk(SYSTEM)]
+    assert FORMAT.judge(output(*disks, "@@state missing"), "final").problems == [
+        "no state file final.state in the storage folder"
+    ]
+    assert FORMAT.judge(output(*disks), "final").problems == [
+        "no state file final.state in the storage folder"
+    ]
+    assert FORMAT.judge(output(*disks, "@@state 0 "), "final").problems == [
+        "state file final.state: 0 bytes, no VM state"
+    ]
+    zeroed = "@@state 161482305 0000000000000000"
+    assert FORMAT.judge(output(*disks, zeroed), "final").problems == [
+        "state file final.state: starts 0000000000000000, not as a migration stream "
+        "(5145564d00000003)"
     ]
 
 
 def test_an_image_without_qemu_img_or_disks_or_an_unfinished_check_fails() -> None:
     missing = "@@disk x.img\n@@info\n@@rc 127\n@@err sh: 1: qemu-img: not found\n@@check\n@@rc 127"
-    assert FORMAT.judge(output(missing), "final").problems == [
+    assert FORMAT.judge(output(missing, STATE), "final").problems == [
         "qemu-img is not in the image (sh: 1: qemu-img: not found)"
     ]
     assert FORMAT.judge(output(), "final").problems == [
@@ -328,22 +342,28 @@ def test_a_refused_from_checkpoint_is_an_error_not_a_fallback() -> None:
         )
 
 
-#: a start-ready checkpoint's container started with another RAM_SIZE (recorded, QEMU 10.0.13)
-LOADVM_FAILED = """\u276f Booting Virtual DSM (simulator of virtual-dsm 7.41) using QEMU v10.0.13
-\u276f ERROR: qemu-system-x86_64: Size mismatch: pc.ram: 0x20000000 != 0x30000000: Invalid argument
-qemu-system-x86_64: error while loading state for instance 0x0 of device 'ram'
-qemu-system-x86_64: Error -22 while loading VM state
-\u276f ERROR: QEMU failed to start (exit code 1)
+#: QEMU 10.0.13 of the simulator image in the foreground (virtual-dsm from 7.63), started with
+#: ``-incoming file:`` of a state file cut short (recorded)
+INCOMING_FAILED = """\u276f Booting Virtual DSM (simulator of virtual-dsm 7.65) using QEMU v10.0.13
+qemu-system-x86_64: error while loading state section id 1(ram)
+qemu-system-x86_64: load of migration failed: Input/output error
+\u276f ERROR: QEMU exited with code 1
 """
 
 
-def test_a_failed_loadvm_is_told_from_the_log_with_its_cause() -> None:
-    assert FORMAT.restore_failure(LOADVM_FAILED) == (
-        "qemu-system-x86_64: Size mismatch: pc.ram: 0x20000000 != 0x30000000: Invalid argument; "
-        "qemu-system-x86_64: Error -22 while loading VM state"
+def test_a_failed_incoming_migration_is_told_from_the_log_with_its_cause() -> None:
+    assert FORMAT.restore_failure(INCOMING_FAILED) == (
+        "qemu-system-x86_64: error while loading state section id 1(ram); "
+        "qemu-system-x86_64: load of migration failed: Input/output error"
     )
-    missing = "qemu-system-x86_64: Snapshot 'final' does not exist in one or more devices\n"
-    assert FORMAT.restore_failure(missing) == missing.strip()
+    missing = (
+        "\u276f ERROR: qemu-system-x86_64: -incoming file:/storage/final.state: Could not open "
+        "'/storage/final.state': No such file or directory\n"
+    )
+    assert FORMAT.restore_failure(missing) == (
+        "qemu-system-x86_64: -incoming file:/storage/final.state: Could not open "
+        "'/storage/final.state': No such file or directory"
+    )
     # a VM that died for another reason is not the checkpoint's fault
     no_tun = "\u276f ERROR: TUN device missing: add --device /dev/net/tun\n"
     assert FORMAT.restore_failure(no_tun) is None
@@ -351,7 +371,7 @@ def test_a_failed_loadvm_is_told_from_the_log_with_its_cause() -> None:
 
 def test_a_failed_restore_is_noted_in_the_run_folder_for_the_orchestrator(tmp_path: Path) -> None:
     assert restore_failures(tmp_path) == {}
-    note_restore_failed(tmp_path, "start-ready", "Error -22 while loading VM state")
-    assert restore_failures(tmp_path) == {"start-ready": "Error -22 while loading VM state"}
+    note_restore_failed(tmp_path, "start-ready", "load of migration failed")
+    assert restore_failures(tmp_path) == {"start-ready": "load of migration failed"}
     clear_restore_failures(tmp_path)  # the build fell back: a later failure is not a restore's
     assert restore_failures(tmp_path) == {}

@@ -129,6 +129,10 @@ def test_closure_follows_imports_at_any_depth_and_leaves_orchestration_out() -> 
     assert {"checkpoints/vm.py", "pat.py", "dsm/policy.py", "docker/container.py"} <= boot
     assert {"pipeline/configure.py", "services/api.py", "webapi/client.py"} <= final
     assert {"pipeline/flatten.py", "checkpoints/vm.py"} <= image
+    # the checkpoint format (how the state is saved, restored and checked) changes every
+    # fingerprint, so a checkpoint of another format is never restored by this code
+    assert {"qemu/migration.py", "checkpoints/vm.py"} <= boot & final & image
+    assert "checkpoints/check.py" in final  # the restore failure it tells
     # the Web API's services are applied only after start-ready
     assert "services/api.py" not in boot
     # what cannot change a checkpoint: orchestration, records, reports, notebooks, the CLI

@@ -12,9 +12,10 @@ Before a build restores a checkpoint, :func:`check_checkpoint` asks two things:
    decide; one user's build never untags another's checkpoints. A checkpoint pulled from the
    registry cache is recorded when the pull is accepted (its image ID is the pushing build's:
    the ID is the digest of the image's configuration, which a push and a pull keep).
-2. **Are its disks sound in the checkpoint format?** :data:`FORMAT` says how: today a savevm
-   snapshot inside the qcow2 disks (:class:`SavevmInQcow2`: every disk passes ``qemu-img
-   check`` and lists the snapshot, one of them with its VM state). The image's own
+2. **Are its disks and state sound in the checkpoint format?** :data:`FORMAT` says how: a
+   migration stream in a file beside disks without internal snapshots
+   (:class:`MigrationFile`: every disk passes ``qemu-img check``, and ``/storage/<name>.state``
+   exists and starts as a migration stream does). The image's own
    ``qemu-img`` runs in a short-lived container of the image (no network, removed at once), so
    no tool or root is needed on the host: an ordinary user in the ``docker`` group can run it.
    A format change swaps :data:`FORMAT` and nothing else here.
@@ -46,6 +47,7 @@ from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import builds_on, image_layers
 from vdsmlib.errors import VdsmError
+from vdsmlib.qemu.migration import STATE_MAGIC, STATE_SUFFIX, incoming_failure
 
 __all__ = [
     "FORMAT",
@@ -54,7 +56,7 @@ __all__ = [
     "CheckpointRestoreError",
     "CommittedCheckpoint",
     "DiskVerdict",
-    "SavevmInQcow2",
+    "MigrationFile",
     "check_checkpoint",
     "clear_restore_failures",
     "committed",
@@ -68,7 +70,7 @@ log = logging.getLogger(__name__)
 
 
 class CheckpointRestoreError(VdsmError):
-    """A checkpoint that passed its checks did not restore (QEMU's ``loadvm`` failed)."""
+    """A checkpoint that passed its checks did not restore (QEMU's incoming migration failed)."""
 
     def __init__(self, checkpoint: str, image: str, reason: str):
         super().__init__(f"checkpoint {checkpoint} ({image}) did not restore: {reason}")
@@ -83,7 +85,7 @@ RESTORE_FAILED_FILE = "restore-failed.json"
 
 
 def note_restore_failed(run_dir: Path, name: str, why: str) -> None:
-    """The checkpoint ``name`` did not restore in this run (QEMU's loadvm failed)."""
+    """The checkpoint ``name`` did not restore in this run (QEMU could not load its state)."""
     failures = {**restore_failures(run_dir), name: why}
     (run_dir / RESTORE_FAILED_FILE).write_text(json.dumps(failures, indent=2) + "\n")
 
@@ -172,8 +174,9 @@ class CheckpointFormat(Protocol):
 
 #: every disk in the storage folder (virtual-dsm v7.41 src/disk.sh: ``<name>.boot.img``,
 #: ``.system.img``, ``data.<fmt>``), each's ``qemu-img info`` and ``qemu-img check``, JSON on
-#: stdout, the first lines of stderr (without qemu-img's one line per leaked cluster)
-_SAVEVM_SCRIPT = r"""
+#: stdout, the first lines of stderr (without qemu-img's one line per leaked cluster); then
+#: the checkpoint's state file ($1): its size and first bytes in hex
+_CHECK_SCRIPT = r"""
 dir="${STORAGE:-/storage}"
 for f in "$dir"/*.img "$dir"/*.qcow2; do
   [ -f "$f" ] || continue
@@ -187,6 +190,12 @@ for f in "$dir"/*.img "$dir"/*.qcow2; do
   echo "@@rc $?"
   grep -v '^Leaked cluster' /tmp/.check-err | head -n 5 | sed 's/^/@@err /'
 done
+state="$dir/$1"
+if [ -f "$state" ]; then
+  echo "@@state $(stat -c %s "$state") $(od -An -tx1 -N8 "$state" | tr -d ' \n')"
+else
+  echo "@@state missing"
+fi
 echo "@@end"
 """
 
@@ -211,13 +220,18 @@ class _Run:
         return lines[0].strip() if lines else f"exit status {self.rc}"
 
 
-def _parse(output: str) -> tuple[dict[str, dict[str, _Run]], bool]:
-    """Per disk, its ``info`` and ``check`` runs; and whether the script got to its end."""
+def _parse(output: str) -> tuple[dict[str, dict[str, _Run]], str | None, bool]:
+    """Per disk, its ``info`` and ``check`` runs; the state file's line (``<size> <hex>`` or
+    ``missing``, None if absent); and whether the script got to its end."""
     disks: dict[str, dict[str, _Run]] = {}
     current: _Run | None = None
     ended = False
+    state: str | None = None
     for line in output.splitlines():
-        if line.startswith("@@disk "):
+        if line.startswith("@@state "):
+            state = line[len("@@state ") :].strip()
+            current = None
+        elif line.startswith("@@disk "):
             disk = disks.setdefault(line[len("@@disk ") :], {})
             current = None
         elif line in ("@@info", "@@check") and disks:
@@ -231,31 +245,33 @@ def _parse(output: str) -> tuple[dict[str, dict[str, _Run]], bool]:
             ended = True
         elif current is not None and current.rc == -1:
             current.stdout.append(line)
-    return disks, ended
+    return disks, state, ended
 
 
-class SavevmInQcow2:
-    """Today's format: a savevm snapshot inside every qcow2 disk of the checkpoint image.
+class MigrationFile:
+    """The checkpoint format: a migration stream in ``/storage/<name>.state`` beside disks
+    without internal snapshots (:mod:`vdsmlib.qemu.migration`), restored with ``-incoming``.
 
-    Sound when every disk is qcow2, passes ``qemu-img check`` (leaked clusters waste space and
-    do no harm; corruptions, or a check that cannot complete, fail) and lists the snapshot, and
-    one disk holds the snapshot's VM state (``vm-state-size``, qemu-img's ``VM SIZE``, above 0).
+    Sound when every disk is qcow2 (the build attaches them so), passes ``qemu-img check``
+    (leaked clusters waste space and do no harm; corruptions, or a check that cannot complete,
+    fail) and lists no internal snapshot (a disk restored from a state file must be as it was
+    when the state was saved; an internal snapshot is a leftover of another format), and the
+    state file exists, is larger than its header and starts as a QEMU migration stream does.
     """
 
-    name = "savevm in qcow2"
+    name = "migration stream in a file"
 
     def command(self, snapshot: str) -> list[str]:
-        return ["sh", "-c", _SAVEVM_SCRIPT, "check", snapshot]
+        return ["sh", "-c", _CHECK_SCRIPT, "check", snapshot + STATE_SUFFIX]
 
     def judge(self, output: str, snapshot: str) -> DiskVerdict:
-        disks, ended = _parse(output)
+        disks, state, ended = _parse(output)
         if not ended:
             tail = output.strip().splitlines()[-1:] or ["no output"]
             return DiskVerdict([f"the disk check did not finish: {tail[0]}"])
         if not disks:
             return DiskVerdict(["no disk (*.img, *.qcow2) in the storage folder"])
         problems: list[str] = []
-        state: list[tuple[str, int]] = []
         for disk, runs in disks.items():
             info_run, check_run = runs.get("info", _Run()), runs.get("check", _Run())
             if info_run.rc == 127 or check_run.rc == 127:
@@ -267,50 +283,40 @@ class SavevmInQcow2:
                 continue
             if info.get("format") != "qcow2":
                 problems.append(
-                    f"disk {disk}: {info.get('format')}, not qcow2 (a savevm snapshot needs qcow2)"
+                    f"disk {disk}: {info.get('format')}, not qcow2 (the build attaches qcow2)"
                 )
                 continue
             problem = _check_problem(disk, check_run)
             if problem:
                 problems.append(problem)
             names = [str(s.get("name", "")) for s in info.get("snapshots") or []]
-            sizes = [
-                int(s.get("vm-state-size") or 0)
-                for s in info.get("snapshots") or []
-                if s.get("name") == snapshot
-            ]
-            if not sizes:
-                listed = ", ".join(repr(n) for n in names) or "none"
-                problems.append(f"disk {disk}: no snapshot {snapshot!r} (qemu-img lists {listed})")
-            elif max(sizes) > 0:
-                state.append((disk, max(sizes)))
-        if not state and not any("qemu-img is not" in p for p in problems):
-            problems.append(f"no disk holds the VM state of snapshot {snapshot!r} (VM SIZE 0)")
+            if names:
+                listed = ", ".join(repr(n) for n in names)
+                problems.append(
+                    f"disk {disk}: lists internal snapshots ({listed}): not a disk of this format"
+                )
+        file = snapshot + STATE_SUFFIX
+        size, _, head = (state or "").partition(" ")
+        if state is None or state == "missing":
+            problems.append(f"no state file {file} in the storage folder")
+        elif not size.isdigit() or int(size) <= len(STATE_MAGIC):
+            problems.append(f"state file {file}: {size or '?'} bytes, no VM state")
+        elif head != STATE_MAGIC.hex():
+            problems.append(
+                f"state file {file}: starts {head or 'with nothing'}, not as a migration stream "
+                f"({STATE_MAGIC.hex()})"
+            )
         if problems:
             return DiskVerdict(problems)
-        where = ", ".join(f"{size / 1e6:.0f} MB on {disk}" for disk, size in state)
         return DiskVerdict(
             [],
-            f"{len(disks)} disks pass qemu-img check and list {snapshot} (VM state {where})",
+            f"{len(disks)} disks pass qemu-img check; VM state {int(size) / 1e6:.0f} MB in {file}",
         )
 
     def restore_failure(self, log: str) -> str | None:
-        """The line of a VM container's ``log`` saying that ``-loadvm`` failed, or None.
-
-        QEMU 10.0 ends a failed load with ``Error -22 while loading VM state`` after the line
-        saying why (``Size mismatch: pc.ram: ...``), and a missing snapshot with ``Snapshot
-        'x' does not exist in one or more devices``; virtual-dsm prefixes ``ERROR: ``.
-        """
-        # virtual-dsm's log lines start with a marker (U+276F) and a space
-        lines = [
-            line.strip().removeprefix("\u276f ").removeprefix("ERROR: ")
-            for line in log.splitlines()
-        ]
-        for index, line in enumerate(lines):
-            if "while loading VM state" in line or "does not exist in one or more devices" in line:
-                cause = [x for x in lines[:index] if x.startswith("qemu-system")][:1]
-                return "; ".join([*cause, line]) if cause and cause[0] != line else line
-        return None
+        """The line of a VM container's ``log`` saying that QEMU could not load the state,
+        or None (see :func:`vdsmlib.qemu.migration.incoming_failure`)."""
+        return incoming_failure(log)
 
 
 def _check_problem(disk: str, run: _Run) -> str:
@@ -327,9 +333,9 @@ def _check_problem(disk: str, run: _Run) -> str:
     return f"disk {disk}: qemu-img check failed with status {run.rc} ({run.why()})"
 
 
-#: the checkpoint format the build makes and checks; another format (chosen by the format
-#: benchmark) replaces this object: its command and its judgement
-FORMAT: CheckpointFormat = SavevmInQcow2()
+#: the checkpoint format the build makes and checks, chosen by benchmarks/checkpoint_formats.py
+#: (see benchmarks/README.md): its command and its judgement
+FORMAT: CheckpointFormat = MigrationFile()
 
 
 # -- the check --------------------------------------------------------------------------------

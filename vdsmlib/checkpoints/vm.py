@@ -2,8 +2,11 @@
 
 It is where the pieces meet: Docker (the container), QEMU (QMP on a unix socket in a
 bind-mounted folder, so QMP is never published beyond this host), and the DSM Web API (readiness).
-A checkpoint is made by :meth:`StageVm.checkpoint`: savevm, read back, QEMU quits, the stopped
-container is committed with its labels. Nothing is tagged unless all of that succeeded.
+A checkpoint is made by :meth:`StageVm.checkpoint`: the VM migrates into a state file in the
+container's storage folder (``/storage/<name>.state``, :mod:`vdsmlib.qemu.migration`), the file
+is read back, QEMU quits, the stopped container (disks and state file) is committed with its
+labels. Nothing is tagged unless all of that succeeded. A checkpoint restores with
+``-incoming file:/storage/<name>.state`` (:meth:`StageVm.start` with ``restore``).
 """
 
 from __future__ import annotations
@@ -23,8 +26,19 @@ from vdsmlib.docker import labels as L
 from vdsmlib.docker.container import VmContainer
 from vdsmlib.docker.engine import DockerError
 from vdsmlib.params import Params
+from vdsmlib.qemu.errors import MigrationError, QmpError
+from vdsmlib.qemu.migration import (
+    STATE_DIR,
+    STATE_MAGIC,
+    STATE_SUFFIX,
+    incoming_argument,
+    incoming_failure,
+    migrate_to_file,
+    state_path,
+    wait_incoming,
+)
 from vdsmlib.qemu.qmp import QmpSession
-from vdsmlib.qemu.snapshot import delete_snapshot, other_snapshots, save_snapshot
+from vdsmlib.readiness import ReadinessTimeout
 from vdsmlib.resource import Closeable
 from vdsmlib.services.dataplane import SERVICE_PORTS, Endpoints
 from vdsmlib.webapi.readiness import DsmApiReady
@@ -52,7 +66,9 @@ def vm_env(params: Params, accelerator: str) -> dict[str, str]:
         "CPU_MODEL": params.vm.cpu_model,
         "MACHINE": params.vm.machine,
         "DISK_SIZE": params.vm.disk_size,
-        "DISK_FMT": "qcow2",  # savevm needs every writable disk to be qcow2
+        # the data disk as qcow2 like boot and system (the build base converts those): a
+        # layer stores a sparse raw file whole
+        "DISK_FMT": "qcow2",
     }
     env.update(params.env)
     return env
@@ -64,9 +80,9 @@ def _check_restorable(client: docker.DockerClient, image: str, accelerator: str)
     recorded = labels.get(L.ACCELERATOR)
     if recorded and recorded != accelerator:
         raise DockerError(
-            f"{image} holds a snapshot saved under {recorded} (QEMU "
+            f"{image} holds a VM state saved under {recorded} (QEMU "
             f"{labels.get(L.QEMU_VERSION, '?')}), and this VM would run under {accelerator}: "
-            f"a {recorded} snapshot does not load under {accelerator}. Rebuild for this machine "
+            f"a {recorded} state does not load under {accelerator}. Rebuild for this machine "
             f"(accelerator={accelerator}) or restore it where {recorded} is used"
         )
 
@@ -100,23 +116,25 @@ class StageVm(Closeable):
         accelerator: str,
         run_id: str,
         stage: str,
-        loadvm: str | None = None,
+        restore: str | None = None,
         binds: Mapping[str, str] | None = None,
         keep: bool = False,
         network: str | None = None,
     ) -> StageVm:
-        """Start ``image``; with ``loadvm`` the VM restores that snapshot instead of booting.
+        """Start ``image``; with ``restore`` the VM restores that checkpoint's state file
+        (``-incoming file:/storage/<restore>.state``) instead of booting.
 
         ``network``: the build's own network (see :func:`vdsmlib.docker.network.build_network`),
         so that no other container reaches the wizard before the admin account exists.
         """
-        if loadvm:
+        if restore:
             _check_restorable(client, image, accelerator)
         # A short path: unix socket paths are limited to 108 bytes.
         qmp_dir = Path(tempfile.mkdtemp(prefix=f"vdsm-ci-{run_id[-4:]}-"))
         arguments = f"-qmp unix:{QMP_DIR_IN_CONTAINER}/qmp.sock,server=on,wait=off"
-        if loadvm:
-            arguments = f"-loadvm {loadvm} " + arguments
+        if restore:
+            # no -S: QEMU runs the VM once the state is loaded (the state was saved running)
+            arguments = f"{incoming_argument(restore)} " + arguments
         env = vm_env(params, accelerator)
         env["ARGUMENTS"] = arguments
         devices = list(params.run.devices)
@@ -140,7 +158,7 @@ class StageVm(Closeable):
             shutil.rmtree(qmp_dir, ignore_errors=True)
             raise
         stage_vm = cls(vm, qmp_dir, params, accelerator)
-        stage_vm.restored_from = loadvm
+        stage_vm.restored_from = restore
         return stage_vm
 
     @classmethod
@@ -200,6 +218,47 @@ class StageVm(Closeable):
         )
         return time.monotonic() - started
 
+    async def restore_failure(self, timeout: float) -> str | None:
+        """Wait until the checkpoint this VM was started from (``restore``) has loaded: None
+        then (the VM runs), or why it did not load.
+
+        A failed load ends QEMU; its reason is QEMU's own line in the container's log when the
+        log has it (virtual-dsm from 7.63 runs QEMU in the foreground; before that QEMU runs
+        daemonized and its stderr goes nowhere once it has started). A VM that is still there
+        but slow raises :class:`MigrationError` or :class:`QmpError`: that is no proof that
+        the checkpoint is bad.
+        """
+        if not self.restored_from:
+            return None
+        deadline = time.monotonic() + timeout
+        connected = False
+        while True:
+            left = max(deadline - time.monotonic(), 1.0)
+            try:
+                # short connection attempts: a QEMU that failed its load at once is gone
+                async with self.qmp(connect_timeout=min(5.0, left)) as qmp:
+                    connected = True
+                    await wait_incoming(qmp, timeout=left)
+                return None
+            except MigrationError as err:
+                if "did not complete within" in str(err):
+                    raise
+                return incoming_failure(self.container.logs_tail(30)) or str(err)
+            except (QmpError, DockerError) as err:
+                alive = self.container.died() is None
+                if alive and not connected and time.monotonic() < deadline:
+                    continue
+                try:
+                    code = await self.container.wait_exit_async(timeout=30)
+                except ReadinessTimeout:
+                    raise err from None
+                from_log = incoming_failure(self.container.logs_tail(30))
+                return from_log or (
+                    f"QEMU ended (container exit {code}) before it had loaded "
+                    f"{state_path(self.restored_from)}; QEMU's own error is not in the log "
+                    "(virtual-dsm before 7.63 runs QEMU daemonized)"
+                )
+
     async def checkpoint(
         self,
         name: str,
@@ -208,19 +267,23 @@ class StageVm(Closeable):
         tag: str,
         timeout: float,
     ) -> Checkpoint:
-        """savevm ``name``, verify it reads back, stop QEMU, commit and tag the container.
+        """Migrate the VM into ``/storage/<name>.state``, read it back, stop QEMU, commit and
+        tag the container.
 
-        A checkpoint's disks hold its own snapshot only: the snapshots the VM was restored from
-        (``start-ready`` in ``final``) are deleted first. Their VM state would be a second copy
-        of the guest's RAM in the checkpoint and in the final image built from it, and qcow2
-        allocates the lowest free clusters first, so the new VM state fills the clusters the old
-        one freed and the disks do not grow by it. Images of earlier checkpoints keep theirs.
+        A checkpoint holds its own state file only: the state files of the checkpoints the VM
+        was restored from (``start-ready.state`` in ``final``) are deleted first (a whiteout in
+        the new layer; the earlier checkpoint's image keeps its file), so that the final image,
+        which copies the storage folder of ``final``, carries nothing of ``start-ready``. The
+        disks hold no internal snapshot.
         """
         started = time.monotonic()
+        path = state_path(name)
+        # the state of the checkpoint restored was loaded at start: QEMU holds no file open
+        others = f'for f in {STATE_DIR}/*{STATE_SUFFIX}; do [ "$f" = {path} ] || rm -f "$f"; done'
+        self.container.exec("sh", "-c", others)
         async with self.qmp() as qmp:
-            for old in await other_snapshots(qmp, name):
-                await delete_snapshot(qmp, old, timeout=timeout, missing_ok=True)
-            info = await save_snapshot(qmp, name, timeout=timeout, replace=True)
+            saved = await migrate_to_file(qmp, path, timeout=timeout)
+            size = self._read_back_state(path)
             await qmp.quit()
         code = await self.container.wait_exit_async(timeout=120)
         if code not in (0, 143):
@@ -228,10 +291,29 @@ class StageVm(Closeable):
                 "container exited %s after QEMU quit:\n%s", code, self.container.logs_tail()
             )
         image = self.container.commit(CHECKPOINT_REPOSITORY, tag, labels=labels)
+        log.info(
+            "checkpoint %s: %.1f MiB state in %s (%.1f s)", name, size / 2**20, path, saved.seconds
+        )
         return Checkpoint(
             name=name,
             image=f"{CHECKPOINT_REPOSITORY}:{tag}",
             image_id=str(image.id),
-            vm_state_size=info.vm_state_size,
+            vm_state_size=size,
             seconds=time.monotonic() - started,
         )
+
+    def _read_back_state(self, path: str) -> int:
+        """The state file's size, once it exists, is not empty and starts as a migration
+        stream does; else :class:`MigrationError`."""
+        out = self.container.exec(
+            "sh", "-c", f"stat -c %s {path} && od -An -tx1 -N{len(STATE_MAGIC)} {path}"
+        )
+        lines = out.split("\n", 1)
+        size = int(lines[0]) if lines[0].strip().isdigit() else 0
+        head = bytes.fromhex("".join(lines[1].split())) if len(lines) > 1 else b""
+        if size <= len(STATE_MAGIC) or head != STATE_MAGIC:
+            raise MigrationError(
+                f"the state file {path} did not read back: {size} bytes, starting "
+                f"{head.hex() or 'with nothing'} (a migration stream starts {STATE_MAGIC.hex()})"
+            )
+        return size

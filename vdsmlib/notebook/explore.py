@@ -138,8 +138,8 @@ def restore_checkpoint(
     keep: bool = True,
     fingerprint: str | None = None,
 ) -> StageVm:
-    """Start checkpoint ``name`` with ``-loadvm`` (with ``fingerprint``, that one; else the
-    newest); the VM stays until closed."""
+    """Start checkpoint ``name`` with ``-incoming file:/storage/<name>.state`` (with
+    ``fingerprint``, that one; else the newest); the VM stays until closed."""
     image, accelerator = find_checkpoint(client, params, name, fingerprint)
     return StageVm.start(
         client,
@@ -148,7 +148,7 @@ def restore_checkpoint(
         accelerator=accelerator,
         run_id=new_run_id(),
         stage=f"explore-{name}",
-        loadvm=name,
+        restore=name,
         keep=keep,
     )
 
@@ -273,7 +273,7 @@ class Explorer:
             accelerator=accelerator,
             run_id=new_run_id(),
             stage=f"explore-{failed}",
-            loadvm="start-ready",
+            restore="start-ready",
             keep=True,
         )
         session: BrowserSession | None = None

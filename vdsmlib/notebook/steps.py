@@ -243,8 +243,8 @@ class StageNotebook:
         _markdown(f"services applied and verified: {html.escape(changed)}")
 
     async def checkpoint(self) -> None:
-        """``savevm final``, read back, commit. Outside a build: not taken (a stage re-run
-        never moves a tag); the VM is removed by :meth:`finish`."""
+        """Migrate into ``/storage/final.state``, read back, commit. Outside a build: not
+        taken (a stage re-run never moves a tag); the VM is removed by :meth:`finish`."""
         if not self.in_build:
             line = "checkpoint final not taken: this stage runs outside a build"
             self.outcome.detail = (self.outcome.detail + " " + line).strip()

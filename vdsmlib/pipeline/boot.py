@@ -41,7 +41,7 @@ async def stage_boot(ctx: StageContext) -> StageOutcome:
     """Cold boot (DSM installs), wait for the welcome screen, checkpoint ``start-ready``."""
     outcome = StageOutcome()
     assert ctx.state.base_image, "prepare has not run"
-    with start_vm(ctx, "boot", ctx.state.base_image, loadvm=None) as vm:
+    with start_vm(ctx, "boot", ctx.state.base_image, restore=None) as vm:
         seconds = await vm.wait_api(ctx.params.timeouts.boot, progress=True)
         outcome.facts["boot_to_api_seconds"] = round(seconds, 2)
         await run_wizard(ctx, "boot", vm, outcome)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from vdsmlib.checkpoints.check import FORMAT, CheckpointRestoreError, note_restore_failed
+from vdsmlib.checkpoints.check import CheckpointRestoreError, note_restore_failed
 from vdsmlib.checkpoints.vm import StageVm
 from vdsmlib.errors import VdsmError
 from vdsmlib.pipeline.context import StageContext
@@ -22,7 +22,6 @@ from vdsmlib.pipeline.stage import (
     run_wizard,
     start_vm,
 )
-from vdsmlib.readiness import ReadinessTimeout
 from vdsmlib.services import api as services_api
 from vdsmlib.services import dataplane
 from vdsmlib.webapi.client import DsmClient
@@ -60,7 +59,7 @@ def _configure_vm(ctx: StageContext, stage: str) -> tuple[StageVm, bool]:
     image = state.checkpoints.get("start-ready")
     if not image:
         raise VdsmError("no start-ready checkpoint to restore: run the boot stage first")
-    vm = start_vm(ctx, stage, image, loadvm="start-ready")
+    vm = start_vm(ctx, stage, image, restore="start-ready")
     vm.container.keep = True  # later stages (other processes) reattach; the orchestrator reaps
     state.container_id = vm.container.id
     ctx.save()
@@ -76,21 +75,18 @@ async def restore_vm(ctx: StageContext, stage: str, outcome: StageOutcome) -> St
     ``evidence/replay-<stage>/``), so it starts where it starts in a build.
     """
     vm, restored = _configure_vm(ctx, stage)
-    try:
-        seconds = await vm.wait_api(ctx.params.timeouts.restore)
-    except ReadinessTimeout as err:
-        why = FORMAT.restore_failure(vm.container.logs_tail(30)) if restored else None
-        if why is None:
-            raise
-        # QEMU could not load the snapshot: the orchestrator marks the checkpoint bad and
-        # falls back (through the run folder: the stage may run in another process)
+    why = await vm.restore_failure(ctx.params.timeouts.restore) if restored else None
+    if why is not None:
+        # QEMU could not load the checkpoint's state: the orchestrator marks the checkpoint
+        # bad and falls back (through the run folder: the stage may run in another process)
         vm.container.keep = False
         vm.close()
         ctx.state.container_id = None
         ctx.save()
         note_restore_failed(ctx.run_dir, "start-ready", why)
         image = ctx.state.checkpoints.get("start-ready", "?")
-        raise CheckpointRestoreError("start-ready", image, why) from err
+        raise CheckpointRestoreError("start-ready", image, why)
+    seconds = await vm.wait_api(ctx.params.timeouts.restore)
     outcome.facts["api_ready_seconds"] = round(seconds, 2)
     if restored and stage != WIZARD_ORDER[0]:
         earlier = (
@@ -147,7 +143,8 @@ async def apply_services(ctx: StageContext, vm: StageVm, outcome: StageOutcome) 
 
 
 async def checkpoint_final(ctx: StageContext, vm: StageVm, outcome: StageOutcome) -> None:
-    """Last step of services: end the build's DSM sessions, ``savevm final``, read back, commit
+    """Last step of services: end the build's DSM sessions, migrate into ``final.state``, read
+    back, commit
     (the ``final`` checkpoint); the VM is removed."""
     params = ctx.params
     vm.container.keep = False
@@ -186,7 +183,7 @@ async def stage_services(ctx: StageContext) -> StageOutcome:
 
 
 def _end_sessions(ctx: StageContext, url: str) -> int:
-    """Log out every DSM session the build opened, before ``savevm final``.
+    """Log out every DSM session the build opened, before the ``final`` checkpoint.
 
     The snapshot holds DSM's memory: a session still open there would work as admin on every
     container of the final image. The browser's sessions (its ``id`` cookie in the storage

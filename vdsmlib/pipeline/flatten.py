@@ -37,6 +37,7 @@ from vdsmlib.pipeline.context import StageContext
 from vdsmlib.pipeline.stage import StageOutcome
 from vdsmlib.pipeline.trust import record_smoke_passed, smoke_passed
 from vdsmlib.project import project_file
+from vdsmlib.qemu.migration import incoming_argument
 
 __all__ = [
     "FlattenResult",
@@ -134,9 +135,15 @@ def candidate_labels(params: Params, accelerator: str, qemu: str) -> dict[str, s
 
 
 def final_env(params: Params, accelerator: str) -> dict[str, str]:
-    """Every variable that shaped the VM when the snapshot was taken (:func:`vm_env`: the VM
-    settings and the target's ``env``), and ``ARGUMENTS`` that restore it."""
-    env = {**vm_env(params, accelerator), "ARGUMENTS": "-loadvm final"}
+    """Every variable that shaped the VM when the checkpoint was taken (:func:`vm_env`: the VM
+    settings and the target's ``env``), and ``ARGUMENTS`` that restore it.
+
+    ``-incoming file:/storage/final.state`` loads the state (the VM runs once it is loaded);
+    ``-snapshot`` keeps the image's disks as they were when the state was saved: QEMU writes to
+    temporary overlays instead, so every start (also ``docker restart``) finds the disks that
+    match the state (a state file, unlike savevm's ``-loadvm``, does not roll disks back).
+    """
+    env = {**vm_env(params, accelerator), "ARGUMENTS": f"{incoming_argument('final')} -snapshot"}
     for name, value in env.items():
         if not _ENV_NAME.fullmatch(name) or "\n" in value:
             raise VdsmError(

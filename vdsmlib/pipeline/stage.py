@@ -339,8 +339,8 @@ def record_checkpoint(ctx: StageContext, cp: Checkpoint) -> None:
     )
 
 
-def start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> StageVm:
-    binds = {ctx.state.pat_path: "/boot.pat"} if ctx.state.pat_path and loadvm is None else None
+def start_vm(ctx: StageContext, stage: str, image: str, restore: str | None) -> StageVm:
+    binds = {ctx.state.pat_path: "/boot.pat"} if ctx.state.pat_path and restore is None else None
     return StageVm.start(
         ctx.client,
         image,
@@ -348,7 +348,7 @@ def start_vm(ctx: StageContext, stage: str, image: str, loadvm: str | None) -> S
         accelerator=ctx.state.accelerator or "tcg",
         run_id=ctx.state.run_id,
         stage=stage,
-        loadvm=loadvm,
+        restore=restore,
         binds=binds,
         network=ctx.state.network,
     )

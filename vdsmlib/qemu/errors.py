@@ -5,6 +5,7 @@
     VdsmError
      +-- QmpError           QMP connection and command failures (vdsmlib.qemu.qmp)
      |    +-- SnapshotError snapshot save/load/delete failed or did not read back
+     |    +-- MigrationError a migration to or from a state file failed or did not complete
      +-- QemuToolError      a host binary (qemu-img, qemu-system-x86_64) is missing or failed
 
 Errors of the ``qemu.qmp`` package are wrapped (the original is ``__cause__``);
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from vdsmlib.errors import VdsmError
 
-__all__ = ["QemuToolError", "QmpError", "SnapshotError"]
+__all__ = ["MigrationError", "QemuToolError", "QmpError", "SnapshotError"]
 
 
 class QmpError(VdsmError):
@@ -41,6 +42,11 @@ class SnapshotError(QmpError):
         super().__init__(message)
         self.snapshot = snapshot
         self.job_error = job_error
+
+
+class MigrationError(QmpError):
+    """A migration into a state file (a checkpoint) or from one (a restore) failed, was
+    refused, or did not complete in time; the message carries QEMU's own error text."""
 
 
 class QemuToolError(VdsmError):

@@ -4,7 +4,8 @@
 #
 # Where DSM is, seen from inside the container:
 # 1. /run/shm/dsm.url (ip:port) when virtual-dsm wrote it. It does so only when a booting guest
-#    reports its address, so after a `-loadvm` restore it may never appear.
+#    reports its address, so after a restore (`-incoming`: the guest does not boot) it may never
+#    appear.
 # 2. The guest's address (GUEST_ADDRESS, port 5000) when the container has a direct route to it:
 #    virtual-dsm's NAT networking puts the guest on a bridge inside the container, and then
 #    nothing answers on the container's own 127.0.0.1:5000.

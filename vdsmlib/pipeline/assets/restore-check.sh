@@ -3,8 +3,8 @@
 # this container does not meet it prints ONE line (what is missing and how to fix it) on stderr
 # and exits 78; otherwise it prints nothing and exits 0.
 #
-# The snapshot was taken by one particular VM; `-loadvm` fails (or virtual-dsm changes the VM
-# before QEMU starts) when the container cannot give the same one. What virtual-dsm v7.41 does
+# The state (/storage/final.state) was saved by one particular VM; `-incoming` fails to load it
+# (or virtual-dsm changes the VM before QEMU starts) when the container cannot give the same one. What virtual-dsm v7.41 does
 # here instead of refusing (vdsm/virtual-dsm tag v7.41):
 # - src/reset.sh lowers CPU_CORES to the host's processor count, and exits 17 when RAM_SIZE plus
 #   500000000 bytes (RAM_SPARE) exceeds the memory `free` reports available (not the cgroup's);

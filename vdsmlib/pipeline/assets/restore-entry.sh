@@ -4,7 +4,8 @@
 # /etc/vdsm-ci/entrypoint and /etc/vdsm-ci/cmd (one argument per line). Arguments given to
 # `docker run IMAGE ARGS...` replace the base's CMD, as they would without this script.
 #
-# Stopping: every start restores the snapshot (`-loadvm`), so nothing of a running container's
+# Stopping: every start restores the checkpoint (`-incoming file:/storage/final.state`, with
+# `-snapshot`: the disks' writes go to temporary overlays), so nothing of a running container's
 # state is kept and DSM's own shutdown buys nothing. virtual-dsm v7.41 (src/power.sh) answers
 # SIGTERM by asking DSM to shut down through host.bin and waits for QEMU up to 2 x 50 s (twice
 # that under TCG): longer than `docker stop`'s 10 s, so Docker would kill it (exit 137). Here
