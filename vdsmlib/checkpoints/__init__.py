@@ -1,9 +1,10 @@
-"""Checkpoints: QEMU snapshots inside committed Docker images, and what decides their reuse.
+"""Checkpoints: a VM's saved state (a migration stream in ``/storage/<name>.state``) and its
+disks inside committed Docker images, and what decides their reuse.
 
 - :mod:`.fingerprints`: what each checkpoint's fingerprint covers (params, profiles, images,
   and the import closure of its stage code).
-- :mod:`.vm`: a stage's VM in a container; ``checkpoint()`` takes the snapshot, reads it back,
-  commits and tags the image.
+- :mod:`.vm`: a stage's VM in a container; ``checkpoint()`` saves the state file, reads it
+  back, commits and tags the image.
 - :mod:`.store`: the checkpoints on this engine; :mod:`.cache`: the same in a registry.
 """
 

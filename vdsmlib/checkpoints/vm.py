@@ -282,6 +282,18 @@ class StageVm(Closeable):
         others = f'for f in {STATE_DIR}/*{STATE_SUFFIX}; do [ "$f" = {path} ] || rm -f "$f"; done'
         self.container.exec("sh", "-c", others)
         async with self.qmp() as qmp:
+            # a raw disk would migrate, but a layer stores it whole (virtual-dsm's 10 GiB system
+            # disk); the build base attaches every disk as qcow2 (Dockerfile), so one that is
+            # raw is a base without that patch
+            devices = await qmp.block_devices()
+            raw = [f"{d.name} ({d.format})" for d in devices if not d.read_only]
+            raw = [r for r in raw if not r.endswith("(qcow2)")]
+            if raw:
+                raise MigrationError(
+                    f"checkpoint {name!r} not taken: disk {', '.join(raw)} is not qcow2. Every "
+                    "writable disk must be qcow2 (virtual-dsm attaches boot and system disks raw; "
+                    "the build base converts them: build it from Dockerfile with base.patch_file)"
+                )
             saved = await migrate_to_file(qmp, path, timeout=timeout)
             size = self._read_back_state(path)
             await qmp.quit()

@@ -5,8 +5,8 @@
     prepare -> boot -> [start-ready] -> admin -> post-wizard -> services -> [final]
             -> flatten -> smoke
 
-Brackets are checkpoints: QEMU snapshots inside committed images. The build resumes from the
-newest checkpoint whose fingerprint matches and that passes its checks
+Brackets are checkpoints: a VM's saved state and disks inside committed images. The build
+resumes from the newest checkpoint whose fingerprint matches and that passes its checks
 (:func:`plan_with_checks`); when the final image matches, nothing runs.
 """
 

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 #: Container ports a client needs per service (NFSv4 only: no portmapper, no mountd).
 SERVICE_PORTS = {"smb": 445, "nfs": 2049, "iscsi": 3260}
-#: The file the services stage writes into the first share before ``savevm final``: every
+#: The file the services stage writes into the first share before the final checkpoint: every
 #: restore of the final image serves it over SMB and NFS (the smoke stage reads it back).
 BUILD_FILE = "vdsm-ci-build.txt"
 BUILD_FILE_DATA = b"written by the vdsm-ci services stage before the final checkpoint\n"
