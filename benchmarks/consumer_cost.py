@@ -462,6 +462,12 @@ def print_push(f: dict[str, Any]) -> None:
         f"{again / first:.3f}  (layers {f['rebuild_push_layers'] / 1e6:.1f} MB, config and "
         f"manifest {other / 1e3:.1f} kB)"
     )
+    statuses = f["rebuild_statuses"]
+    if statuses.get("boot") not in ("resumed", "skipped") or statuses.get("post-wizard") != "ran":
+        print(
+            f"INVALID: the rebuild did not resume from start-ready (boot {statuses.get('boot')},"
+            f" post-wizard {statuses.get('post-wizard')}): was a file edited meanwhile?"
+        )
     print("the rebuild's layers (compressed digest, compressed MB, uncompressed MB, what made it)")
     for x in f["layers"]:
         state = "PUSHED" if x["pushed"] else "shared" if x["in_first"] else "existed"
