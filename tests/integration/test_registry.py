@@ -29,7 +29,9 @@ from vdsmlib.checkpoints.vm import CHECKPOINT_REPOSITORY
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images
 from vdsmlib.docker.registry import RegistryError, pull, push
-from vdsmlib.pipeline.publish import publish
+from vdsmlib.pipeline.base import cache_dir
+from vdsmlib.pipeline.publish import publish, trust_pulled
+from vdsmlib.pipeline.trust import smoke_passed, trusted_final
 from vdsmlib.readiness import NotReady, ReadinessTimeout
 from vdsmlib.testing import DsmContainer
 
@@ -154,6 +156,72 @@ def test_publish_pull_by_digest_start_login(
         with dsm.client() as api, api.login(user, password) as session:
             assert session.nfs_get()["enable_nfs"] is True
     _remove_local(client, [outcome.reference])
+
+
+def test_a_pulled_final_image_is_trusted_by_the_record_beside_its_tag(
+    cached_build: dict,
+    registry: str,
+    client: docker.DockerClient,
+    builds: Builds,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`vdsm publish` pushes the checkpoint cache's record beside each tag. On an engine whose
+    user has no smoke record of the image (another machine: a cache without `trust/`), the
+    image pulled by tag is trusted by that record and the next build is a no-op on it; an image
+    pushed over the tag, or one with no record beside it, is not trusted, in one line each."""
+    run = cached_build["record"]
+    overrides = {
+        "sim_knobs": KNOBS,
+        "cache_repository": cached_build["cache"],
+        "image_repository": REPOSITORY,
+    }
+    repo = f"{registry}/vdsm-ci-test/trusted-final"
+    outcome = publish(client, "sim", repo, record=builds.out_dir / run.run_id / "result.json")
+    assert [r.startswith(f"{repo}@sha256:") for r in outcome.records] == [True] * len(
+        outcome.pushed
+    )
+    tag = outcome.pushed[0].tag
+    record_ref = f"{repo}:{record_tag(tag)}"
+    recorded = json.loads(client.images.get(pull(client, record_ref)).labels[RECORD_LABEL])
+    _remove_local(client, [record_ref])
+    assert recorded["reference"] == f"{repo}:{tag}" and recorded["digest"] == outcome.digest
+    assert (recorded["image_id"], recorded["run_id"]) == (run.image_id, run.run_id)
+    assert recorded["fingerprint"] == run.fingerprint and recorded["stage"] == "image"
+
+    # another machine: this user's cache holds no smoke record (the rest of it is kept)
+    fresh = tmp_path / "cache"
+    shutil.copytree(cache_dir(), fresh, ignore=shutil.ignore_patterns("trust"))
+    monkeypatch.setenv("VDSM_CI_CACHE", str(fresh))
+    _remove_local(client, [f"{repo}:{p.tag}" for p in outcome.pushed])
+    assert smoke_passed(run.image_id) is None
+    assert builds.start("sim", overrides).work_to_do() is not None
+    assert pull(client, f"{repo}:{tag}") == run.image_id
+    assert builds.start("sim", overrides).work_to_do() is None
+    passed = smoke_passed(run.image_id)
+    assert passed is not None and passed.run_id == run.run_id, passed
+    assert f"{repo}@{outcome.digest}" in passed.published
+
+    impostors = []
+    try:
+        # the same labels, another image, pushed over the tag; and one with no record at all
+        for name, ref in (("over-the-tag", f"{repo}:{tag}"), ("unrecorded", f"{repo}-x:a")):
+            dockerfile = f"FROM {run.image_id}\nLABEL vdsm-ci-test.impostor={name}\n"
+            image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), rm=True)
+            impostors.append(image.id)
+            image.tag(*ref.rsplit(":", 1))
+            push(client, ref)
+        lines = trust_pulled(client, run.fingerprint)
+        assert len(lines) == 2 and all("\n" not in line for line in lines), lines
+        over, unrecorded = sorted(lines, key=lambda line: f"{repo}-x:a " in line)
+        assert impostors[0].split(":")[1][:12] in over and "the tag was overwritten" in over
+        assert impostors[1].split(":")[1][:12] in unrecorded and "no record" in unrecorded
+        assert "pull one it published" in over and "pull one it published" in unrecorded
+        assert [smoke_passed(i) for i in impostors] == [None, None]
+        trusted = trusted_final(client, run.fingerprint).image
+        assert trusted is not None and trusted.id == run.image_id
+    finally:
+        _remove_local(client, [f"{repo}:{tag}", f"{repo}-x:a", *impostors])
 
 
 def test_next_build_pulls_the_checkpoint_instead_of_booting(

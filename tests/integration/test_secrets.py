@@ -1,4 +1,5 @@
-"""A password given as a parameter stays out of every notebook and record a run leaves.
+"""A password given as a parameter stays out of every notebook and record a run leaves, but
+the notebook papermill itself writes it into (run directly), which is made private (0600).
 
 ``make build`` hands ``admin_password`` to the build notebook's kernel as
 ``VDSM_ADMIN_PASSWORD`` (papermill would write a parameter into the executed notebook); the
@@ -71,6 +72,38 @@ def test_make_build_keeps_a_password_parameter_out_of_the_notebook_and_the_recor
     assert injected and "admin_password" not in "".join(injected[0]["source"])
 
 
+@pytest.mark.docker
+def test_papermill_cli_run_directly_makes_its_notebook_private(
+    tmp_path: Path, sim_image: str
+) -> None:
+    """``papermill notebooks/build.ipynb OUT -p admin_password X``: papermill writes the password
+    into OUT; the notebook's first step makes OUT 0600 (papermill's later saves keep it), and
+    nothing the run writes in its out folder holds it but ``state.json`` (0600). It fails fast
+    after prepare, as above."""
+    password = _new_password()
+    out = tmp_path / "out"
+    out.mkdir()
+    executed = tmp_path / "executed.ipynb"  # relative to papermill's working directory
+    env = {k: v for k, v in os.environ.items() if k != "VDSM_ADMIN_PASSWORD"}
+    argv = [str(Path(sys.executable).with_name("papermill")), str(BUILD_NOTEBOOK), executed.name]
+    argv += ["-p", "from_checkpoint", "final", "-p", "image_repository", TEST_REPOSITORY]
+    argv += ["-p", "out_dir", str(out), "-p", "admin_password", password]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    text = executed.read_text()
+    assert "no checkpoint 'final' with the current fingerprint" in text, text[-2000:]
+    assert executed.stat().st_mode & 0o777 == 0o600
+    assert password in text  # papermill's parameters cell: the file is private instead
+    assert "made it readable by you alone (mode 0600)" in text
+    run_dirs = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert len(run_dirs) == 1, run_dirs
+    for name in ("result.json", "report.html", "stages/prepare.json"):
+        assert (run_dirs[0] / name).is_file(), name
+    state = run_dirs[0] / "state.json"
+    assert _files_holding(out, password) == [str(state.relative_to(out))]
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
 def test_papermill_run_directly_says_it_wrote_the_password(tmp_path: Path) -> None:
     """papermill itself injects ``-p admin_password``; the notebook says so, and what to do."""
     password = _new_password()
@@ -86,4 +119,6 @@ def test_papermill_run_directly_says_it_wrote_the_password(tmp_path: Path) -> No
         )
     text = executed.read_text()
     assert password in text  # papermill's own parameter cell: out of our hands
+    # papermill's Python API: no command line names the output file, so the notebook says so
+    assert "could not be found here to make it private" in text
     assert "give it as VDSM_ADMIN_PASSWORD to keep it out" in text

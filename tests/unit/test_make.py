@@ -183,6 +183,16 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert "bad parameters" in capsys.readouterr().err
 
 
+def test_an_output_in_a_missing_folder_is_one_line_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    output = tmp_path / "missing" / "build.ipynb"
+    assert main([str(BUILD_NOTEBOOK), str(output), "-p", "out_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the folder {output.parent} does not exist" in err
+    assert not output.parent.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_the_lookup_makes_nothing_and_says_what_is_missing() -> None:
     class NoImages:
         def get(self, ref: str) -> Any:

@@ -40,7 +40,10 @@ __all__ = [
     "judge_pull",
     "pull_checkpoint",
     "push_checkpoint",
+    "push_record",
+    "read_record",
     "record_tag",
+    "repo_digests",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,8 +126,10 @@ def pull_checkpoint(
         return CacheTransfer("pull", ref, time.monotonic() - started, error=message)
     record_ref = f"{repository}:{record_tag(tag)}"
     try:
-        record = _read_record(client, record_ref)
-        message = judge_pull(ref, str(image.id), _digests(image, repository), record, record_ref)
+        record = read_record(client, record_ref)
+        message = judge_pull(
+            ref, str(image.id), repo_digests(image, repository), record, record_ref
+        )
     except (RegistryError, docker.errors.DockerException, ValueError) as err:
         message = f"{ref} refused: its record {record_ref} could not be read ({err}); not used"
     if message:
@@ -170,7 +175,7 @@ def push_checkpoint(client: docker.DockerClient, image_ref: str, repository: str
     }
     error = ""
     try:
-        pushed = _push_record(client, record_ref, record)
+        pushed = push_record(client, record_ref, record)
         record_ref = pushed.reference
     except (RegistryError, docker.errors.DockerException) as err:
         error = f"{ref} pushed, but not its record {record_ref} (pulls will refuse it): {err}"
@@ -181,7 +186,7 @@ def push_checkpoint(client: docker.DockerClient, image_ref: str, repository: str
     )
 
 
-def _digests(image: Any, repository: str) -> list[str]:
+def repo_digests(image: Any, repository: str) -> list[str]:
     """The image's manifest digests in ``repository`` (its RepoDigests there)."""
     found = []
     for digest in image.attrs.get("RepoDigests") or []:
@@ -191,8 +196,9 @@ def _digests(image: Any, repository: str) -> list[str]:
     return found
 
 
-def _push_record(client: docker.DockerClient, ref: str, record: Mapping[str, str]) -> Any:
-    """Build the record image ``ref`` (FROM scratch, one ``record.json``), push it, remove it."""
+def push_record(client: docker.DockerClient, ref: str, record: Mapping[str, Any]) -> Any:
+    """Build the record image ``ref`` (FROM scratch, one ``record.json``), push it, remove it.
+    The same record is pushed beside a published final image (:mod:`vdsmlib.pipeline.publish`)."""
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
@@ -214,7 +220,7 @@ def _push_record(client: docker.DockerClient, ref: str, record: Mapping[str, str
         _remove_quietly(client, ref)
 
 
-def _read_record(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
+def read_record(client: docker.DockerClient, ref: str) -> dict[str, Any] | None:
     """What the record ``ref`` says; None when the registry has no such record."""
     try:
         image_id = pull(client, ref)

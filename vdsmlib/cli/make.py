@@ -240,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.output.parent.is_dir():
+        # papermill would end in a traceback when it first saves the notebook
+        print(
+            f"make build: OUTPUT {args.output}: the folder {args.output.parent} does not exist "
+            "(create it, or name an output notebook in a folder that exists)",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT, datefmt="%H:%M:%S")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # its lines only when they warn
     try:

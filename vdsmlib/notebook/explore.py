@@ -55,6 +55,7 @@ from vdsmlib.wizard.unknown import insert_entry
 __all__ = [
     "WIZARD_STAGES",
     "Explorer",
+    "check_before_restore",
     "explore",
     "find_checkpoint",
     "kvm_usable",
@@ -130,6 +131,27 @@ def run_fingerprint(out_dir: Path | str, dsm_version: str, name: str) -> tuple[s
     return None
 
 
+def check_before_restore(
+    client: docker.DockerClient, image: str, name: str, *, run_id: str | None = None
+) -> str:
+    """The build's checks before a restore (:func:`vdsmlib.checkpoints.check.check_checkpoint`:
+    the image a build committed, no copy, sound disks and its state file). A checkpoint that
+    fails them is marked bad as the build marks it (untagged, so no build resumes from it) and
+    refused with the build's one line; returns the line of one that passes."""
+    from vdsmlib.checkpoints.check import check_checkpoint, mark_bad
+    from vdsmlib.pipeline.stage import checkpoint_records
+
+    result = check_checkpoint(client, image, name, records=checkpoint_records(), run_id=run_id)
+    if result.ok:
+        log.info("%s", result.line())
+        return result.line()
+    removed = mark_bad(client, result)
+    raise VdsmError(
+        f"{result.line()}; marked bad: untagged {', '.join(removed) or 'nothing'} (not restored: "
+        "explore again to restore an earlier one, or build again, which falls back from it)"
+    )
+
+
 def restore_checkpoint(
     client: docker.DockerClient,
     params: Params,
@@ -139,14 +161,17 @@ def restore_checkpoint(
     fingerprint: str | None = None,
 ) -> StageVm:
     """Start checkpoint ``name`` with ``-incoming file:/storage/<name>.state`` (with
-    ``fingerprint``, that one; else the newest); the VM stays until closed."""
+    ``fingerprint``, that one; else the newest), once it passed the build's checks
+    (:func:`check_before_restore`); the VM stays until closed."""
     image, accelerator = find_checkpoint(client, params, name, fingerprint)
+    run_id = new_run_id()
+    check_before_restore(client, image, name, run_id=run_id)
     return StageVm.start(
         client,
         image,
         params,
         accelerator=accelerator,
-        run_id=new_run_id(),
+        run_id=run_id,
         stage=f"explore-{name}",
         restore=name,
         keep=keep,
@@ -266,12 +291,14 @@ class Explorer:
         fingerprint = state.fingerprints.get("start-ready")
         image, accelerator = find_checkpoint(client, params, "start-ready", fingerprint)
         log.info("run %s failed in %s: restoring %s", record.run_id, failed, image)
+        run_id = new_run_id()
+        check_before_restore(client, image, "start-ready", run_id=run_id)
         vm = StageVm.start(
             client,
             image,
             params,
             accelerator=accelerator,
-            run_id=new_run_id(),
+            run_id=run_id,
             stage=f"explore-{failed}",
             restore="start-ready",
             keep=True,

@@ -3,8 +3,14 @@
 The image is the one the last build of the target produced (``out/latest/result.json``), or
 the newest local final image of the target; either way one whose smoke test passed (by image
 ID, :mod:`vdsmlib.pipeline.trust`): a copy that carries the final image's labels is refused.
-Each of its tags is pushed under the new repository with the same tag name; the digest is
-printed and written to the run's record and to the image's smoke-test record::
+Each of its tags is pushed under the new repository with the same tag name, and beside each
+the checkpoint cache's record (``<tag>.record``, :func:`vdsmlib.checkpoints.cache.push_record`:
+digest, image ID, fingerprint, and the run and tags of the smoke test that passed it); the
+digest is printed and written to the run's record and to the image's smoke-test record.
+
+Trust travels with the record: a final image pulled from a registry onto an engine whose user
+has no smoke record of it is trusted (:func:`trust_pulled`, which writes that record) when the
+record beside its tag names its digest and image ID; otherwise it is not, with one line why::
 
     from vdsmlib.pipeline.publish import publish
     from vdsmlib.docker.engine import connect
@@ -25,13 +31,20 @@ from typing import Any
 import docker
 import docker.errors
 
+from vdsmlib.checkpoints.cache import judge_pull, push_record, read_record, record_tag, repo_digests
 from vdsmlib.docker import labels as L
 from vdsmlib.docker.images import find_images, get_image
-from vdsmlib.docker.registry import PushResult, push, split_reference
+from vdsmlib.docker.registry import PushResult, RegistryError, push, split_reference
 from vdsmlib.errors import VdsmError
-from vdsmlib.pipeline.trust import record_digest, smoke_passed, trust_folder
+from vdsmlib.pipeline.trust import (
+    SmokePassed,
+    record_digest,
+    record_smoke_passed,
+    smoke_passed,
+    trust_folder,
+)
 
-__all__ = ["PublishError", "PublishResult", "find_final_image", "publish"]
+__all__ = ["PublishError", "PublishResult", "find_final_image", "publish", "trust_pulled"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,8 @@ class PublishResult:
     digest: str
     pushed: list[PushResult] = field(default_factory=list)
     record: str | None = None
+    #: the records pushed beside the tags (``repository@digest`` of each)
+    records: list[str] = field(default_factory=list)
 
     @property
     def reference(self) -> str:
@@ -101,7 +116,8 @@ def publish(
     """Push every tag of the target's final image to ``repository``; return the digest."""
     _check_repository(repository)
     final = find_final_image(client, target, record)
-    if smoke_passed(final.image_id) is None:
+    smoke = smoke_passed(final.image_id)
+    if smoke is None:
         raise PublishError(
             f"image {final.image_id[:19]} ({', '.join(final.tags)}) passed no smoke test "
             f"recorded in this user's cache ({trust_folder()}; a copy carries the labels, not "
@@ -121,11 +137,97 @@ def publish(
     if len(digests) != 1:
         raise PublishError(f"the tags of one image were pushed with different digests: {digests}")
     outcome = PublishResult(final.image_id, repository, digests.pop(), pushed)
+    outcome.records = [_push_final_record(client, repository, p, smoke) for p in pushed]
     record_digest(final.image_id, outcome.reference)
     if final.record is not None:
         outcome.record = str(final.record)
         _record(final.record, outcome)
     return outcome
+
+
+def _push_final_record(
+    client: docker.DockerClient, repository: str, pushed: PushResult, smoke: SmokePassed
+) -> str:
+    """Push the record beside ``repository:<tag>``: what a build that pulls it trusts."""
+    ref = f"{repository}:{record_tag(pushed.tag)}"
+    record = {
+        "reference": f"{repository}:{pushed.tag}",
+        "digest": pushed.digest,
+        "image_id": smoke.image_id,
+        "stage": "image",
+        "fingerprint": smoke.fingerprint,
+        "run_id": smoke.run_id,
+        "tags": smoke.tags,
+    }
+    try:
+        result = push_record(client, ref, record)
+    except (RegistryError, docker.errors.DockerException) as err:
+        raise PublishError(
+            f"pushed {repository}:{pushed.tag}, but not its record {ref} (a build that pulls "
+            f"the image will not trust it): {str(err).splitlines()[0]}; run vdsm publish again"
+        ) from err
+    return f"{result.repository}@{result.digest}"
+
+
+def trust_pulled(client: docker.DockerClient, fingerprint: str) -> list[str]:
+    """Trust the final images of ``fingerprint`` that were pulled from a registry and have no
+    smoke record here, by the record ``vdsm publish`` pushed beside their tag: when it names
+    the image's digest and ID, the smoke record it carries is written to this user's cache.
+    Returns one line for each pulled image that is not trusted (no record, another digest, or
+    pulled by digest alone), saying why and what to do. Images never pushed or pulled (no
+    RepoDigests) are left to :func:`vdsmlib.pipeline.trust.trusted_final`."""
+    lines = []
+    for image in find_images(client, {L.KIND: "final", L.FINGERPRINT: fingerprint}):
+        image_id = str(image.id)
+        repositories = sorted(
+            {str(d).partition("@")[0] for d in image.attrs.get("RepoDigests") or []}
+        )
+        if smoke_passed(image_id) is not None or not repositories:
+            continue
+        reasons = []
+        for repository in repositories:
+            reason = _trust_by_record(client, image, repository, fingerprint)
+            if not reason:
+                break
+            reasons.append(reason)
+        else:
+            lines.append(
+                f"pulled final image {image_id.split(':')[-1][:12]} not trusted: "
+                f"{'; '.join(reasons)} (a pulled image is trusted by the record vdsm publish "
+                "pushes beside its tag: pull one it published; this build smoke-tests its own)"
+            )
+    return lines
+
+
+def _trust_by_record(
+    client: docker.DockerClient, image: Any, repository: str, fingerprint: str
+) -> str:
+    """``""`` when a record beside one of the image's tags in ``repository`` vouches for it
+    (and the smoke record is written), else why not."""
+    tags = [t.rpartition(":")[2] for t in image.tags if t.rpartition(":")[0] == repository]
+    if not tags:
+        return (
+            f"{repository}@... has no tag here (pulled by digest), and its record is beside a tag"
+        )
+    image_id = str(image.id)
+    reasons = []
+    for tag in tags:
+        ref, record_ref = f"{repository}:{tag}", f"{repository}:{record_tag(tag)}"
+        record: dict[str, Any] | None = None
+        try:
+            record = read_record(client, record_ref)
+            why = judge_pull(ref, image_id, repo_digests(image, repository), record, record_ref)
+        except (RegistryError, docker.errors.DockerException, ValueError) as err:
+            why = f"{ref} refused: its record {record_ref} could not be read ({err}); not used"
+        if why or record is None:
+            reasons.append(why)
+            continue
+        tags_recorded = [str(t) for t in record.get("tags") or []] or [ref]
+        record_smoke_passed(image_id, str(record.get("run_id", "")), fingerprint, tags_recorded)
+        record_digest(image_id, f"{repository}@{record['digest']}")
+        log.info("pulled final image %s trusted: %s names its digest", ref, record_ref)
+        return ""
+    return "; ".join(reasons)
 
 
 def _record(path: Path, outcome: PublishResult) -> None:

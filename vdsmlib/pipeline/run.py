@@ -62,6 +62,7 @@ from vdsmlib.pipeline.context import RunState, StageContext, new_run_id
 from vdsmlib.pipeline.flatten import final_tags
 from vdsmlib.pipeline.plan import CHECKPOINT_AFTER, STAGES, Plan, make_plan, plan_with_checks
 from vdsmlib.pipeline.preflight import preflight
+from vdsmlib.pipeline.publish import trust_pulled
 from vdsmlib.pipeline.stage import checkpoint_records
 from vdsmlib.pipeline.stages import STAGE_FUNCTIONS, StageOutcome
 from vdsmlib.pipeline.trust import trusted_final
@@ -336,7 +337,9 @@ class Build:
         A plain function of what is there: prepare's look-up (the upstream image, PAT, build
         base, QEMU version and accelerator probe result, each as the build would reuse it), the
         fingerprints computed from it, and the plan over the images on this engine. A pull from
-        the checkpoint cache is work too. Example::
+        the checkpoint cache is work too. A final image pulled from a registry is trusted here
+        as in the build, by the record beside its tag (read, not kept; the smoke record it
+        carries is written to this user's cache). Example::
 
             build = Build("sim")
             print(build.work_to_do() or "nothing to do")
@@ -347,6 +350,8 @@ class Build:
         if isinstance(found, str):
             return found
         fingerprints = compute_fingerprints(self.params, found)
+        # a pulled final image is trusted by the record its publication pushed beside it
+        pulled = trust_pulled(self.client, fingerprints["image"])
         final = trusted_final(self.client, fingerprints["image"])
         # the plan the build would make (its checks of the checkpoint run in the build)
         plan = make_plan(
@@ -357,8 +362,7 @@ class Build:
         )
         if not plan.to_run():
             return None
-        note = final.note()
-        return f"{plan.reason}; {note}" if note else plan.reason
+        return "; ".join([plan.reason, *filter(None, [final.note(), *pulled])])
 
     async def run_if_noop(self) -> BuildRecord | None:
         """The no-op build's record when :meth:`work_to_do` finds nothing to do, else None.
@@ -559,6 +563,8 @@ class Build:
         self.record.accelerator_reason = state.accelerator_reason
         self.record.qemu_version = state.qemu_version
         self.record.fingerprint = state.fingerprints.get("image")
+        # a pulled final image is trusted by the record its publication pushed beside it
+        pulled = trust_pulled(self.client, state.fingerprints["image"])
         if pull:
             self._pull_cached_checkpoints(state)
         found = self._tagged_checkpoints(state.fingerprints)
@@ -581,9 +587,7 @@ class Build:
             ) from err
         except ValueError as err:
             raise VdsmError(f"from_checkpoint: {err}") from err
-        note = trusted.note()
-        if note:
-            plan.reason = f"{plan.reason}; {note}"
+        plan.reason = "; ".join([plan.reason, *filter(None, [trusted.note(), *pulled])])
         if plan.actions["prepare"] == "skipped":
             self.record.stage("prepare").status = "skipped"
         state.checkpoints = {k: v for k, v in found.items() if k not in plan.refused}
@@ -609,7 +613,7 @@ class Build:
 
     async def _run_plan(self, plan: Plan) -> None:
         """Run the plan's pending stages. When the checkpoint the build resumed from does not
-        restore (QEMU's loadvm fails), it is marked bad and the build falls back to the
+        restore (QEMU cannot load its state), it is marked bad and the build falls back to the
         checkpoint before it, or a cold boot, in the same run (once per checkpoint)."""
         while True:
             try:
