@@ -22,6 +22,7 @@ from vdsmlib.pipeline.stage import (
     run_wizard,
     start_vm,
 )
+from vdsmlib.qemu.balloon import reclaim_guest_memory
 from vdsmlib.services import api as services_api
 from vdsmlib.services import dataplane
 from vdsmlib.webapi.client import DsmClient
@@ -143,13 +144,18 @@ async def apply_services(ctx: StageContext, vm: StageVm, outcome: StageOutcome) 
 
 
 async def checkpoint_final(ctx: StageContext, vm: StageVm, outcome: StageOutcome) -> None:
-    """Last step of services: end the build's DSM sessions, migrate into ``final.state``, read
-    back, commit
-    (the ``final`` checkpoint); the VM is removed."""
+    """Last step of services: end the build's DSM sessions, let the guest give its free and cache
+    memory back (:func:`~vdsmlib.qemu.balloon.reclaim_guest_memory`), migrate into
+    ``final.state``, read back, commit (the ``final`` checkpoint); the VM is removed."""
     params = ctx.params
     vm.container.keep = False
     try:
         outcome.facts["sessions_ended"] = await asyncio.to_thread(_end_sessions, ctx, vm.url)
+        # Free and cache pages the guest gives up become zero: the VM state stores them as flags.
+        async with vm.qmp() as qmp:
+            memory = await reclaim_guest_memory(qmp, timeout=params.timeouts.savevm)
+        log.info("before the final checkpoint: %s", memory.summary())
+        outcome.facts["memory_reclaimed_bytes"] = memory.reclaimed
         cp = await vm.checkpoint(
             "final",
             labels=checkpoint_labels(ctx, "final"),

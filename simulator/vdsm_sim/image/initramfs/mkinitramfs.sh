@@ -50,7 +50,7 @@ depmod -b "$KROOT" "$KVER"
 # with), nfsd (NFSv4), LIO's iSCSI target with its file backstore. Stored uncompressed: the
 # kernel then loads them without decompressing xz under TCG, and the gzip of the whole
 # initramfs compresses them anyway.
-for mod in virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng virtio_console \
+for mod in virtio_pci virtio_net virtio_blk virtio_scsi sd_mod virtio_rng virtio_console virtio_balloon \
     ksmbd nls_utf8 md4 cmac ccm gcm arc4 \
     nfsd iscsi_target_mod target_core_file; do
     modprobe -d "$KROOT" -S "$KVER" --show-depends "$mod" | while read -r kind path _; do
