@@ -4,6 +4,11 @@
 # otherwise stops with one line naming what is missing and how to get it.
 set -euo pipefail
 
+# Debian installs dockerd and debootstrap in /usr/sbin, which an ordinary user's PATH lacks
+# (a user in the `docker` group has them all the same): look there too.
+sbin=${VDSM_CI_SBIN-/usr/local/sbin:/usr/sbin:/sbin}
+PATH="$PATH${sbin:+:$sbin}"
+
 need_pkgs=()
 # the engine, not only its client: a `docker` without `dockerd` cannot run builds here (unless
 # DOCKER_HOST points at an engine elsewhere)

@@ -48,7 +48,8 @@ def _machine(tmp_path: Path, *, dockerd: bool) -> tuple[Path, Path]:
 
 def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
-    env.update(PATH=str(bin_dir), VDSM_CI_DOCKER_WAIT="2")
+    # the machine is bin_dir alone: not this machine's /usr/sbin, where its dockerd is
+    env.update(PATH=str(bin_dir), VDSM_CI_SBIN="", VDSM_CI_DOCKER_WAIT="2")
     return subprocess.run(
         [str(bin_dir / "bash"), str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60
     )
@@ -75,3 +76,37 @@ def test_a_dockerd_that_runs_but_does_not_answer_is_waited_for_never_doubled(
     assert "waiting up to 2 s" in result.stdout
     assert not any(c.startswith("apt-get") for c in calls), calls
     assert result.returncode == 1
+
+
+def test_an_ordinary_user_finds_what_debian_keeps_in_sbin(tmp_path: Path) -> None:
+    """A `docker` group member's PATH lacks /usr/sbin, where Debian installs dockerd and
+    debootstrap: the script looks there too instead of calling them missing."""
+    bin_dir, _ = _machine(tmp_path, dockerd=False)
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    (bin_dir / "debootstrap").rename(sbin / "debootstrap")
+    for name, body in (("dockerd", "exit 0"),):
+        (sbin / name).write_text(f"#!{shutil.which('bash')}\n{body}\n")
+        (sbin / name).chmod(0o755)
+    for name, body in (("id", "echo 1000"), ("docker", "exit 0")):  # a user; an engine answers
+        (bin_dir / name).unlink()
+        (bin_dir / name).write_text(f"#!{shutil.which('bash')}\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    env.update(PATH=str(bin_dir), VDSM_CI_DOCKER_WAIT="2")
+
+    def run(sbin_dirs: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bin_dir / "bash"), str(SCRIPT)],
+            env={**env, "VDSM_CI_SBIN": sbin_dirs},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    found = run(str(sbin))
+    assert found.returncode == 0, found.stderr
+    assert "missing" not in found.stderr
+    unseen = run("")
+    assert unseen.returncode == 1
+    assert unseen.stderr.startswith("missing: docker.io debootstrap"), unseen.stderr
