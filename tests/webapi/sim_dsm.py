@@ -48,3 +48,20 @@ class Sim:
         )
         body = resp.json()
         assert resp.status_code == 200 and body.get("ok"), body
+
+    def admin_sid(self) -> str:
+        """A session of the admin: ``SYNO.API.Auth`` login version 6 at entry.cgi."""
+        resp = requests.get(
+            f"{self.url}/webapi/entry.cgi",
+            params={
+                "api": "SYNO.API.Auth",
+                "version": "6",
+                "method": "login",
+                "account": ADMIN_USER,
+                "passwd": ADMIN_PASSWORD,
+            },
+            timeout=10,
+        )
+        body = resp.json()
+        assert resp.status_code == 200 and body.get("success"), body
+        return str(body["data"]["sid"])

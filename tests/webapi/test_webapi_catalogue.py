@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim_dsm import ADMIN_PASSWORD, ADMIN_USER, Sim
+from sim_dsm import Sim
 
 from tests.sim.test_guest_api import call, err, ok
 from vdsmlib.dsm.captured_catalogue import CAPTURED
@@ -43,16 +43,7 @@ def test_query_all_lists_every_captured_dsm_api_as_recorded_and_no_package_api(
     assert not [name for name in packages if name in listed]
     assert set(listed) <= set(CAPTURED)
 
-    sid = ok(
-        call(
-            sim.url,
-            api="SYNO.API.Auth",
-            version=6,
-            method="login",
-            account=ADMIN_USER,
-            passwd=ADMIN_PASSWORD,
-        )
-    )["sid"]
+    sid = sim.admin_sid()
     # A package's API answers as on a DSM without the package: it does not exist (102).
     for name in ("SYNO.DownloadStation2.Task", "SYNO.Foto.Browse.Item", "SYNO.Backup.Task"):
         path, _, maximum, *_ = CAPTURED[name]

@@ -85,17 +85,7 @@ def test_answers_have_every_recorded_key_with_its_type(
 ) -> None:
     volume = tmp_path / "volume1"
     sim = sim_factory(SIM_VOLUME_ROOT=str(volume))
-    sid = ok(
-        call(
-            sim.url,
-            "entry.cgi",
-            api="SYNO.API.Auth",
-            version=6,
-            method="login",
-            account=ADMIN_USER,
-            passwd=ADMIN_PASSWORD,
-        )
-    )["sid"]
+    sid = sim.admin_sid()
     served = [r for r in RECORDED if r[0] in CATALOG and r[1] in CATALOG[r[0]].methods]
     # a shared folder holding a file, for File Station's listings
     share = "recorded"
