@@ -102,6 +102,11 @@ def test_full_build_record(first_build: dict) -> None:
     # evidence: a screenshot per wizard screen, videos, and one executed notebook per stage,
     # every path relative to the run folder
     run_dir = (first_build["out"] / result["run_id"]).resolve()
+    # before the final checkpoint the guest gave memory to the balloon (virtual-dsm attaches
+    # virtio-balloon-pci: src/config.sh at v7.41, pinned in tests/sim/test_cmdline.py)
+    services = json.loads((run_dir / "stages" / "services.json").read_text())["facts"]
+    assert services["memory_reclaimed_bytes"] > 0, services
+    assert 0 < services["final_vm_state_bytes"] < 512 * 2**20, services
     assert any("admin-account" in p for p in result["screenshots"]), result["screenshots"]
     assert all((run_dir / p).is_file() for p in result["screenshots"])
     assert result["videos"] and all((run_dir / p).stat().st_size > 0 for p in result["videos"])
