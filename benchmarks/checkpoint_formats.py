@@ -1,6 +1,7 @@
 """Checkpoint formats end to end: savevm in qcow2 against a migration stream in a file.
 
-    .venv/bin/python benchmarks/checkpoint_formats.py [--image IMAGE] [--image-2g IMAGE] [--runs 2]
+    .venv/bin/python benchmarks/checkpoint_formats.py [--image IMAGE] [--image-2g IMAGE] \\
+        [--runs 2] [--no-2g] [--json PATH]
 
 Two guests: the simulator's final image as built (its RAM, 512 MiB), and a final image built
 with ``vm.ram: 2G`` whose guest memory is filled before the checkpoint is taken. The simulator
@@ -11,10 +12,11 @@ are uploaded through File Station's Web API (``SYNO.FileStation.Upload``) into `
 checkpoint. The guest's own memory figures (``SYNO.Core.System.Utilization``) are printed before
 and after, and the mapped-ram file's allocated bytes count the non-zero pages QEMU wrote.
 
-For each guest, one VM restored from the image's ``final`` takes every checkpoint from the same
-paused moment: ``stop``, ``delvm final``, ``savevm bench`` (so the disks hold one VM state), then
-QEMU quits. The disks become the savevm image. A VM restored from that image then, paused, migrates
-to a file twice (a plain stream, then the ``mapped-ram`` capability: QEMU 9.0+ writes each page at a
+For each guest, one VM restored from the image's ``final`` (``-incoming
+file:/storage/final.state``, the disks writable) takes every checkpoint from the same paused
+moment: ``stop``, ``savevm bench`` (the disks then hold one VM state), then QEMU quits. The
+disks become the savevm image. A VM restored from that image then, paused, migrates to a file
+twice (a plain stream, then the ``mapped-ram`` capability: QEMU 9.0+ writes each page at a
 fixed offset of a sparse file, zero pages left as holes); its disks, compacted without internal
 snapshots (``qemu-img convert``), plus the file make the two migration images. Each image is one
 layer over the final image (``COPY storage/ /storage/``), pushed to a local registry
@@ -100,6 +102,8 @@ ENTRY = {"entrypoint": ["/usr/bin/tini", "-s", "/run/entry.sh"]}
 #: the file formats: name -> the mapped-ram capability
 FILE_FORMATS = {"plain": "off", "mapped-ram": "on"}
 FORMATS = ("savevm", *FILE_FORMATS)
+#: the final image's VM state (vdsmlib.pipeline.flatten: ``-incoming file:/storage/final.state``)
+FINAL_STATE = "/storage/final.state"
 MIB = 1 << 20
 
 
@@ -316,7 +320,11 @@ def measure(
     try:
         # 1. one paused moment: savevm bench on a VM restored from final (filled first)
         container, url = start(
-            client, case.image, params, environment={"ARGUMENTS": "-loadvm final"}, **ENTRY
+            client,
+            case.image,
+            params,
+            environment={"ARGUMENTS": f"-incoming file:{FINAL_STATE}"},
+            **ENTRY,
         )
         made.append(container)
         sid = wait_login(url, params, container, timeout)
@@ -331,13 +339,16 @@ def measure(
             fill_name = data.name
             case.memory.append(f"after {case.fill_mib} MiB upload ({seconds:.0f} s): "
                                f"{memory(url, sid)}")  # fmt: skip
-        hmp(container, "stop", "delvm final")
+        hmp(container, "stop")
         started = time.monotonic()
         hmp(container, "savevm bench")
         results["savevm"].save = time.monotonic() - started
         contexts = {name: work / name for name in FORMATS}
         quit_and_copy_storage(container, contexts["savevm"])
         container.remove(force=True)
+        # the final image's own state is no part of any format's layer (it stays below, in the
+        # final image, which is pushed first)
+        (contexts["savevm"] / "storage" / Path(FINAL_STATE).name).unlink(missing_ok=True)
         info = subprocess.run(
             ["qemu-img", "info", "--output=json"]
             + [str(p) for p in (contexts["savevm"] / "storage").glob("*.boot.img")],
@@ -383,6 +394,8 @@ def measure(
             out = contexts[name] / "storage"
             out.mkdir(parents=True)
             for disk in (raw / "storage").iterdir():
+                if disk.name == Path(FINAL_STATE).name:
+                    continue
                 if disk.suffix in (".img", ".qcow2"):
                     subprocess.run(
                         ["qemu-img", "convert", "-O", "qcow2", str(disk), str(out / disk.name)],
@@ -504,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fill-mib", type=int, default=850, help="MiB uploaded into the 2 GB guest"
     )
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--no-2g", action="store_true", help="only the simulator's RAM (no 2 GB image)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     # a TERM cleans up as an interrupt does (containers, images, registry, files)
@@ -512,18 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params("sim")
     params_2g = load_params("sim", overrides={"vm": {"ram": "2G"}})
     image = args.image or built_final(client, {})
-    image_2g = args.image_2g or built_final(
-        client, {"vm": {"ram": "2G"}, "sim_knobs": {"SIM_VOLUME_ROOT": "/"}}
-    )
-    cases = [
-        Case(f"{params.vm.ram} (sim)", image, params.vm.ram, 0),
-        Case("2G, filled", image_2g, "2G", args.fill_mib),
-    ]
+    cases = [Case(f"{params.vm.ram} (sim)", image, params.vm.ram, 0)]
+    if not args.no_2g:
+        image_2g = args.image_2g or built_final(
+            client, {"vm": {"ram": "2G"}, "sim_knobs": {"SIM_VOLUME_ROOT": "/"}}
+        )
+        cases.append(Case("2G, filled", image_2g, "2G", args.fill_mib))
     work = Path(tempfile.mkdtemp(prefix=f"vdsm-ci-formats-{uuid.uuid4().hex[:6]}-"))
     registry = Registry(work)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
-        for case, case_params in zip(cases, (params, params_2g), strict=True):
+        for case, case_params in zip(cases, (params, params_2g)[: len(cases)], strict=True):
             case_work = work / case.ram
             case_work.mkdir()
             measure(client, case, case_params, case_work, registry, args.runs)

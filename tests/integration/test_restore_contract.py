@@ -30,7 +30,7 @@ from tests.poll import poll
 from vdsmlib.docker import labels as L
 from vdsmlib.params import load_params
 from vdsmlib.pipeline import BuildRecord
-from vdsmlib.pipeline.flatten import final_env
+from vdsmlib.pipeline.flatten import final_env, image_env
 from vdsmlib.readiness import NotReady
 from vdsmlib.webapi.client import DsmClient, DsmSession
 from vdsmlib.webapi.errors import WebApiError
@@ -84,6 +84,14 @@ def test_the_image_carries_every_variable_that_shaped_the_vm(
     env = dict(item.split("=", 1) for item in config["Env"])
     want = final_env(SIM, final.accelerator or "tcg")
     assert {k: env.get(k) for k in want} == want
+    # and how the disks open, which is the container's to change (not in restore.conf)
+    assert {k: env.get(k) for k in ("DISK_CACHE", "DISK_IO")} == {
+        "DISK_CACHE": "unsafe",
+        "DISK_IO": "threads",
+    }
+    assert image_env(SIM, final.accelerator or "tcg") == {
+        k: env[k] for k in image_env(SIM, final.accelerator or "tcg")
+    }
     assert config["Entrypoint"] == ["/bin/bash", "/usr/local/bin/vdsm-ci-entry"]
     labels = config["Labels"]
     assert labels[L.RESTORE_RUN] == "--device /dev/net/tun --cap-add NET_ADMIN"
@@ -183,6 +191,16 @@ def test_a_kvm_image_on_another_cpu_vendor_is_refused(
     assert f"under KVM on a {vendor} CPU and this host's is {other}" in line, line
 
 
+def _qemu_drives(container: Any) -> list[str]:
+    """The ``-drive`` arguments of the container's QEMU, from its /proc cmdline."""
+    code, out = container.exec_run(
+        ["bash", "-c", 'for p in /proc/[0-9]*; do tr "\\0" "\\n" <$p/cmdline; echo; done']
+    )
+    assert code == 0, out
+    args = out.decode(errors="replace").split("\n")
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a == "-drive"]
+
+
 def _logged_in(container: Any, port: int) -> DsmSession:
     dsm = DsmClient(f"http://127.0.0.1:{port}", timeout=5)
 
@@ -209,6 +227,10 @@ def test_restart_returns_to_the_snapshot_and_stop_ends_it_by_itself(
     container = started(ports={"5000/tcp": ("127.0.0.1", port)}, **NAT)
     with _logged_in(container, port) as session:
         session.share_create("restart-probe")
+        # every disk opened buffered (the image's DISK_CACHE/DISK_IO, read by virtual-dsm's
+        # disk script: v7.41 src/disk.sh:6,10), the writes in -snapshot's overlays
+        drives = _qemu_drives(container)
+        assert len(drives) == 3 and all("cache=unsafe,aio=threads" in d for d in drives), drives
         assert "restart-probe" in [s["name"] for s in session.share_list()]
     container.restart(timeout=30)
     with _logged_in(container, port) as session:

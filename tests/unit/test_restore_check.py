@@ -22,7 +22,13 @@ import pytest
 
 from vdsmlib.docker import labels as L
 from vdsmlib.params import load_params
-from vdsmlib.pipeline.flatten import final_env, restore_conf, restore_contract
+from vdsmlib.pipeline.flatten import (
+    RESTORE_IO_ENV,
+    final_env,
+    image_env,
+    restore_conf,
+    restore_contract,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "vdsmlib" / "pipeline" / "assets" / "restore-check.sh"
@@ -257,3 +263,21 @@ def test_the_labels_say_how_to_run(dsm_kvm_env: dict, sim_env: dict) -> None:
     assert (kvm[L.RESTORE_CPU_CORES], kvm[L.RESTORE_RAM_SIZE]) == ("2", "2G")
     user = restore_contract({**sim_env, "NETWORK": "user"}, "tcg", cpuinfo())
     assert user[L.RESTORE_RUN] == ""
+
+
+def test_disk_io_is_the_containers_choice(host: Host, sim_env: dict) -> None:
+    """The final image opens its disks buffered (DISK_CACHE=unsafe, DISK_IO=threads: every
+    write goes to -snapshot's temporary overlays), and the check lets a container change that:
+    how QEMU opens the disks is no part of the saved VM."""
+    env = image_env(load_params("sim"), "tcg")
+    assert {k: env[k] for k in RESTORE_IO_ENV} == {"DISK_CACHE": "unsafe", "DISK_IO": "threads"}
+    assert not set(RESTORE_IO_ENV) & set(sim_env)
+    assert "DISK_CACHE" not in restore_conf(sim_env, restore_contract(sim_env, "tcg", cpuinfo()))
+    done = host.run(sim_env, DISK_CACHE="none", DISK_IO="native")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    # a target whose env sets them keeps its own, and then they are part of its VM
+    params = load_params("sim")
+    params.env["DISK_CACHE"] = "writeback"
+    mine = image_env(params, "tcg")
+    assert mine["DISK_CACHE"] == "writeback" and mine["DISK_IO"] == "threads"
+    assert final_env(params, "tcg")["DISK_CACHE"] == "writeback"
