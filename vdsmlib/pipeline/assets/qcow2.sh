@@ -5,7 +5,7 @@
 # The image's own format is the top-level "format" key of `qemu-img info --output=json`. Since
 # QEMU 8 that JSON opens with a "children" list whose first entry says "format": "file" (the
 # protocol layer), so the first "format" in the text is not the image's. Only raw is converted;
-# qcow2 is left as it is (with its internal snapshots: a restore needs them); anything else
+# qcow2 is left as it is (with whatever it holds: a restore needs the disks as saved); anything else
 # stops the container start, because attaching it as qcow2 would fail later and less clearly.
 set -eu
 f="$1"
